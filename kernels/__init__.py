@@ -1,0 +1,68 @@
+"""Hand-written kernels for minimtl's heavy operators, one folder per operator.
+
+Each folder holds the operator's SPEC (``__init__.py``: shapes, forward formula, backward
+derivation, edge cases) and three interchangeable backends with the same ``fwd`` / ``bwd``
+signatures:
+
+    reference.py   NumPy, written for clarity: the definition and the test oracle
+    numba_cpu.py   ``@njit(cache=True)`` loops for the CPU
+    cupy_cuda.py   CUDA C compiled at first use through ``cupy.RawModule``
+
+Kernels are pure array functions: arrays in, arrays out, no state, inputs never written.
+This package never imports ``minimtl``; ``get`` imports a backend module on first use, so
+importing ``kernels`` pulls in neither numba nor cupy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+__all__ = ["OPS", "BACKEND_MODULES", "get"]
+
+#: Every operator with kernels. Each name is a sub-package of ``kernels``.
+OPS: tuple[str, ...] = (
+    "conv1d",
+    "conv1d_relu",
+    "maxpool1d",
+    "avgpool1d",
+    "rnn",
+    "lstm",
+    "gru",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "soft_cross_entropy",
+    "bce_with_logits",
+    "bce",
+    "mse",
+)
+
+#: Backend name -> module file inside each operator's folder.
+BACKEND_MODULES: dict[str, str] = {
+    "numpy": "reference",
+    "numba": "numba_cpu",
+    "cupy": "cupy_cuda",
+}
+
+_cache: dict[tuple[str, str], ModuleType] = {}
+
+
+def get(op: str, backend: str) -> ModuleType:
+    """Return the kernel module (with ``fwd`` and ``bwd``) of ``op`` for ``backend``.
+
+    >>> get("conv1d", "numpy").fwd  # doctest: +ELLIPSIS
+    <function fwd at ...>
+    """
+    key = (op, backend)
+    module = _cache.get(key)
+    if module is None:
+        if op not in OPS:
+            raise ValueError(f"kernels.get: unknown operator {op!r}; known: {', '.join(OPS)}")
+        if backend not in BACKEND_MODULES:
+            raise ValueError(
+                f"kernels.get: unknown backend {backend!r}; known: {', '.join(BACKEND_MODULES)}"
+            )
+        module = importlib.import_module(f"kernels.{op}.{BACKEND_MODULES[backend]}")
+        _cache[key] = module
+    return module

@@ -1,0 +1,1 @@
+"""minimtl: a small, readable deep-learning engine (work in progress)."""

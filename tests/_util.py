@@ -1,0 +1,65 @@
+"""Small helpers shared by the tests: moving arrays to a backend's device and back,
+normwise relative error, and the agreement bounds of TESTING.md."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import kernels
+
+
+def to_device(a, backend: str):
+    """A NumPy array (or None/int) as the array type the backend's kernels take."""
+    if backend == "cupy" and isinstance(a, np.ndarray):
+        import cupy
+
+        return cupy.asarray(a)
+    return a
+
+
+def to_host(a):
+    """Any kernel output (NumPy or CuPy array, tuple, None) as NumPy."""
+    if isinstance(a, tuple):
+        return tuple(to_host(v) for v in a)
+    if a is None or isinstance(a, np.ndarray):
+        return a
+    get = getattr(a, "get", None)
+    return get() if get is not None else np.asarray(a)
+
+
+def kernel(op: str, backend: str):
+    return kernels.get(op, backend)
+
+
+def call(op: str, backend: str, fn: str, *args, **params):
+    """Run ``kernels.<op>.<backend>.<fn>`` on host arrays; return host arrays."""
+    mod = kernels.get(op, backend)
+    out = getattr(mod, fn)(*(to_device(a, backend) for a in args), **params)
+    return to_host(out)
+
+
+def rel_err(out, ref) -> float:
+    """Normwise relative error ‖out − ref‖ / max(‖ref‖, tiny), computed in float64."""
+    out = np.asarray(out, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert out.shape == ref.shape, f"shape {out.shape} != reference shape {ref.shape}"
+    return float(np.linalg.norm(out - ref) / max(np.linalg.norm(ref), 1e-300))
+
+
+def bound(dtype, kind: str = "elementwise", terms: int = 1) -> float:
+    """TESTING.md's agreement bound for a dtype and a kind of computation.
+
+    kind: "elementwise" (also softmax, activations), "sum" (sums over ``terms`` terms),
+    "rnn" (recurrences over T <= 10).
+    """
+    if np.dtype(dtype) == np.float64:
+        return 1e-12
+    if kind == "elementwise":
+        return 1e-6
+    if kind == "sum":
+        return min(1e-4, 10 * math.sqrt(max(terms, 1)) * 2.0**-24)
+    if kind == "rnn":
+        return 1e-5
+    raise ValueError(kind)
