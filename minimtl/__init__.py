@@ -1,1 +1,29 @@
-"""minimtl: a small, readable deep-learning engine (work in progress)."""
+"""minimtl: a from-scratch, readable deep-learning engine on NumPy, Numba and CuPy.
+
+    import minimtl as mt
+    x = mt.tensor([[1.0, 2.0]], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()          # x.grad == 2·x
+
+Importing minimtl imports neither numba nor cupy: a backend loads on first use.
+"""
+
+from . import functional, ops
+from .backend import (
+    BACKENDS,
+    available_backends,
+    default_backend,
+    set_default_backend,
+    use_backend,
+)
+from .function import Function, enable_grad, is_grad_enabled, no_grad
+from .gradcheck import gradcheck
+from .tensor import Tensor, tensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
+    "BACKENDS", "available_backends", "default_backend", "set_default_backend",
+    "use_backend", "functional", "ops", "gradcheck", "__version__",
+]

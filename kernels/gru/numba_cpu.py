@@ -1,0 +1,117 @@
+"""GRU layer on the CPU: BLAS for the big products, Numba loops for the recurrence.
+
+Parallel strategy: batch rows are independent through time, so one ``prange`` iteration
+walks one batch row n through all T steps (forward, or backward from t = T−1 to 0); no
+synchronisation between steps. The products that do not depend on the recurrence (the
+input projection p = x W_ihᵀ + b_ih of every step, and gx, gw_ih, gw_hh after the backward
+walk) are single matrix products in the Python wrappers (NumPy's BLAS), outside njit.
+
+Memory access: per step a row computes q = W_hh h + b_hh as H axpy sweeps over the
+contiguous rows of W_hhᵀ (3H, H → H rows of 3H), so the innermost loop runs over unit
+strides with no reduction and vectorises without reassociation (no fastmath); the backward
+sweep g ← z ⊙ g + gq W_hh runs over the contiguous rows of W_hh the same way. W_hh
+(48 KiB in float32 at H = 64) stays in L1/L2 for a whole row.
+
+math: see SPEC (``kernels/gru/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["fwd", "bwd"]
+
+
+@njit(cache=True)
+def _sigmoid(a):
+    e = np.exp(-abs(a))
+    s = 1.0 / (1.0 + e)
+    return s if a >= 0 else e * s
+
+
+@njit(cache=True, parallel=True)
+def _forward_walk(p, h0, w_hhT, b_hh, hs, gates):
+    N, T, H3 = p.shape
+    H = H3 // 3
+    for n in prange(N):
+        h = h0[n].copy()  # (H,) h_{t-1}, updated in place
+        q = np.empty(H3, dtype=p.dtype)  # (3H,) W_hh h + b_hh
+        for t in range(T):
+            q[:] = b_hh
+            for k in range(H):
+                hk = h[k]
+                wk = w_hhT[k]
+                for j in range(H3):
+                    q[j] += wk[j] * hk
+            for j in range(H):
+                r = _sigmoid(p[n, t, j] + q[j])
+                z = _sigmoid(p[n, t, H + j] + q[H + j])
+                m = q[2 * H + j]
+                c = np.tanh(p[n, t, 2 * H + j] + r * m)
+                h[j] = (1.0 - z) * c + z * h[j]  # h[j] is read by this j only
+                hs[n, t, j] = h[j]
+                gates[n, t, j] = r
+                gates[n, t, H + j] = z
+                gates[n, t, 2 * H + j] = c
+                gates[n, t, 3 * H + j] = m
+
+
+@njit(cache=True, parallel=True)
+def _backward_walk(ghs, h0, w_hh, hs, gates, gp, gq, gh0):
+    N, T, H = ghs.shape
+    for n in prange(N):
+        g = np.zeros(H, dtype=ghs.dtype)  # gradient reaching h_t
+        for t in range(T - 1, -1, -1):
+            hprev = h0[n] if t == 0 else hs[n, t - 1]
+            for j in range(H):
+                gj = g[j] + ghs[n, t, j]
+                r = gates[n, t, j]
+                z = gates[n, t, H + j]
+                c = gates[n, t, 2 * H + j]
+                m = gates[n, t, 3 * H + j]
+                ga_n = gj * (1.0 - z) * (1.0 - c * c)
+                ga_z = gj * (hprev[j] - c) * z * (1.0 - z)
+                ga_r = ga_n * m * r * (1.0 - r)
+                gp[n, t, j] = ga_r
+                gp[n, t, H + j] = ga_z
+                gp[n, t, 2 * H + j] = ga_n
+                gq[n, t, j] = ga_r
+                gq[n, t, H + j] = ga_z
+                gq[n, t, 2 * H + j] = ga_n * r
+                g[j] = z * gj  # the direct path z ⊙ g; the W_hh path is added below
+            gqt = gq[n, t]
+            for i in range(3 * H):
+                gi = gqt[i]
+                wi = w_hh[i]
+                for k in range(H):
+                    g[k] += gi * wi[k]
+        gh0[n] = g
+
+
+def fwd(x, h0, w_ih, w_hh, b_ih, b_hh):
+    """GRU forward: ``(hs (N, T, H), gates (N, T, 4H))``; see the reference for the API."""
+    N, T, D = x.shape
+    H = h0.shape[1]
+    p = (x.reshape(N * T, D) @ w_ih.T + b_ih).reshape(N, T, 3 * H)  # BLAS
+    hs = np.empty((N, T, H), dtype=x.dtype)
+    gates = np.empty((N, T, 4 * H), dtype=x.dtype)
+    _forward_walk(p, h0, np.ascontiguousarray(w_hh.T), b_hh, hs, gates)
+    return hs, gates
+
+
+def bwd(ghs, x, h0, w_ih, w_hh, hs, gates):
+    """GRU backward: ``(gx, gh0, gw_ih, gw_hh, gb_ih, gb_hh)``; see the reference."""
+    N, T, D = x.shape
+    H = h0.shape[1]
+    gp = np.empty((N, T, 3 * H), dtype=x.dtype)
+    gq = np.empty((N, T, 3 * H), dtype=x.dtype)
+    gh0 = np.empty((N, H), dtype=x.dtype)
+    _backward_walk(ghs, h0, w_hh, hs, gates, gp, gq, gh0)
+    hprev = np.concatenate([h0[:, None, :], hs[:, :-1]], axis=1)  # (N, T, H)
+    gp2 = gp.reshape(N * T, 3 * H)
+    gq2 = gq.reshape(N * T, 3 * H)
+    gx = (gp2 @ w_ih).reshape(N, T, D)
+    gw_ih = gp2.T @ x.reshape(N * T, D)
+    gw_hh = gq2.T @ hprev.reshape(N * T, H)
+    return gx, gh0, gw_ih, gw_hh, gp2.sum(axis=0), gq2.sum(axis=0)

@@ -1,0 +1,155 @@
+"""The engine's one mechanism: a ``Function`` records itself in the graph when applied.
+
+An op subclasses ``Function`` and writes ``forward(ctx, *arrays, **params)`` and
+``backward(ctx, *gys)`` on raw arrays. ``Function.apply`` does the bookkeeping once for
+every op: it checks that all tensor inputs share a backend, unwraps them, runs
+``forward``, wraps the outputs and, when gradients are needed, links them to a ``Node``
+that ``Tensor.backward`` later walks. ``backward`` returns one gradient per input, in
+order (``None`` where an input needs none); the engine un-broadcasts each to its input's
+shape and checks shape and dtype before accumulating it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import kernels
+
+from .backend import xp_of
+
+__all__ = ["Function", "Context", "Node", "no_grad", "enable_grad", "is_grad_enabled",
+           "unbroadcast"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """Whether applied ops currently record the graph."""
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled: bool) -> Iterator[None]:
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, enabled
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph (inference, optimizer updates)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    """Context manager: re-enable graph recording inside a ``no_grad`` block."""
+    return _grad_mode(True)
+
+
+class Context:
+    """Per-call scratch space of a Function: saved arrays, parameters, backend, kernels.
+
+    Attributes
+    ----------
+    backend : str       the inputs' backend
+    xp : module         its array module (numpy or cupy)
+    k : module | None   ``kernels.get(Function.kernel, backend)`` for heavy ops
+    needs_grad : tuple[bool, ...]  per input: does it require a gradient?
+    saved : tuple       what ``save`` stored
+    """
+
+    __slots__ = ("backend", "xp", "k", "needs_grad", "saved", "params")
+
+    def __init__(self, backend: str, needs_grad: tuple[bool, ...], kernel: str | None):
+        self.backend = backend
+        self.xp = xp_of(backend)
+        self.k = kernels.get(kernel, backend) if kernel is not None else None
+        self.needs_grad = needs_grad
+        self.saved: tuple = ()
+        self.params: dict[str, Any] = {}
+
+    def save(self, *arrays) -> None:
+        """Keep arrays for backward (they must not be modified in place afterwards)."""
+        self.saved = arrays
+
+
+class Node:
+    """A recorded call in the graph: the Function, its context, its tensor inputs."""
+
+    __slots__ = ("fn", "ctx", "inputs", "n_outputs")
+
+    def __init__(self, fn: type[Function], ctx: Context, inputs: tuple, n_outputs: int):
+        self.fn = fn
+        self.ctx = ctx
+        self.inputs = inputs  # Tensors, or None for non-tensor arguments
+        self.n_outputs = n_outputs
+
+    def __repr__(self) -> str:
+        return f"<Node {self.fn.__name__}>"
+
+
+def unbroadcast(g, shape: tuple[int, ...]):
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+class Function:
+    """Base class of every differentiable op. Subclasses define ``forward``/``backward``.
+
+    ``kernel`` names the ``kernels/<op>`` family for heavy ops (``ctx.k``); generic ops leave
+    it ``None`` and compute with ``ctx.xp``.
+    """
+
+    kernel: str | None = None
+
+    @staticmethod
+    def forward(ctx: Context, *args, **params):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, *gys):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from .tensor import Tensor
+
+        backend = None
+        for t in inputs:
+            if isinstance(t, Tensor):
+                if backend is None:
+                    backend = t.backend
+                elif t.backend != backend:
+                    shapes = ", ".join(
+                        f"{u.backend}{u.shape}" for u in inputs if isinstance(u, Tensor)
+                    )
+                    raise ValueError(
+                        f"{cls.__name__}: inputs live on different backends ({shapes}); "
+                        f"move them with .to(backend) first"
+                    )
+        if backend is None:
+            raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
+        needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        record = _grad_enabled and any(needs_grad)
+        ctx = Context(backend, needs_grad, cls.kernel)
+        raw = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        out = cls.forward(ctx, *raw, **params)
+        multi = isinstance(out, tuple)
+        outs = out if multi else (out,)
+        node = Node(cls, ctx, inputs, len(outs)) if record else None
+        wrapped = tuple(
+            Tensor._from_op(o, backend, node, i) for i, o in enumerate(outs)
+        )
+        return wrapped if multi else wrapped[0]

@@ -1,0 +1,75 @@
+"""Conv1d and the fused Conv1d+ReLU. Math: kernels/conv1d/__init__.py."""
+
+from __future__ import annotations
+
+from ..function import Function
+from . import _checks
+
+__all__ = ["Conv1d", "Conv1dRelu", "conv_out_length"]
+
+
+def conv_out_length(length: int, k: int, stride: int, pad_left: int, pad_right: int,
+                    dilation: int) -> int:
+    """Lo = ⌊(L + pl + pr − dilation·(K − 1) − 1) / stride⌋ + 1."""
+    return (length + pad_left + pad_right - dilation * (k - 1) - 1) // stride + 1
+
+
+def _check(op, x, w, b, stride, padding_left, padding_right, dilation):
+    _checks.positive(op, stride=stride, dilation=dilation)
+    if padding_left < 0 or padding_right < 0:
+        raise ValueError(f"{op}: padding must be >= 0, got ({padding_left}, {padding_right})")
+    _checks.ndim(op, "x", x, 3, "(N, C, L)")
+    _checks.ndim(op, "weight", w, 3, "(O, C, K)")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"{op}: x {x.shape} has {x.shape[1]} channels but weight {w.shape} "
+                         f"expects {w.shape[1]}")
+    if b is not None and b.shape != (w.shape[0],):
+        raise ValueError(f"{op}: bias {b.shape} does not match weight {w.shape}")
+    if conv_out_length(x.shape[2], w.shape[2], stride, padding_left, padding_right,
+                       dilation) < 1:
+        raise ValueError(
+            f"{op}: window {w.shape[2]} (dilation {dilation}) is longer than the padded "
+            f"input: x {x.shape}, padding ({padding_left}, {padding_right})")
+    return _checks.floats(op, x=x, weight=w, bias=b)
+
+
+class Conv1d(Function):
+    """y = conv1d(x, w, b): x (N, C, L), w (O, C, K), b (O,) or None -> (N, O, Lo)."""
+
+    kernel = "conv1d"
+
+    @staticmethod
+    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1):
+        x, w, b = _check("conv1d", x, w, b, stride, padding_left, padding_right, dilation)
+        ctx.save(x, w)
+        ctx.params = dict(stride=stride, padding_left=padding_left,
+                          padding_right=padding_right, dilation=dilation)
+        return ctx.k.fwd(x, w, b, **ctx.params)
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved
+        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, **ctx.params)
+        return gx, gw, (gb if ctx.needs_grad[2] else None)
+
+
+class Conv1dRelu(Function):
+    """y = max(conv1d(x, w, b), 0) in one kernel (the article's Conv1D(activation='relu'))."""
+
+    kernel = "conv1d_relu"
+
+    @staticmethod
+    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1):
+        x, w, b = _check("conv1d_relu", x, w, b, stride, padding_left, padding_right,
+                         dilation)
+        ctx.params = dict(stride=stride, padding_left=padding_left,
+                          padding_right=padding_right, dilation=dilation)
+        y = ctx.k.fwd(x, w, b, **ctx.params)
+        ctx.save(x, w, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w, y = ctx.saved
+        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, **ctx.params)
+        return gx, gw, (gb if ctx.needs_grad[2] else None)

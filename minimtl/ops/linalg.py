@@ -1,0 +1,57 @@
+"""Matrix products, written once against ``ctx.xp`` (BLAS / cuBLAS through ``@``)."""
+
+from __future__ import annotations
+
+from ..function import Function
+
+__all__ = ["MatMul", "Linear"]
+
+
+class MatMul(Function):
+    """y = a @ b for 2-D or batched (…, n, k) @ (…, k, m) operands.
+
+    ⇒ ga = gy @ bᵀ, gb = aᵀ @ gy (transposing the last two axes); batch axes that were
+    broadcast are summed back by the engine.
+    """
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not chain")
+        ctx.save(a, b)
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, gy):
+        a, b = ctx.saved
+        ga = gy @ b.swapaxes(-1, -2) if ctx.needs_grad[0] else None
+        gb = a.swapaxes(-1, -2) @ gy if ctx.needs_grad[1] else None
+        return ga, gb
+
+
+class Linear(Function):
+    """y = x @ wᵀ + b with x (N, D), w (O, D), b (O,) or None — one fused node for Dense.
+
+    ⇒ gx = gy @ w, gw = gyᵀ @ x, gb = Σ_n gy.
+    """
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        if x.ndim != 2 or w.ndim != 2 or x.shape[1] != w.shape[1]:
+            raise ValueError(f"linear: x {x.shape} and weight {w.shape} do not fit "
+                             f"(expected x (N, D), weight (O, D))")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"linear: bias {b.shape} does not fit weight {w.shape}")
+        ctx.save(x, w)
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w = ctx.saved
+        gx = gy @ w if ctx.needs_grad[0] else None
+        gw = gy.T @ x if ctx.needs_grad[1] else None
+        gb = gy.sum(axis=0) if ctx.needs_grad[2] else None
+        return gx, gw, gb
