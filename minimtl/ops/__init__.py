@@ -9,7 +9,20 @@ import numpy as np
 from ..tensor import Tensor
 from .conv import Conv1d, Conv1dRelu
 from .elementwise import (
-    Add, Cast, Div, Exp, Log, Mul, Neg, Pow, Relu, Sigmoid, Sqrt, Sub, Tanh, Where,
+    Add,
+    Cast,
+    Div,
+    Exp,
+    Log,
+    Mul,
+    Neg,
+    Pow,
+    Relu,
+    Sigmoid,
+    Sqrt,
+    Sub,
+    Tanh,
+    Where,
 )
 from .linalg import Linear, MatMul
 from .loss import BCE, MSE, BCEWithLogits, CrossEntropy, SoftCrossEntropy
