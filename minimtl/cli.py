@@ -1,0 +1,299 @@
+"""The ``minimtl`` command: train, summary, gradcheck, bench, info.
+
+    minimtl train                 # the article's setup on the built-in synthetic data
+    minimtl train --extractor cnn+rnn --rnn gru --fusion weighted --epochs 5
+    minimtl summary --seq-len 64 --features 32
+    minimtl gradcheck [OP ...]    # every operator on every available backend
+    minimtl bench                 # kernel and training-step benchmarks (see benchmarks/)
+    minimtl info                  # versions, backends, GPU
+
+Errors in arguments or inputs print one line (``minimtl: error: …``) and exit with 2
+(set ``MINIMTL_DEBUG=1`` for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+class CLIError(Exception):
+    """An error to report in one line."""
+
+
+def _fastest_backend() -> str:
+    from .backend import available
+
+    for name in ("cupy", "numba", "numpy"):
+        if available(name):
+            return name
+    return "numpy"
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seq-len", type=int, default=64, help="time steps per sequence (64)")
+    p.add_argument("--features", type=int, default=32, help="features per step (32)")
+    p.add_argument("--extractor", choices=("cnn", "cnn+rnn"), default="cnn",
+                   help="cnn: the Keras listing; cnn+rnn: two conv blocks then an RNN")
+    p.add_argument("--rnn", choices=("lstm", "gru", "rnn"), default="lstm",
+                   help="recurrent cell for --extractor cnn+rnn (lstm)")
+    p.add_argument("--rnn-hidden", type=int, default=64)
+    p.add_argument("--sharing", choices=("separate", "shared"), default="separate",
+                   help="one tower per input (separate) or one shared tower")
+    p.add_argument("--fusion", choices=("concat", "weighted"), default="concat")
+    p.add_argument("--goods-head", choices=("sigmoid", "softmax", "linear"), default="sigmoid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minimtl", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the multi-task network on synthetic data")
+    _model_args(t)
+    t.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), default="auto",
+                   help="auto = fastest available (cupy > numba > numpy)")
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    t.add_argument("--samples", type=int, default=2400, help="synthetic samples (2400)")
+    t.add_argument("--noise", type=float, default=None, help="synthetic noise level")
+    t.add_argument("--relatedness", type=float, default=None,
+                   help="how often the ad click follows the user's interest, in [0, 1]")
+    t.add_argument("--data", default=None, help="train on an .npz file instead (see "
+                   "minimtl.data.load_npz for its schema)")
+    t.add_argument("--preprocess", default="denoise,standardize",
+                   help="comma-separated steps: denoise, standardize, minmax ('' for none)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="runs/seed", help="output folder (runs/seed)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    t.add_argument("--quiet", action="store_true", help="no summary or progress")
+
+    s = sub.add_parser("summary", help="print the network's layer table")
+    _model_args(s)
+
+    g = sub.add_parser("gradcheck", help="gradient-check operators on every backend")
+    g.add_argument("ops", nargs="*", help="operator names (default: all); see --list")
+    g.add_argument("--list", action="store_true", help="list the operator cases")
+    g.add_argument("--backend", action="append", help="restrict to these backends")
+
+    b = sub.add_parser("bench", help="kernel and training-step benchmarks")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark runner")
+
+    sub.add_parser("info", help="versions, available backends, GPU")
+    return parser
+
+
+# --- train -----------------------------------------------------------------------------
+def _build_model(a, backend: str):
+    from .models import MultiTaskNet
+
+    return MultiTaskNet(a.seq_len, a.features, extractor=a.extractor, rnn=a.rnn,
+                        rnn_hidden=a.rnn_hidden, sharing=a.sharing, fusion=a.fusion,
+                        heads={"goods": a.goods_head}, seed=getattr(a, "seed", 0),
+                        backend=backend)
+
+
+def _plot(history, path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    from .data import TASKS
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = range(1, len(history.epochs) + 1)
+    for t in TASKS:
+        axes[0].plot(epochs, history.series(f"{t}_loss"), label=f"{t} train")
+        if history.series(f"val_{t}_loss"):
+            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "--", label=f"{t} val")
+        key = f"val_{t}_accuracy"
+        if history.series(key):
+            axes[1].plot(epochs, history.series(key), label=f"{t} val")
+    axes[0].set(title="loss per task", xlabel="epoch")
+    axes[1].set(title="validation accuracy", xlabel="epoch")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def cmd_train(a) -> int:
+    from . import data as D
+    from .backend import check_backend
+    from .data import TASKS
+    from .optim import Adam
+    from .train import evaluate, fit
+
+    if a.epochs < 1 or a.batch_size < 1 or a.samples < 10 or a.lr <= 0:
+        raise CLIError("--epochs, --batch-size and --lr must be positive and --samples >= 10")
+    backend = _fastest_backend() if a.backend == "auto" else a.backend
+    try:
+        check_backend(backend)
+    except RuntimeError as e:
+        raise CLIError(str(e)) from None
+    if a.data:
+        full = D.load_npz(a.data)
+    else:
+        kw = {k: v for k, v in (("noise", a.noise), ("relatedness", a.relatedness))
+              if v is not None}
+        full = D.make_synthetic(samples=a.samples, seq_len=a.seq_len, features=a.features,
+                                seed=a.seed, **kw)
+    if (full.seq_len, full.features) != (a.seq_len, a.features):
+        a.seq_len, a.features = full.seq_len, full.features
+    train, val, test = D.train_val_test_split(full, val_fraction=0.1, test_fraction=0.1,
+                                              seed=a.seed)
+    steps = tuple(s for s in a.preprocess.split(",") if s)
+    prep = D.Preprocessor(steps=steps).fit(train)
+    train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)
+
+    model = _build_model(a, backend)
+    os.makedirs(a.out, exist_ok=True)
+    ckpt = os.path.join(a.out, "checkpoint.npz")
+    out = None if a.quiet else sys.stdout
+    if out:
+        print(model.summary())
+        print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
+              f"samples; preprocessing: {', '.join(steps) or 'none'} (fitted on train)")
+    optimizer = Adam(list(model.parameters()), lr=a.lr)
+    t0 = time.perf_counter()
+    history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
+                  batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
+                  stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()})
+    wall = time.perf_counter() - t0
+    history.save(os.path.join(a.out, "history.json"))
+    metrics = evaluate(model, test)
+    best = full.meta.get("best_accuracy", {})
+    chance = full.meta.get("chance_accuracy", {})
+    print(f"\nTest set ({len(test)} samples), after {len(history.epochs)} epochs "
+          f"in {wall:.1f} s:")
+    print(f"  {'task':<6} {'loss':>7} {'accuracy':>9} {'AUC':>6}  {'best achievable':>15}  "
+          f"{'chance':>6}")
+    for t in TASKS:
+        acc = metrics.get(f"{t}_accuracy", float("nan"))
+        auc = metrics.get(f"{t}_auc", float("nan"))
+        b = best.get(t)
+        c = chance.get(t)
+        print(f"  {t:<6} {metrics[f'{t}_loss']:7.4f} {acc:9.4f} {auc:6.3f}  "
+              f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
+              f"{(f'{c:.3f}' if c is not None else '-'):>6}")
+    fw = model.fusion_weights()
+    if fw:
+        print("  learned fusion weights (rows: task head; columns: user, goods, ads features):")
+        for t, row in fw.items():
+            print(f"    {t:<6} " + "  ".join(f"{s}={w:.3f}" for s, w in row.items()))
+    with open(os.path.join(a.out, "test_metrics.json"), "w") as f:
+        json.dump({"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
+                   "wall_s": wall, "backend": backend, "fusion_weights": fw}, f, indent=1)
+    plotted = _plot(history, os.path.join(a.out, "curves.png"))
+    print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
+          + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
+             " (install the 'plot' extra for curves.png)"))
+    return 0
+
+
+def cmd_summary(a) -> int:
+    print(_build_model(a, "numpy").summary())
+    return 0
+
+
+def cmd_gradcheck(a) -> int:
+    from .backend import available_backends
+    from .gradcheck import gradcheck
+    from .opcases import CASES, HEAVY
+    from .tensor import Tensor
+
+    if a.list:
+        print("\n".join(CASES))
+        return 0
+    names = a.ops or list(CASES)
+    unknown = [n for n in names if n not in CASES]
+    if unknown:
+        raise CLIError(f"unknown operator case(s) {', '.join(unknown)}; see --list")
+    backends = a.backend or available_backends()
+    failures = 0
+    print(f"{'operator':<28} {'backend':<7} {'result':<6} {'time':>8}")
+    for name in names:
+        fn, make = CASES[name]
+        for backend in (backends if name in HEAVY else ["numpy"]):
+            xs = [Tensor(v, backend=backend, requires_grad=True)
+                  for v in make(np.random.default_rng(7))]
+            t0 = time.perf_counter()
+            try:
+                ok = gradcheck(fn, xs)
+                note = ""
+            except AssertionError as e:
+                ok, note = False, str(e).splitlines()[0]
+            failures += not ok
+            print(f"{name:<28} {backend:<7} {'ok' if ok else 'FAIL':<6} "
+                  f"{(time.perf_counter() - t0) * 1e3:6.0f}ms {note}")
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+def cmd_bench(a) -> int:
+    from . import bench
+
+    return bench.main(a.args)
+
+
+def cmd_info(a) -> int:
+    from . import __version__
+    from .backend import BACKENDS, available
+
+    print(f"minimtl {__version__}, Python {platform.python_version()}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"numpy {np.__version__}")
+    for name in BACKENDS:
+        print(f"backend {name:<6} {'available' if available(name) else 'not available'}")
+    try:
+        import numba
+
+        print(f"numba {numba.__version__}, threads {numba.config.NUMBA_NUM_THREADS}")
+    except ImportError:
+        print("numba not installed")
+    if available("cupy"):
+        import cupy
+
+        props = cupy.cuda.runtime.getDeviceProperties(0)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        print(f"cupy {cupy.__version__}, GPU 0: {name}, "
+              f"{props['totalGlobalMem'] / 2**30:.0f} GiB, CUDA runtime "
+              f"{cupy.cuda.runtime.runtimeGetVersion()}")
+    else:
+        print("GPU: none usable (cupy missing, or no CUDA device)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    commands = {"train": cmd_train, "summary": cmd_summary, "gradcheck": cmd_gradcheck,
+                "bench": cmd_bench, "info": cmd_info}
+    try:
+        return commands[a.command](a)
+    except KeyboardInterrupt:
+        print("\nminimtl: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, TypeError, RuntimeError, OSError) as e:
+        if os.environ.get("MINIMTL_DEBUG"):
+            raise
+        print(f"minimtl: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
