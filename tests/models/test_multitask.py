@@ -1,0 +1,106 @@
+"""The seed multi-task network: shapes, parameter counts (Keras's), options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import minimtl as mt
+from minimtl.data import TASKS
+from minimtl.models import MultiTaskNet
+
+
+def keras_param_count(seq_len: int, features: int, towers: int = 3, outputs: int = 10) -> int:
+    """Keras's count for the article's listing, from the layer formulas:
+    Conv1D: (C·K + 1)·O; Dense: (in + 1)·out; pooling/flatten/concat: 0."""
+    conv1 = (features * 3 + 1) * 64
+    conv2 = (64 * 3 + 1) * 128
+    lo = ((seq_len - 2) // 2 - 2) // 2
+    flat = 128 * lo
+    return towers * (conv1 + conv2) + 3 * (3 * flat + 1) * outputs
+
+
+def test_default_network_has_the_keras_models_254046_parameters():
+    model = MultiTaskNet(backend="numpy")
+    assert model.num_parameters() == 254_046 == keras_param_count(64, 32)
+
+
+@pytest.mark.parametrize("seq_len,features", [(16, 4), (40, 7), (100, 16)])
+def test_parameter_count_matches_keras_formula(seq_len, features):
+    model = MultiTaskNet(seq_len, features, backend="numpy")
+    assert model.num_parameters() == keras_param_count(seq_len, features)
+
+
+def test_shared_tower_counts_one_extractor():
+    shared = MultiTaskNet(32, 8, sharing="shared", backend="numpy")
+    conv = (8 * 3 + 1) * 64 + (64 * 3 + 1) * 128
+    lo = ((32 - 2) // 2 - 2) // 2
+    assert shared.num_parameters() == conv + 3 * (3 * 128 * lo + 1) * 10
+
+
+def test_summary_table_totals_match_the_model():
+    model = MultiTaskNet(backend="numpy")
+    text = model.summary()
+    assert "Total params: 254,046" in text
+    rows = model.summary_rows()
+    assert sum(r[2] for r in rows) == model.num_parameters()
+    assert any("Concatenate" in r[0] for r in rows)
+    assert [r[1] for r in rows if r[0].startswith("user_pool2")] == ["(None, 14, 128)"]
+
+
+def test_summary_counts_match_for_every_option():
+    for kw in (dict(extractor="cnn+rnn", rnn="gru"), dict(fusion="weighted"),
+               dict(sharing="shared", extractor="cnn+rnn")):
+        model = MultiTaskNet(32, 8, backend="numpy", **kw)
+        assert sum(r[2] for r in model.summary_rows()) == model.num_parameters(), kw
+
+
+def _inputs(n, seq_len, features, backend="numpy", seed=0):
+    rng = np.random.default_rng(seed)
+    return {t: mt.tensor(rng.standard_normal((n, seq_len, features)).astype(np.float32),
+                         backend=backend) for t in TASKS}
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"extractor": "cnn+rnn", "rnn": "lstm"},
+    {"extractor": "cnn+rnn", "rnn": "gru", "sharing": "shared"},
+    {"extractor": "cnn+rnn", "rnn": "rnn", "fusion": "weighted"},
+    {"fusion": "weighted", "heads": {"goods": "linear"}},
+])
+def test_forward_gives_one_logit_block_per_head(kw):
+    model = MultiTaskNet(24, 5, backend="numpy", **kw)
+    out = model(_inputs(3, 24, 5))
+    assert set(out) == set(TASKS)
+    for t in TASKS:
+        assert out[t].shape == (3, 10) and out[t].dtype == np.float32
+
+
+def test_weighted_fusion_starts_equal_and_reports_weights_per_task():
+    model = MultiTaskNet(24, 5, fusion="weighted", backend="numpy")
+    w = model.fusion_weights()
+    assert set(w) == set(TASKS)
+    for row in w.values():
+        assert abs(sum(row.values()) - 1) < 1e-12
+        assert all(abs(v - 1 / 3) < 1e-7 for v in row.values())
+    assert MultiTaskNet(24, 5, backend="numpy").fusion_weights() is None
+
+
+def test_every_parameter_gets_a_gradient_from_the_total_loss():
+    for kw in ({}, {"fusion": "weighted", "extractor": "cnn+rnn", "rnn": "gru"}):
+        model = MultiTaskNet(24, 5, backend="numpy", **kw)
+        logits = model(_inputs(4, 24, 5))
+        targets = {"user": np.array([0, 1, 2, 3]), "goods": np.ones((4, 10), np.float32),
+                   "ads": np.array([3, 2, 1, 0])}
+        model.total_loss(model.losses(logits, targets)).backward()
+        for name, p in model.named_parameters():
+            assert p.grad is not None and np.any(p.grad != 0), name
+
+
+def test_bad_options_are_rejected_with_the_allowed_values():
+    with pytest.raises(ValueError, match="fusion"):
+        MultiTaskNet(fusion="sum", backend="numpy")
+    with pytest.raises(ValueError, match="seq_len 8 is too short"):
+        MultiTaskNet(8, 4, backend="numpy")
+    with pytest.raises(ValueError, match="head"):
+        MultiTaskNet(heads={"goods": "tanh"}, backend="numpy")
