@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import ops
+from .backend import xp_of
 from .tensor import Tensor
 
 __all__ = [
@@ -86,7 +87,7 @@ def avg_pool1d(x: Tensor, kernel_size: int, stride: int | None = None,
 
 
 def _zeros_state(x: Tensor, hidden: int) -> Tensor:
-    xp = np if x.backend != "cupy" else __import__("cupy")
+    xp = xp_of(x.backend)
     return Tensor(xp.zeros((x.shape[0], hidden), dtype=x.dtype), backend=x.backend)
 
 

@@ -114,9 +114,13 @@ class Tensor:
         """A copy on ``backend``, as a new leaf keeping ``requires_grad``."""
         if backend == self.backend:
             return self
-        data = self.numpy() if backend != "cupy" else self.data
-        return Tensor(data.copy() if backend != "cupy" else data, backend=backend,
-                      requires_grad=self.requires_grad)
+        if backend == "cupy":
+            data = self.data  # host -> device copies
+        elif self.backend == "cupy":
+            data = self.numpy()  # device -> host copies
+        else:
+            data = self.data.copy()
+        return Tensor(data, backend=backend, requires_grad=self.requires_grad)
 
     def astype(self, dtype) -> Tensor:
         from .ops.elementwise import Cast
@@ -146,7 +150,7 @@ class Tensor:
                 )
             gradient = gradient.astype(self.data.dtype, copy=False)
         if self._node is None:  # a leaf: d(self)/d(self) = gradient
-            self.grad = gradient if self.grad is None else self.grad + gradient
+            self.grad = gradient.copy() if self.grad is None else self.grad + gradient
             return
 
         order = _topological_order(self._node)
@@ -189,7 +193,9 @@ class Tensor:
             if not retain_graph:
                 node.ctx = None
         for t, g in leaf_grads.values():
-            t.grad = g if t.grad is None else t.grad + g
+            # a backward may hand the same array to several inputs (Add returns gy twice)
+            # or a view of the upstream gradient: copy, so that no two .grad alias
+            t.grad = g.copy() if t.grad is None else t.grad + g
         if not retain_graph:
             for node in order:
                 node.inputs = ()

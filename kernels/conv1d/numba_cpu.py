@@ -104,22 +104,28 @@ def _lo(L, K, stride, padding_left, padding_right, dilation):
 
 def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     """conv1d (then ReLU when ``relu``) through im2col + BLAS; shared with conv1d_relu."""
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
     cols = _im2col(x, K, stride, padding_left, dilation, Lo)     # (C·K, N·Lo)
     Y2 = w.reshape(O, C * K) @ cols                               # (O, N·Lo)
-    bias = np.zeros(O, dtype=x.dtype) if b is None else b
+    bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     return _to_ncl(Y2, bias, N, Lo, relu)                         # (N, O, Lo)
 
 
 def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu)."""
+    gy = np.ascontiguousarray(gy)
+    x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = gy.shape[2]
     relu = y is not None
-    G, gb = _to_rows(gy, y if relu else gy, relu)                # (O, N·Lo), (O,)
+    mask = np.ascontiguousarray(y) if relu else gy                # gy: unread stand-in
+    G, gb = _to_rows(gy, mask, relu)                              # (O, N·Lo), (O,)
     cols = _im2col(x, K, stride, padding_left, dilation, Lo)      # (C·K, N·Lo)
     w2 = w.reshape(O, C * K)
     gw = (G @ cols.T).reshape(O, C, K)

@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from kernels.rnn.numba_cpu import fast_tanh
+
 __all__ = ["fwd", "bwd"]
 
 #: Batch rows per prange iteration: each row of W_hh(ᵀ) is loaded once for this many rows.
@@ -30,7 +32,8 @@ _ROWS = 4
 
 @njit(cache=True)
 def _sigmoid(a):
-    e = np.exp(-abs(a))
+    """σ(a) in float64 from e = exp(−|a|), so exp never overflows."""
+    e = np.exp(-abs(float(a)))
     s = 1 / (1 + e)
     return s if a >= 0 else e * s
 
@@ -64,10 +67,10 @@ def _forward_walk(p, h0, c0, w_hhT, hs, cs, gates):
                 for j in range(H):
                     i = _sigmoid(z[r, j])
                     f = _sigmoid(z[r, H + j])
-                    g = np.tanh(z[r, 2 * H + j])
+                    g = fast_tanh(z[r, 2 * H + j])
                     o = _sigmoid(z[r, 3 * H + j])
                     c[r, j] = f * c[r, j] + i * g
-                    h[r, j] = o * np.tanh(c[r, j])
+                    h[r, j] = o * fast_tanh(c[r, j])
                     gates[n, t, j] = i
                     gates[n, t, H + j] = f
                     gates[n, t, 2 * H + j] = g
@@ -93,7 +96,7 @@ def _backward_walk(ghs, gcs, c0, w_hh, cs, gates, gz, gh0, gc0):
                     f = gates[n, t, H + j]
                     g = gates[n, t, 2 * H + j]
                     o = gates[n, t, 3 * H + j]
-                    tc = np.tanh(cs[n, t, j])
+                    tc = fast_tanh(cs[n, t, j])
                     cp = c0[n, j] if t == 0 else cs[n, t - 1, j]
                     gh = ghs[n, t, j] + gh_next[r, j]
                     gc = gcs[n, t, j] + gh * o * (1 - tc * tc) + gc_next[r, j]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..function import Function
+from . import _checks
 
 __all__ = ["MatMul", "Linear"]
 
@@ -42,6 +43,7 @@ class Linear(Function):
                              f"(expected x (N, D), weight (O, D))")
         if b is not None and b.shape != (w.shape[0],):
             raise ValueError(f"linear: bias {b.shape} does not fit weight {w.shape}")
+        x, w, b = _checks.floats("linear", x=x, weight=w, bias=b)
         ctx.save(x, w)
         y = x @ w.T
         if b is not None:

@@ -238,3 +238,26 @@ def test_deepcopy_gives_independent_parameters():
     twin.scale.data[...] = 5.0
     assert net.scale.numpy()[0] == 2.0
     assert [n for n, _ in twin.named_parameters()] == NET_NAMES
+
+
+@pytest.mark.gpu
+def test_to_cupy_keeps_values_and_state_dict_comes_back_to_the_host():
+    import cupy
+
+    net = Net()
+    host = net.state_dict()
+    net.to("cupy")
+    assert all(p.backend == "cupy" and isinstance(p.data, cupy.ndarray)
+               for p in net.parameters())
+    on_gpu = net.state_dict()
+    assert all(type(v) is np.ndarray for v in on_gpu.values())
+    for name in host:
+        np.testing.assert_array_equal(on_gpu[name], host[name], err_msg=name)
+    changed = {k: v + 1 for k, v in host.items()}
+    net.load_state_dict(changed)
+    y = net.head(Tensor(cupy.ones((3, 2)), backend="cupy"))
+    assert y.backend == "cupy" and y.shape == (3, 1)
+    net.to("numpy")
+    for name, p in net.named_parameters():
+        assert p.backend == "numpy"
+        np.testing.assert_array_equal(p.numpy(), changed[name], err_msg=name)

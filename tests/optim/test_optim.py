@@ -268,3 +268,40 @@ def test_linear_regression_with_adam_reduces_the_mse():
     assert losses[-1] < 1e-3 * losses[0]
     np.testing.assert_allclose(model.weight.numpy(), [[1.5, -2.0, 0.5]], atol=0.02)
     np.testing.assert_allclose(model.bias.numpy(), [0.3], atol=0.02)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, kwargs", CASES, ids=[f"{n}-{kw}" for n, kw in CASES])
+def test_steps_on_cupy_match_numpy(name, kwargs):
+    import cupy
+
+    host, grads = _params(), _grads()
+    _run_ours(lambda ps: getattr(optim, name)(ps, **kwargs), host, grads)
+    dev = [nn.Parameter(cupy.asarray(p.numpy()), backend="cupy") for p in _params()]
+    opt = getattr(optim, name)(dev, **kwargs)
+    for gs in grads:
+        for p, g in zip(dev, gs):
+            p.grad = None if g is None else cupy.asarray(g)
+        opt.step()
+    for p, q in zip(host, dev):
+        assert isinstance(q.data, cupy.ndarray)
+        np.testing.assert_allclose(q.numpy(), p.numpy(), rtol=0, atol=1e-12)
+    sd = opt.state_dict()
+    assert all(type(v) is np.ndarray for k, v in sd.items() if "." in k and
+               not k.startswith("step."))
+    opt.load_state_dict(sd)
+
+
+@pytest.mark.gpu
+def test_clip_grad_norm_on_cupy_matches_numpy():
+    import cupy
+
+    rng = np.random.default_rng(4)
+    grads = [rng.standard_normal(s) for s in SHAPES]
+    host, dev = _params(), [nn.Parameter(cupy.zeros(s), backend="cupy") for s in SHAPES]
+    for p, q, g in zip(host, dev, grads):
+        p.grad, q.grad = g.copy(), cupy.asarray(g)
+    assert optim.clip_grad_norm_(dev, 1.0) == pytest.approx(
+        optim.clip_grad_norm_(host, 1.0), rel=1e-12)
+    for p, q in zip(host, dev):
+        np.testing.assert_allclose(cupy.asnumpy(q.grad), p.grad, rtol=1e-12)

@@ -1,0 +1,25 @@
+"""conv1d_relu on the CPU: conv1d's im2col + BLAS kernels with ReLU fused into the loop that
+reorders the product into (N, O, Lo) (forward) and the mask y > 0 fused into the loop that
+reorders gy into rows (backward); see kernels/conv1d/numba_cpu.py for the parallel
+strategy, memory-access pattern and timings.
+
+math: see SPEC (kernels/conv1d_relu/__init__.py).
+"""
+
+from __future__ import annotations
+
+from kernels.conv1d.numba_cpu import backward, forward
+
+__all__ = ["fwd", "bwd"]
+
+
+def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int):
+    """y (N, O, Lo) = max(conv1d(x (N, C, L), w (O, C, K), b (O,) | None), 0)."""
+    return forward(x, w, b, int(stride), int(padding_left), int(padding_right),
+                   int(dilation), True)
+
+
+def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int):
+    """(gx (N, C, L), gw (O, C, K), gb (O,)) = conv1d's backward of gy·[y > 0]."""
+    return backward(gy, x, w, y, int(stride), int(padding_left), int(padding_right),
+                    int(dilation))

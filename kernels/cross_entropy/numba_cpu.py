@@ -1,0 +1,102 @@
+"""cross_entropy with integer labels, Numba CPU kernels.
+
+Parallel strategy: rows are independent; one loop iteration computes one row (max, the
+sum below the max and the tie count, then loss and lse; backward: the exponentials and
+their sum off the label, then the label's entry). Rows are read while they sit in L1 and
+gx is written contiguously. Small inputs run a serial loop (a parallel region costs more
+than the article's whole 32..256 × 10 logits); from PARALLEL_MIN elements on, a `prange`
+over rows splits them between the threads. Arithmetic in float64.
+
+math: see SPEC (kernels/cross_entropy/__init__.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["fwd", "bwd", "PARALLEL_MIN"]
+
+#: From this many logits on, rows are split between threads (measured crossover).
+PARALLEL_MIN = 1 << 15
+
+
+@njit(cache=True)
+def _fwd_row(x, labels, loss, lse, i):
+    K = x.shape[1]
+    m = -np.inf
+    for k in range(K):
+        m = max(m, float(x[i, k]))
+    below = 0.0
+    ties = 0
+    for k in range(K):
+        v = float(x[i, k])
+        if v < m:
+            below += np.exp(v - m)
+        elif v == m:
+            ties += 1
+    L = np.log1p(below + (ties - 1))
+    loss[i] = (m - float(x[i, labels[i]])) + L
+    lse[i] = m + L
+
+
+@njit(cache=True)
+def _fwd_serial(x, labels, loss, lse):
+    for i in range(x.shape[0]):
+        _fwd_row(x, labels, loss, lse, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_parallel(x, labels, loss, lse):
+    for i in prange(x.shape[0]):
+        _fwd_row(x, labels, loss, lse, i)
+
+
+@njit(cache=True)
+def _bwd_row(gloss, x, labels, lse, gx, i):
+    g = float(gloss[i])
+    l = float(lse[i])
+    y = labels[i]
+    off_label = 0.0  # Σ_{k≠y} softmax
+    for k in range(x.shape[1]):
+        if k != y:
+            s = np.exp(float(x[i, k]) - l)
+            gx[i, k] = g * s
+            off_label += s
+    gx[i, y] = -g * off_label
+
+
+@njit(cache=True)
+def _bwd_serial(gloss, x, labels, lse, gx):
+    for i in range(x.shape[0]):
+        _bwd_row(gloss, x, labels, lse, gx, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_parallel(gloss, x, labels, lse, gx):
+    for i in prange(x.shape[0]):
+        _bwd_row(gloss, x, labels, lse, gx, i)
+
+
+def fwd(x, labels):
+    """loss = logsumexp(x) − x[label] per row. x (M, K), labels (M,) int64
+    -> (loss (M,), lse (M,))."""
+    M = x.shape[0]
+    loss = np.empty(M, dtype=x.dtype)
+    lse = np.empty(M, dtype=x.dtype)
+    if x.size < PARALLEL_MIN:
+        _fwd_serial(x, labels, loss, lse)
+    else:
+        _fwd_parallel(x, labels, loss, lse)
+    return loss, lse
+
+
+def bwd(gloss, x, labels, lse):
+    """gx = gloss·(softmax(x) − onehot(labels)). gloss (M,), x (M, K), labels (M,),
+    lse (M,) -> (gx (M, K), None)."""
+    gx = np.empty_like(x)
+    if x.size < PARALLEL_MIN:
+        _bwd_serial(gloss, x, labels, lse, gx)
+    else:
+        _bwd_parallel(gloss, x, labels, lse, gx)
+    return gx, None

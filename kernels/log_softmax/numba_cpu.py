@@ -1,0 +1,100 @@
+"""log_softmax, Numba CPU kernels.
+
+Parallel strategy: rows are independent; one loop iteration computes one row (max, then
+the sum of exponentials below the max and the count of ties, then the write). Each row is
+read three times while it sits in L1 and written once, contiguously. Small inputs run a
+serial loop (a parallel region costs more than the article's whole 32..256 × 10 rows);
+from PARALLEL_MIN elements on, a `prange` over rows splits them between the threads.
+Arithmetic in float64.
+
+math: see SPEC (kernels/log_softmax/__init__.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["fwd", "bwd", "PARALLEL_MIN"]
+
+#: From this many elements on, rows are split between threads (measured crossover).
+PARALLEL_MIN = 1 << 15
+
+
+@njit(cache=True)
+def _max_and_log_sum(x, i):
+    """Row maximum m and L = log1p(Σ_{x<m} exp(x − m) + (ties − 1)) of row i (SPEC)."""
+    K = x.shape[1]
+    m = -np.inf
+    for k in range(K):
+        m = max(m, float(x[i, k]))
+    below = 0.0
+    ties = 0
+    for k in range(K):
+        v = float(x[i, k])
+        if v < m:
+            below += np.exp(v - m)
+        elif v == m:
+            ties += 1
+    return m, np.log1p(below + (ties - 1))
+
+
+@njit(cache=True)
+def _fwd_row(x, y, i):
+    m, L = _max_and_log_sum(x, i)
+    for k in range(x.shape[1]):
+        y[i, k] = (float(x[i, k]) - m) - L
+
+
+@njit(cache=True)
+def _fwd_serial(x, y):
+    for i in range(x.shape[0]):
+        _fwd_row(x, y, i)
+
+
+@njit(cache=True, parallel=True)
+def _fwd_parallel(x, y):
+    for i in prange(x.shape[0]):
+        _fwd_row(x, y, i)
+
+
+@njit(cache=True)
+def _bwd_row(gy, y, gx, i):
+    K = y.shape[1]
+    S = 0.0
+    for k in range(K):
+        S += float(gy[i, k])
+    for k in range(K):
+        gx[i, k] = float(gy[i, k]) - np.exp(float(y[i, k])) * S
+
+
+@njit(cache=True)
+def _bwd_serial(gy, y, gx):
+    for i in range(y.shape[0]):
+        _bwd_row(gy, y, gx, i)
+
+
+@njit(cache=True, parallel=True)
+def _bwd_parallel(gy, y, gx):
+    for i in prange(y.shape[0]):
+        _bwd_row(gy, y, gx, i)
+
+
+def fwd(x):
+    """y = log_softmax(x) along the last axis. x (M, K) -> y (M, K)."""
+    y = np.empty_like(x)
+    if x.size < PARALLEL_MIN:
+        _fwd_serial(x, y)
+    else:
+        _fwd_parallel(x, y)
+    return y
+
+
+def bwd(gy, y):
+    """gx = gy − exp(y)·Σ_k gy. gy, y (M, K) -> (gx (M, K),)."""
+    gx = np.empty_like(y)
+    if y.size < PARALLEL_MIN:
+        _bwd_serial(gy, y, gx)
+    else:
+        _bwd_parallel(gy, y, gx)
+    return (gx,)

@@ -1,0 +1,40 @@
+"""log_softmax, NumPy reference: the definition and the test oracle. Math: see SPEC
+(kernels/log_softmax/__init__.py). Computes in float64, returns the input dtype.
+
+``max_and_log_sum`` is the stable (m, L) of the SPEC; the cross-entropy references use it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fwd", "bwd", "max_and_log_sum"]
+
+
+def max_and_log_sum(x64):
+    """Row maximum m and L = log Σ_k exp(x − m) of float64 rows, both (M, 1), with L
+    computed as log1p(Σ_{x<m} exp(x − m) + (ties − 1)) (see SPEC)."""
+    m = x64.max(axis=1, keepdims=True)
+    below = np.where(x64 < m, np.exp(x64 - m), 0.0).sum(axis=1, keepdims=True)
+    ties = (x64 == m).sum(axis=1, keepdims=True)
+    return m, np.log1p(below + (ties - 1))
+
+
+def fwd(x):
+    """y = log_softmax(x) along the last axis. x (M, K) -> y (M, K)."""
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise ValueError(f"log_softmax: x must have shape (M, K) with K >= 1, got {x.shape}")
+    x64 = x.astype(np.float64)
+    m, L = max_and_log_sum(x64)
+    y = (x64 - m) - L
+    return y.astype(x.dtype)
+
+
+def bwd(gy, y):
+    """gx = gy − exp(y)·Σ_k gy. gy, y (M, K) -> (gx (M, K),)."""
+    if gy.shape != y.shape:
+        raise ValueError(f"log_softmax bwd: gy {gy.shape} and y {y.shape} differ")
+    gy64 = gy.astype(np.float64)
+    S = gy64.sum(axis=1, keepdims=True)  # (M, 1)
+    gx = gy64 - np.exp(y.astype(np.float64)) * S
+    return (gx.astype(y.dtype),)
