@@ -339,7 +339,7 @@ def make_synthetic(
         "noise": float(noise),
         "relatedness": float(relatedness),
         "label_noise": float(label_noise),
-        "seed": seed if isinstance(seed, int) else None,
+        "seed": int(seed) if isinstance(seed, (int, np.integer)) else None,
         "motif_len": MOTIF_LEN,
         "affinity": affinity.astype(int).tolist(),
         "best_accuracy": _best_accuracy(k, float(relatedness), float(label_noise)),

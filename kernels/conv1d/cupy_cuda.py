@@ -1,7 +1,7 @@
 """conv1d on the GPU: SPEC's matrix form as implicit GEMMs with shared-memory tiles.
 
-Kernels (256 threads a block; every block computes 4,096 outputs, each thread a 4 x 4
-register tile, and walks the reduction in chunks of TR = 16 staged in shared memory):
+Kernels (each thread computes an 8 x 8 register tile of outputs from operand tiles that
+the block stages in shared memory, a chunk of the reduction at a time):
 - ``conv1d_fwd``: y = W2·X̂ + b (then ReLU for conv1d_relu); the X̂ tile is gathered from
   x on the fly (zero padding by bounds checks), never materialised.
 - ``conv1d_bwd_data``: gx = W3·Ĝ with W3[c, (o,k)] = w[o,c,k] and
@@ -24,240 +24,279 @@ __all__ = ["fwd", "bwd", "forward", "backward"]
 SOURCE = r"""
 // Xc[c*K + k, n*Lo + t] = xp[n, c, t*S + k*d] is SPEC's unfolded input (im2col); it is
 // gathered tile by tile into shared memory and never materialised.
-#define TR 16          // reduction chunk staged in shared memory
-#define TILE 4096      // outputs per block: tm x tp with (tm, tp) = (64, 64) or (32, 128)
-#define NT 256         // threads per block; each owns a 4 x 4 register tile
+#define TR 8           // reduction chunk of conv1d_fwd / conv1d_bwd_data
+#define TRW 16         // reduction chunk of conv1d_bwd_weight
+#define RT 8           // each thread owns an RT x RT register tile of outputs
+#define MAXTP 256      // widest column tile
+// float: at most 128 registers a thread so that two 256-thread blocks share an SM;
+// double: the 8 x 8 accumulators alone take 128 registers, so one block (no spills)
+#define MINBLOCKS (sizeof(T) == 4 ? 2 : 1)
 
-// acc[i][j] += As[q][ty + tyn*i] * Bs[q][tx + txn*j] over the chunk q < TR.
-template <typename T, int LDA, int LDB>
-__device__ __forceinline__ void mac_chunk(const T (*As)[LDA], const T (*Bs)[LDB], T acc[4][4],
-                                          int tx, int ty, int txn, int tyn)
+// acc[i][j] += As[q][ty + tyn*i] * Bs[q][tx + txn*j] over the chunk q < NQ.
+template <typename T, int NQ, int LDA, int LDB>
+__device__ __forceinline__ void mac_chunk(const T (*As)[LDA], const T (*Bs)[LDB],
+                                          T (&acc)[RT][RT], int tx, int ty, int txn, int tyn)
 {
 #pragma unroll
-    for (int q = 0; q < TR; ++q) {
-        T a[4], v[4];
+    for (int q = 0; q < NQ; ++q) {
+        T a[RT], v[RT];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) a[i] = As[q][ty + tyn * i];
+        for (int i = 0; i < RT; ++i) a[i] = As[q][ty + tyn * i];
 #pragma unroll
-        for (int j = 0; j < 4; ++j) v[j] = Bs[q][tx + txn * j];
+        for (int j = 0; j < RT; ++j) v[j] = Bs[q][tx + txn * j];
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+        for (int i = 0; i < RT; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j) acc[i][j] += a[i] * v[j];
+            for (int j = 0; j < RT; ++j) acc[i][j] += a[i] * v[j];
     }
 }
 
-// Thread -> index map: block (blockIdx.x, blockIdx.y) owns the output columns
-// p = n*Lo + t in [p0, p0 + tp) and the rows o in [m0, m0 + tm); thread tid = (tx, ty) with
-// tx = tid % (tp/4), ty = tid / (tp/4) owns rows m0 + ty + (tm/4)*i and columns
-// p0 + tx + (tp/4)*j, i, j < 4. Reduction index r = c*K + k in chunks of TR.
 template <typename T>
-__global__ void conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w,
-                           const T* __restrict__ b, T* __restrict__ y,
-                           int N, int C, int L, int O, int K, int Lo,
-                           int S, int pl, int d, int has_bias, int relu, int tm)
+__device__ __forceinline__ void zero_tile(T (&acc)[RT][RT])
 {
-    __shared__ T As[TR][64 + 1];    // As[rr][mm] = w[m0+mm, r0+rr]
-    __shared__ T Bs[TR][128 + 1];   // Bs[rr][pp] = Xc[r0+rr, p0+pp]
-    const int tp = TILE / tm, txn = tp / 4, tyn = tm / 4;
-    const int tid = threadIdx.x, tx = tid % txn, ty = tid / txn;
+#pragma unroll
+    for (int i = 0; i < RT; ++i)
+#pragma unroll
+        for (int j = 0; j < RT; ++j) acc[i][j] = T(0);
+}
+
+// Thread -> index map: block (blockIdx.x, blockIdx.y) owns the output columns
+// p = n*Lo + t in [p0, p0 + tp) and the rows o in [m0, m0 + tm), with
+// (tm, tp, threads) = (32, 256, 128), (64, 256, 256) or (128, 128, 256); thread tid =
+// (tx, ty), tx = tid % (tp/8), ty = tid / (tp/8), owns rows m0 + ty + (tm/8)*i and columns
+// p0 + tx + (tp/8)*j, i, j < 8. The reduction r = c*K + k runs in chunks of TR; the tiles
+// are filled by all threads in turn (element e -> row e / tp, column e % tp).
+template <typename T>
+__global__ void __launch_bounds__(256, MINBLOCKS)
+conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+           T* __restrict__ y, int N, int C, int L, int O, int K, int Lo,
+           int S, int pl, int d, int has_bias, int relu, int tm, int tp)
+{
+    __shared__ T As[TR][128 + 1];            // As[rr][mm] = w[m0+mm, r0+rr]
+    __shared__ T Bs[TR][MAXTP + 1];          // Bs[rr][pp] = Xc[r0+rr, p0+pp]
+    __shared__ int xbase[MAXTP], xpos[MAXTP], yoff[MAXTP];   // per column p0+pp
+    __shared__ int roff[TR], rpos[TR];       // per row r0+rr: c*L and k*d (roff -1: r >= R)
+    const int tid = threadIdx.x, nt = blockDim.x;
+    const int txn = tp / RT, tyn = tm / RT, tx = tid % txn, ty = tid / txn;
+    const int tsh = __ffs(tp) - 1;           // tp is a power of two
     const int R = C * K, P = N * Lo;
     const int p0 = blockIdx.x * tp, m0 = blockIdx.y * tm;
-    // this thread always loads column pp = tid % tp of the B tile
-    const int pp = tid % tp, p = p0 + pp;
-    const int n = p / Lo, t = p - (p / Lo) * Lo;
-    const long long xrow = (long long)n * C * L;
-    T acc[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
-
+    for (int pp = tid; pp < tp; pp += nt) {
+        const int p = p0 + pp, n = p / Lo, t = p - n * Lo;
+        xbase[pp] = p < P ? n * C * L : -1;
+        xpos[pp] = t * S - pl;
+        yoff[pp] = n * O * Lo + t;
+    }
+    T acc[RT][RT];
+    zero_tile(acc);
     for (int r0 = 0; r0 < R; r0 += TR) {
-        for (int mm = tid / TR; mm < tm; mm += NT / TR) {
-            const int rr = tid % TR, m = m0 + mm, r = r0 + rr;
-            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
-        }
-        for (int rr = tid / tp; rr < TR; rr += NT / tp) {
-            const int r = r0 + rr, c = r / K, k = r - c * K;
-            const int i = t * S + k * d - pl;
-            Bs[rr][pp] = (p < P && r < R && i >= 0 && i < L) ? x[xrow + (long long)c * L + i]
-                                                              : T(0);
+        if (tid < TR) {
+            const int r = r0 + tid, c = r / K, k = r - c * K;
+            roff[tid] = r < R ? c * L : -1;
+            rpos[tid] = k * d;
         }
         __syncthreads();
-        mac_chunk<T, 65, 129>(As, Bs, acc, tx, ty, txn, tyn);
+        for (int e = tid; e < TR * tm; e += nt) {
+            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
+            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
+        }
+        for (int e = tid; e < TR * tp; e += nt) {
+            const int rr = e >> tsh, pp = e & (tp - 1);
+            const int i = xpos[pp] + rpos[rr];
+            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
+            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + i] : T(0);
+        }
+        __syncthreads();
+        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
         __syncthreads();
     }
 #pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const int q = p0 + tx + txn * j;
-        if (q >= P) continue;
-        const int qn = q / Lo, qt = q - qn * Lo;
+    for (int j = 0; j < RT; ++j) {
+        const int pp = tx + txn * j;
+        if (xbase[pp] < 0) continue;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int i = 0; i < RT; ++i) {
             const int o = m0 + ty + tyn * i;
             if (o >= O) continue;
             T v = acc[i][j] + (has_bias ? b[o] : T(0));
             if (relu && !(v > T(0))) v = T(0);
-            y[((long long)qn * O + o) * Lo + qt] = v;
+            y[(long long)yoff[pp] + (long long)o * Lo] = v;
         }
     }
 }
 
 // Thread -> index map: as conv1d_fwd with rows m = c (tile tm) and columns p = n*L + j
-// (tile tp); reduction index r = o*K + k. Gc[r, p] = gy[n,o,t] (times [y > 0] when relu)
+// (tile tp); the reduction r = o*K + k. Gc[r, p] = gy[n,o,t] (times [y > 0] when relu)
 // where t*S + k*d = j + pl, 0 <= t < Lo, else 0: a gather of the taps that read x[n,c,j].
 template <typename T>
-__global__ void conv1d_bwd_data(const T* __restrict__ gy, const T* __restrict__ y,
-                                const T* __restrict__ w, T* __restrict__ gx,
-                                int N, int C, int L, int O, int K, int Lo,
-                                int S, int pl, int d, int relu, int tm)
+__global__ void __launch_bounds__(256, MINBLOCKS)
+conv1d_bwd_data(const T* __restrict__ gy, const T* __restrict__ y, const T* __restrict__ w,
+                T* __restrict__ gx, int N, int C, int L, int O, int K, int Lo,
+                int S, int pl, int d, int relu, int tm, int tp)
 {
-    __shared__ T As[TR][64 + 1];    // As[rr][mm] = w[o, m0+mm, k], r0+rr = o*K + k
-    __shared__ T Bs[TR][128 + 1];   // Bs[rr][pp] = Gc[r0+rr, p0+pp]
-    const int tp = TILE / tm, txn = tp / 4, tyn = tm / 4;
-    const int tid = threadIdx.x, tx = tid % txn, ty = tid / txn;
+    __shared__ T As[TR][128 + 1];            // As[rr][mm] = w[o, m0+mm, k], r0+rr = o*K + k
+    __shared__ T Bs[TR][MAXTP + 1];          // Bs[rr][pp] = Gc[r0+rr, p0+pp]
+    __shared__ int gbase[MAXTP], gpos[MAXTP], xoff[MAXTP];   // per column p0+pp
+    __shared__ int roff[TR], rpos[TR], woff[TR];  // per row: o*Lo (-1: r >= R), k*d, o*C*K + k
+    const int tid = threadIdx.x, nt = blockDim.x;
+    const int txn = tp / RT, tyn = tm / RT, tx = tid % txn, ty = tid / txn;
+    const int tsh = __ffs(tp) - 1;
     const int R = O * K, P = N * L;
     const int p0 = blockIdx.x * tp, m0 = blockIdx.y * tm;
-    const int pp = tid % tp, p = p0 + pp;
-    const int n = p / L, j = p - (p / L) * L;
-    const long long grow = (long long)n * O * Lo;
-    T acc[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = T(0);
-
+    for (int pp = tid; pp < tp; pp += nt) {
+        const int p = p0 + pp, n = p / L, j = p - n * L;
+        gbase[pp] = p < P ? n * O * Lo : -1;
+        gpos[pp] = j + pl;
+        xoff[pp] = n * C * L + j;
+    }
+    T acc[RT][RT];
+    zero_tile(acc);
     for (int r0 = 0; r0 < R; r0 += TR) {
-        for (int mm = tid / TR; mm < tm; mm += NT / TR) {
-            const int rr = tid % TR, c = m0 + mm, r = r0 + rr;
-            const int o = r / K, k = r - (r / K) * K;
-            As[rr][mm] = (c < C && r < R) ? w[((long long)o * C + c) * K + k] : T(0);
+        if (tid < TR) {
+            const int r = r0 + tid, o = r / K, k = r - o * K;
+            roff[tid] = r < R ? o * Lo : -1;
+            rpos[tid] = k * d;
+            woff[tid] = o * C * K + k;
         }
-        for (int rr = tid / tp; rr < TR; rr += NT / tp) {
-            const int r = r0 + rr, o = r / K, k = r - o * K;
-            const int i = j + pl - k * d;      // padded position read by tap k
+        __syncthreads();
+        for (int e = tid; e < TR * tm; e += nt) {
+            const int rr = e % TR, mm = e / TR, c = m0 + mm;
+            As[rr][mm] = (c < C && roff[rr] >= 0) ? w[(long long)woff[rr] + c * K] : T(0);
+        }
+        for (int e = tid; e < TR * tp; e += nt) {
+            const int rr = e >> tsh, pp = e & (tp - 1);
+            const int i = gpos[pp] - rpos[rr];    // padded position read by tap k
+            int t = i;
+            bool ok = gbase[pp] >= 0 && roff[rr] >= 0 && i >= 0;
+            if (S != 1) {
+                t = i / S;
+                ok = ok && t * S == i;
+            }
+            ok = ok && t < Lo;
             T g = T(0);
-            if (p < P && r < R && i >= 0 && i % S == 0 && i / S < Lo) {
-                const long long at = grow + (long long)o * Lo + i / S;
+            if (ok) {
+                const long long at = (long long)gbase[pp] + roff[rr] + t;
                 g = gy[at];
                 if (relu && !(y[at] > T(0))) g = T(0);
             }
             Bs[rr][pp] = g;
         }
         __syncthreads();
-        mac_chunk<T, 65, 129>(As, Bs, acc, tx, ty, txn, tyn);
+        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
         __syncthreads();
     }
 #pragma unroll
-    for (int jj = 0; jj < 4; ++jj) {
-        const int q = p0 + tx + txn * jj;
-        if (q >= P) continue;
-        const int qn = q / L, qj = q - qn * L;
+    for (int j = 0; j < RT; ++j) {
+        const int pp = tx + txn * j;
+        if (gbase[pp] < 0) continue;
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
+        for (int i = 0; i < RT; ++i) {
             const int c = m0 + ty + tyn * i;
-            if (c < C) gx[((long long)qn * C + c) * L + qj] = acc[i][jj];
+            if (c < C) gx[(long long)xoff[pp] + (long long)c * L] = acc[i][j];
         }
     }
 }
 
-// Thread -> index map: block (blockIdx.x, blockIdx.y, blockIdx.z) owns gw rows o in
-// [m0, m0+64), columns r = c*K + k in [r0, r0+64), and the slice p = n*Lo + t in
-// [z*pb, min(P, (z+1)*pb)) of the reduction; thread (tx, ty) = (tid % 16, tid / 16) owns
-// rows m0 + ty + 16*i and columns r0 + tx + 16*j. Blocks with blockIdx.x == 0 also sum
-// G over the slice for gb (thread tid < 64: row m0 + tid). Each block writes its partial
-// sums to part[z, :] = (gw partial (O*R), gb partial (O)).
+// Thread -> index map: 64 threads a block. Block (blockIdx.x, blockIdx.y, blockIdx.z) owns
+// gw rows o in [m0, m0+64), columns r = c*K + k in [r0, r0+64), and the slice
+// p = n*Lo + t in [z*pb, min(P, (z+1)*pb)) of the reduction, in chunks of TRW; thread
+// (tx, ty) = (tid % 8, tid / 8) owns rows m0 + ty + 8*i and columns r0 + tx + 8*j, i, j < 8.
+// Blocks with blockIdx.x == 0 also sum G over the slice for gb (thread tid: row m0 + tid).
+// Each block writes its partial sums to part[z, :] = (gw partial (O*R), gb partial (O)).
 template <typename T>
 __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict__ y,
                                   const T* __restrict__ x, T* __restrict__ part,
                                   int N, int C, int L, int O, int K, int Lo,
                                   int S, int pl, int d, int relu, int pb)
 {
-    __shared__ T Gs[TR][64 + 1];    // Gs[q][mm] = G[m0+mm, pc+q]
-    __shared__ T Xs[TR][64 + 1];    // Xs[q][rr] = Xc[r0+rr, pc+q]
-    const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    __shared__ T Gs[TRW][64 + 1];            // Gs[q][mm] = G[m0+mm, pc+q]
+    __shared__ T Xs[TRW][64 + 1];            // Xs[q][rr] = Xc[r0+rr, pc+q]
+    __shared__ int roff[64], rpos[64];       // per column r0+rr: c*L (-1: r >= R), k*d
+    __shared__ int gbase[TRW], xbase[TRW], xpos[TRW];   // per p = pc+q (gbase -1: p out)
+    const int tid = threadIdx.x, tx = tid % 8, ty = tid / 8;
     const int R = C * K, P = N * Lo;
     const int r0 = blockIdx.x * 64, m0 = blockIdx.y * 64;
     const int pbeg = blockIdx.z * pb;
     const int pend = min(P, pbeg + pb);
-    const int q = tid % TR;               // this thread loads chunk column q
-    const int ld0 = tid / TR;             // ... of rows ld0 + 16*s, s < 4
-    int xc[4], xk[4];                     // (c, k) of the Xc rows this thread loads
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-        const int r = r0 + ld0 + 16 * s;
-        xc[s] = r / K;
-        xk[s] = r - (r / K) * K;
+    {
+        const int r = r0 + tid, c = r / K, k = r - c * K;
+        roff[tid] = r < R ? c * L : -1;
+        rpos[tid] = k * d;
     }
-    T acc[4][4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = T(0);
+    T acc[RT][RT];
+    zero_tile(acc);
     T gbacc = T(0);
-
-    for (int pc = pbeg; pc < pend; pc += TR) {
-        const int p = pc + q;
-        const int n = p / Lo, t = p - (p / Lo) * Lo;
-        const bool pin = p < pend;
-#pragma unroll
-        for (int s = 0; s < 4; ++s) {
-            const int mm = ld0 + 16 * s, o = m0 + mm;
+    for (int pc = pbeg; pc < pend; pc += TRW) {
+        if (tid < TRW) {
+            const int p = pc + tid, n = p / Lo, t = p - n * Lo;
+            gbase[tid] = p < pend ? n * O * Lo + t : -1;
+            xbase[tid] = n * C * L;
+            xpos[tid] = t * S - pl;
+        }
+        __syncthreads();
+        for (int e = tid; e < TRW * 64; e += 64) {
+            const int q = e % TRW, mm = e / TRW, o = m0 + mm;
             T g = T(0);
-            if (pin && o < O) {
-                const long long at = ((long long)n * O + o) * Lo + t;
+            if (gbase[q] >= 0 && o < O) {
+                const long long at = (long long)gbase[q] + (long long)o * Lo;
                 g = gy[at];
                 if (relu && !(y[at] > T(0))) g = T(0);
             }
             Gs[q][mm] = g;
-            const int rr = ld0 + 16 * s, r = r0 + rr;
-            const int i = t * S + xk[s] * d - pl;
-            Xs[q][rr] = (pin && r < R && i >= 0 && i < L)
-                            ? x[((long long)n * C + xc[s]) * L + i] : T(0);
+            const int rr = mm, i = xpos[q] + rpos[rr];
+            const bool ok = gbase[q] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
+            Xs[q][rr] = ok ? x[(long long)xbase[q] + roff[rr] + i] : T(0);
         }
         __syncthreads();
-        mac_chunk<T, 65, 65>(Gs, Xs, acc, tx, ty, 16, 16);
-        if (blockIdx.x == 0 && tid < 64) {
+        mac_chunk<T, TRW, 65, 65>(Gs, Xs, acc, tx, ty, 8, 8);
+        if (blockIdx.x == 0) {
 #pragma unroll
-            for (int qq = 0; qq < TR; ++qq) gbacc += Gs[qq][tid];
+            for (int q = 0; q < TRW; ++q) gbacc += Gs[q][tid];
         }
         __syncthreads();
     }
-    T* out = part + (long long)blockIdx.z * (O * R + O);
+    T* out = part + (long long)blockIdx.z * ((long long)O * R + O);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int o = m0 + ty + 16 * i;
+    for (int i = 0; i < RT; ++i) {
+        const int o = m0 + ty + 8 * i;
 #pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const int r = r0 + tx + 16 * j;
+        for (int j = 0; j < RT; ++j) {
+            const int r = r0 + tx + 8 * j;
             if (o < O && r < R) out[(long long)o * R + r] = acc[i][j];
         }
     }
-    if (blockIdx.x == 0 && tid < 64 && m0 + tid < O) out[O * R + m0 + tid] = gbacc;
+    if (blockIdx.x == 0 && m0 + tid < O) out[(long long)O * R + m0 + tid] = gbacc;
 }
 
-// Thread -> index map: thread e < O*R + O owns one entry of (gw, gb) and adds the
-// partial sums part[z, e] for z = 0 .. splits-1 in order.
+// Thread -> index map: block (32, 8) threads; entry e = blockIdx.x*32 + threadIdx.x of
+// (gw, gb) flattened (count = OR + O entries); lane threadIdx.y adds part[z, e] for
+// z = lane, lane + 8, ... in order, then lane 0 adds the 8 lane sums in order.
 template <typename T>
 __global__ void conv1d_sum_partials(const T* __restrict__ part, T* __restrict__ gw,
                                     T* __restrict__ gb, int splits, int OR, int O)
 {
-    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    __shared__ T lanes[8][32];
+    const int e = blockIdx.x * 32 + threadIdx.x, lane = threadIdx.y;
     const int count = OR + O;
-    if (e >= count) return;
     T s = T(0);
-    for (int z = 0; z < splits; ++z) s += part[(long long)z * count + e];
-    if (e < OR) gw[e] = s;
-    else gb[e - OR] = s;
+    if (e < count)
+        for (int z = lane; z < splits; z += 8) s += part[(long long)z * count + e];
+    lanes[lane][threadIdx.x] = s;
+    __syncthreads();
+    if (lane == 0 && e < count) {
+        T total = T(0);
+#pragma unroll
+        for (int l = 0; l < 8; ++l) total += lanes[l][threadIdx.x];
+        if (e < OR) gw[e] = total;
+        else gb[e - OR] = total;
+    }
 }
 """
 
 KERNELS = ("conv1d_fwd", "conv1d_bwd_data", "conv1d_bwd_weight", "conv1d_sum_partials")
 
-_TILE = 4096      # outputs per block of conv1d_fwd / conv1d_bwd_data
-_TR = 16          # reduction chunk
-_TARGET_BLOCKS = 528   # conv1d_bwd_weight: about four blocks per multiprocessor of an H100/H200
+_TRW = 16               # reduction chunk of conv1d_bwd_weight
+_TARGET_BLOCKS = 1024   # conv1d_bwd_weight: about eight 64-thread blocks per H100/H200 SM
 
 
 def _i32(*values):
@@ -268,9 +307,20 @@ def _lo(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
 
-def _tm(rows):
-    """Rows per block tile: 32 (with 128 columns) for at most 32 rows, else 64 (x 64)."""
-    return 32 if rows <= 32 else 64
+def _tile(rows):
+    """(tm, tp, threads) of conv1d_fwd / conv1d_bwd_data for a GEMM with ``rows`` rows:
+    the narrowest row tile that covers them (8 x 8 outputs per thread)."""
+    if rows <= 32:
+        return 32, 256, 128
+    if rows <= 64:
+        return 64, 256, 256
+    return 128, 128, 256
+
+
+def _check_size(N, C, L, O, Lo):
+    if N * max(L, Lo) * max(C, O) >= 2**31:
+        raise ValueError(f"conv1d (cupy): N={N}, C={C}, L={L}, O={O} too large for int32 "
+                         "offsets")
 
 
 def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
@@ -281,16 +331,16 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
-    assert N * max(L, Lo) * max(C, O) < 2**31, "conv1d (cupy): tensor too large for int32"
+    _check_size(N, C, L, O, Lo)
     y = cp.empty((N, O, Lo), dtype=x.dtype)
     if y.size == 0:
         return y
-    bias = y if b is None else cp.ascontiguousarray(b, dtype=x.dtype)  # y: unread dummy
-    tm = _tm(O)
+    bias = y if b is None else cp.ascontiguousarray(b, dtype=x.dtype)  # y: unread stand-in
+    tm, tp, threads = _tile(O)
     fn = kernel(SOURCE, KERNELS, "conv1d_fwd", x.dtype)
-    grid = (blocks(N * Lo, _TILE // tm), blocks(O, tm))
-    fn(grid, (256,), (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
-                                          b is not None, relu, tm)))
+    fn((blocks(N * Lo, tp), blocks(O, tm)), (threads,),
+       (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
+                             b is not None, relu, tm, tp)))
     return y
 
 
@@ -301,13 +351,13 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     w = cp.ascontiguousarray(w, dtype=x.dtype)
     gy = cp.ascontiguousarray(gy, dtype=x.dtype)
     relu = y is not None
-    mask = cp.ascontiguousarray(y, dtype=x.dtype) if relu else gy   # gy: unread dummy
+    mask = cp.ascontiguousarray(y, dtype=x.dtype) if relu else gy   # gy: unread stand-in
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = gy.shape[2]
     R = C * K
     P = N * Lo
-    assert N * max(L, Lo) * max(C, O) < 2**31, "conv1d (cupy): tensor too large for int32"
+    _check_size(N, C, L, O, Lo)
     if P == 0:
         return (cp.zeros((N, C, L), dtype=x.dtype), cp.zeros((O, C, K), dtype=x.dtype),
                 cp.zeros((O,), dtype=x.dtype))
@@ -315,22 +365,22 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     gw = cp.empty((O, C, K), dtype=x.dtype)
     gb = cp.empty((O,), dtype=x.dtype)
     # gx: gather of the taps (one implicit GEMM over the reduction (o, k))
-    tm = _tm(C)
+    tm, tp, threads = _tile(C)
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
-    grid = (blocks(N * L, _TILE // tm), blocks(C, tm))
-    fn(grid, (256,), (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left,
-                                            dilation, relu, tm)))
+    fn((blocks(N * L, tp), blocks(C, tm)), (threads,),
+       (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu,
+                               tm, tp)))
     # gw, gb: slices of the (n, t) reduction per block, then a fixed-order sum of the slices
     tiles = blocks(R, 64) * blocks(O, 64)
     per_block = -(-P // max(1, _TARGET_BLOCKS // tiles))
-    pb = max(16 * _TR, -(-per_block // _TR) * _TR)              # a multiple of the chunk
+    pb = max(8 * _TRW, -(-per_block // _TRW) * _TRW)            # a multiple of the chunk
     splits = -(-P // pb)
     part = cp.empty((splits, O * R + O), dtype=x.dtype)
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_weight", x.dtype)
-    fn((blocks(R, 64), blocks(O, 64), splits), (256,),
+    fn((blocks(R, 64), blocks(O, 64), splits), (64,),
        (gy, mask, x, part, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu, pb)))
     fn = kernel(SOURCE, KERNELS, "conv1d_sum_partials", x.dtype)
-    fn((blocks(O * R + O),), (256,), (part, gw, gb, *_i32(splits, O * R, O)))
+    fn((blocks(O * R + O, 32),), (32, 8), (part, gw, gb, *_i32(splits, O * R, O)))
     return gx, gw, gb
 
 

@@ -26,17 +26,17 @@ def _fwd_row(x, labels, loss, lse, i):
     K = x.shape[1]
     m = -np.inf
     for k in range(K):
-        m = max(m, float(x[i, k]))
+        m = max(m, np.float64(x[i, k]))
     below = 0.0
     ties = 0
     for k in range(K):
-        v = float(x[i, k])
+        v = np.float64(x[i, k])
         if v < m:
             below += np.exp(v - m)
         elif v == m:
             ties += 1
     L = np.log1p(below + (ties - 1))
-    loss[i] = (m - float(x[i, labels[i]])) + L
+    loss[i] = (m - np.float64(x[i, labels[i]])) + L
     lse[i] = m + L
 
 
@@ -54,13 +54,13 @@ def _fwd_parallel(x, labels, loss, lse):
 
 @njit(cache=True)
 def _bwd_row(gloss, x, labels, lse, gx, i):
-    g = float(gloss[i])
-    l = float(lse[i])
+    g = np.float64(gloss[i])
+    l = np.float64(lse[i])
     y = labels[i]
     off_label = 0.0  # Σ_{k≠y} softmax
     for k in range(x.shape[1]):
         if k != y:
-            s = np.exp(float(x[i, k]) - l)
+            s = np.exp(np.float64(x[i, k]) - l)
             gx[i, k] = g * s
             off_label += s
     gx[i, y] = -g * off_label

@@ -27,11 +27,11 @@ def _max_and_log_sum(x, i):
     K = x.shape[1]
     m = -np.inf
     for k in range(K):
-        m = max(m, float(x[i, k]))
+        m = max(m, np.float64(x[i, k]))
     below = 0.0
     ties = 0
     for k in range(K):
-        v = float(x[i, k])
+        v = np.float64(x[i, k])
         if v < m:
             below += np.exp(v - m)
         elif v == m:
@@ -43,7 +43,7 @@ def _max_and_log_sum(x, i):
 def _fwd_row(x, y, i):
     m, L = _max_and_log_sum(x, i)
     for k in range(x.shape[1]):
-        y[i, k] = (float(x[i, k]) - m) - L
+        y[i, k] = (np.float64(x[i, k]) - m) - L
 
 
 @njit(cache=True)
@@ -63,9 +63,9 @@ def _bwd_row(gy, y, gx, i):
     K = y.shape[1]
     S = 0.0
     for k in range(K):
-        S += float(gy[i, k])
+        S += np.float64(gy[i, k])
     for k in range(K):
-        gx[i, k] = float(gy[i, k]) - np.exp(float(y[i, k])) * S
+        gx[i, k] = np.float64(gy[i, k]) - np.exp(np.float64(y[i, k])) * S
 
 
 @njit(cache=True)

@@ -26,7 +26,7 @@ def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
     return (length + 2 * padding - kernel_size) // stride + 1
 
 
-def fwd(x: np.ndarray, *, kernel_size: int, stride: int, padding: int):
+def fwd(x, *, kernel_size: int, stride: int, padding: int):
     """Max-pool over the last axis.
 
     Parameters
@@ -55,7 +55,7 @@ def fwd(x: np.ndarray, *, kernel_size: int, stride: int, padding: int):
     return y, argmax
 
 
-def bwd(gy: np.ndarray, argmax: np.ndarray, *, length: int, kernel_size: int, stride: int,
+def bwd(gy, argmax, *, length: int, kernel_size: int, stride: int,
         padding: int):
     """Gradient of max-pool: gy scatter-added into gx at argmax.
 

@@ -26,11 +26,11 @@ def _fwd_row(x, p, loss, lse, i):
     K = x.shape[1]
     m = -np.inf
     for k in range(K):
-        m = max(m, float(x[i, k]))
+        m = max(m, np.float64(x[i, k]))
     below = 0.0
     ties = 0
     for k in range(K):
-        v = float(x[i, k])
+        v = np.float64(x[i, k])
         if v < m:
             below += np.exp(v - m)
         elif v == m:
@@ -38,7 +38,7 @@ def _fwd_row(x, p, loss, lse, i):
     L = np.log1p(below + (ties - 1))
     acc = 0.0
     for k in range(K):
-        acc += float(p[i, k]) * ((m - float(x[i, k])) + L)
+        acc += np.float64(p[i, k]) * ((m - np.float64(x[i, k])) + L)
     loss[i] = acc
     lse[i] = m + L
 
@@ -58,14 +58,14 @@ def _fwd_parallel(x, p, loss, lse):
 @njit(cache=True)
 def _bwd_row(gloss, x, p, lse, gx, gp, i):
     K = x.shape[1]
-    g = float(gloss[i])
-    l = float(lse[i])
+    g = np.float64(gloss[i])
+    l = np.float64(lse[i])
     P = 0.0
     for k in range(K):
-        P += float(p[i, k])
+        P += np.float64(p[i, k])
     for k in range(K):
-        v = float(x[i, k])
-        gx[i, k] = g * (np.exp(v - l) * P - float(p[i, k]))
+        v = np.float64(x[i, k])
+        gx[i, k] = g * (np.exp(v - l) - np.float64(p[i, k]))
         gp[i, k] = g * (l - v)
 
 

@@ -25,13 +25,13 @@ def _fwd_row(x, y, i):
     K = x.shape[1]
     m = -np.inf
     for k in range(K):
-        m = max(m, float(x[i, k]))
+        m = max(m, np.float64(x[i, k]))
     s = 0.0
     for k in range(K):
-        s += np.exp(float(x[i, k]) - m)
+        s += np.exp(np.float64(x[i, k]) - m)
     inv = 1.0 / s
     for k in range(K):
-        y[i, k] = np.exp(float(x[i, k]) - m) * inv
+        y[i, k] = np.exp(np.float64(x[i, k]) - m) * inv
 
 
 @njit(cache=True)
@@ -51,9 +51,9 @@ def _bwd_row(gy, y, gx, i):
     K = y.shape[1]
     s = 0.0
     for k in range(K):
-        s += float(gy[i, k]) * float(y[i, k])
+        s += np.float64(gy[i, k]) * np.float64(y[i, k])
     for k in range(K):
-        gx[i, k] = float(y[i, k]) * (float(gy[i, k]) - s)
+        gx[i, k] = np.float64(y[i, k]) * (np.float64(gy[i, k]) - s)
 
 
 @njit(cache=True)

@@ -1,0 +1,73 @@
+"""avgpool1d in NumPy, written for clarity: the definition and the test oracle.
+
+The zero-padded input is read K times, once per window offset k, as a strided slice that
+holds the k-th element of every window. math: see SPEC.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["fwd", "bwd", "out_length"]
+
+
+def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
+    """Lo = ⌊(L + 2·P − K) / S⌋ + 1, checked against the rules in the SPEC."""
+    if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
+        raise ValueError(
+            f"avgpool1d: need kernel_size ≥ 1, stride ≥ 1, 0 ≤ padding ≤ kernel_size // 2; "
+            f"got kernel_size={kernel_size}, stride={stride}, padding={padding}"
+        )
+    if length + 2 * padding < kernel_size:
+        raise ValueError(
+            f"avgpool1d: window {kernel_size} is longer than the padded input "
+            f"(length {length} + 2·padding {padding})"
+        )
+    return (length + 2 * padding - kernel_size) // stride + 1
+
+
+def fwd(x, *, kernel_size: int, stride: int, padding: int):
+    """Average-pool over the last axis, zero padding counted in the divisor.
+
+    Parameters
+    ----------
+    x : (N, C, L) float32 or float64
+
+    Returns
+    -------
+    y : (N, C, Lo), dtype of x
+    """
+    if x.ndim != 3:
+        raise ValueError(f"avgpool1d: x must be (N, C, L), got shape {x.shape}")
+    N, C, L = x.shape
+    K, S, P = kernel_size, stride, padding
+    Lo = out_length(L, K, S, P)
+    xp = np.pad(x, ((0, 0), (0, 0), (P, P)))  # (N, C, L + 2P), zeros at both ends
+    total = np.zeros((N, C, Lo), dtype=x.dtype)
+    for k in range(K):
+        total += xp[:, :, k : k + S * (Lo - 1) + 1 : S]  # element k of every window
+    return total / x.dtype.type(K)
+
+
+def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int):
+    """Gradient of average-pool: each gy[t] spread evenly over its window.
+
+    Parameters
+    ----------
+    gy : (N, C, Lo) float32 or float64, upstream gradient
+    length : L, the input length
+
+    Returns
+    -------
+    (gx,) with gx : (N, C, L), dtype of gy
+    """
+    if gy.ndim != 3:
+        raise ValueError(f"avgpool1d: gy must be (N, C, Lo), got shape {gy.shape}")
+    N, C, Lo = gy.shape
+    K, S, P = kernel_size, stride, padding
+    if Lo != out_length(length, K, S, P):
+        raise ValueError(f"avgpool1d: gy {gy.shape} does not fit input length {length}")
+    gxp = np.zeros((N, C, length + 2 * P), dtype=gy.dtype)  # gradient of the padded input
+    for k in range(K):
+        gxp[:, :, k : k + S * (Lo - 1) + 1 : S] += gy  # the slices fwd read, transposed
+    return (gxp[:, :, P : P + length] / gy.dtype.type(K),)

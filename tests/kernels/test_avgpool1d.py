@@ -1,0 +1,272 @@
+"""avgpool1d kernels: reference vs naive loops, every backend vs the reference (forward and
+backward, TESTING.md's bounds), finite differences, linearity, the adjoint identity,
+equality with a depthwise convolution of weight 1/K, PyTorch as a second oracle, signature
+parity and an nvcc compile of the CUDA source. Math: kernels/avgpool1d/__init__.py."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import kernels
+from kernels._cuda import nvcc_unit
+from kernels.avgpool1d import cupy_cuda, numba_cpu, reference
+from minimtl.testing import arrays, ncl_shapes, pool1d_params
+from tests._util import bound, call, rel_err
+
+OP = "avgpool1d"
+DTYPES = ("float32", "float64")
+
+# (kernel_size, stride, padding): overlapping, non-overlapping, gapped, padded, K = 1
+PARAMS = [(2, 2, 0), (3, 1, 1), (3, 2, 0), (2, 1, 1), (4, 3, 2), (5, 2, 2), (1, 1, 0), (3, 5, 1)]
+
+
+def _p(kernel_size, stride, padding):
+    return dict(kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+def naive_avgpool(x, kernel_size, stride, padding):
+    """Python loops over the zero-padded input, divided by K."""
+    N, C, L = x.shape
+    Lo = (L + 2 * padding - kernel_size) // stride + 1
+    y = np.zeros((N, C, Lo))
+    for n in range(N):
+        for c in range(C):
+            for t in range(Lo):
+                for k in range(kernel_size):
+                    j = t * stride - padding + k
+                    if 0 <= j < L:
+                        y[n, c, t] += x[n, c, j]
+                y[n, c, t] /= kernel_size
+    return y
+
+
+def naive_avgpool_grad(gy, length, kernel_size, stride, padding):
+    """Python loops: every window hands 1/K of its gy to each of its real positions."""
+    N, C, Lo = gy.shape
+    gx = np.zeros((N, C, length))
+    for n in range(N):
+        for c in range(C):
+            for t in range(Lo):
+                for k in range(kernel_size):
+                    j = t * stride - padding + k
+                    if 0 <= j < length:
+                        gx[n, c, j] += gy[n, c, t] / kernel_size
+    return gx
+
+
+def depthwise_conv(x, weight, stride, padding):
+    """y[n,c,t] = Σ_k weight[c,k]·x̃[n,c,t·S+k], x̃ zero-padded: a conv1d with groups = C."""
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, weight.shape[1], axis=2)
+    return np.einsum("nctk,ck->nct", windows[:, :, ::stride], weight)
+
+
+def _overlap(kernel_size, stride):
+    """How many windows one input position can belong to (terms of a gradient sum)."""
+    return -(-kernel_size // stride)
+
+
+# (a) the reference against naive loops ------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_reference_matches_naive_loops(kernel_size, stride, padding):
+    rng = np.random.default_rng(kernel_size * 100 + stride * 10 + padding)
+    p = _p(kernel_size, stride, padding)
+    x = rng.standard_normal((2, 3, 11))
+    y = reference.fwd(x, **p)
+    assert rel_err(y, naive_avgpool(x, **p)) <= 1e-12
+    gy = rng.standard_normal(y.shape)
+    (gx,) = reference.bwd(gy, length=11, **p)
+    assert rel_err(gx, naive_avgpool_grad(gy, 11, **p)) <= 1e-12
+
+
+def test_reference_rejects_inconsistent_input():
+    x = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="avgpool1d"):
+        reference.fwd(x[0], **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="avgpool1d"):
+        reference.fwd(x, **_p(2, 2, 2))  # padding > kernel_size // 2
+    with pytest.raises(ValueError, match="avgpool1d"):
+        reference.fwd(x, **_p(7, 1, 1))  # window longer than the padded input
+    with pytest.raises(ValueError, match="avgpool1d"):
+        reference.bwd(np.zeros((2, 3, 2)), length=9, **_p(2, 2, 0))
+
+
+# (b) every backend against the reference ----------------------------------------------
+
+
+def _check_against_reference(backend, x, gy_seed, p):
+    """fwd and bwd against the float64 reference on the same values; dtypes; inputs
+    untouched."""
+    x_before = x.copy()
+    y = call(OP, backend, "fwd", x, **p)
+    np.testing.assert_array_equal(x, x_before)
+    assert y.dtype == x.dtype
+    assert rel_err(y, reference.fwd(x.astype(np.float64), **p)) <= bound(
+        x.dtype, "sum", p["kernel_size"]
+    )
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    gy_before = gy.copy()
+    (gx,) = call(OP, backend, "bwd", gy, length=x.shape[2], **p)
+    np.testing.assert_array_equal(gy, gy_before)
+    assert gx.dtype == x.dtype and gx.shape == x.shape
+    (gx_ref,) = reference.bwd(gy.astype(np.float64), length=x.shape[2], **p)
+    assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", _overlap(p["kernel_size"], p["stride"]))
+
+
+@given(st.data())
+def test_backend_matches_reference(backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, dtype))
+    _check_against_reference(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stride, padding):
+    rng = np.random.default_rng(7)
+    for L in (kernel_size, kernel_size + 1, 13):  # L = K gives a single window when P = 0
+        x = rng.standard_normal((2, 3, L)).astype(dtype)
+        _check_against_reference(backend, x, 1, _p(kernel_size, stride, padding))
+
+
+def test_backend_handles_empty_batch(backend):
+    x = np.zeros((0, 3, 8), dtype=np.float32)
+    y = call(OP, backend, "fwd", x, **_p(3, 2, 1))
+    assert y.shape == (0, 3, 4) and y.dtype == np.float32
+    (gx,) = call(OP, backend, "bwd", y, length=8, **_p(3, 2, 1))
+    assert gx.shape == (0, 3, 8) and gx.dtype == np.float32
+
+
+def test_backend_gives_same_result_on_non_contiguous_input(backend):
+    x = np.random.default_rng(3).standard_normal((3, 2, 20))
+    strided = x[:, :, ::2]  # (3, 2, 10), not contiguous
+    y = call(OP, backend, "fwd", strided, **_p(3, 2, 1))
+    np.testing.assert_array_equal(y, call(OP, backend, "fwd", np.ascontiguousarray(strided),
+                                          **_p(3, 2, 1)))
+
+
+# (c) finite differences ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fd_backend", ["numpy", "numba"])
+@given(st.data())
+def test_bwd_matches_finite_differences(fd_backend, data):
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, "float64"))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    mod = kernels.get(OP, fd_backend)
+    y = mod.fwd(x, **p)
+    gy = rng.standard_normal(y.shape)
+    u = rng.uniform(-1, 1, x.shape)
+    eps = 1e-6
+    numeric = np.sum(gy * (mod.fwd(x + eps * u, **p) - mod.fwd(x - eps * u, **p))) / (2 * eps)
+    (gx,) = mod.bwd(gy, length=shape[2], **p)
+    analytic = np.sum(gx * u)
+    assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic))
+
+
+# (d) properties, on every backend -----------------------------------------------------
+
+
+@given(st.data())
+def test_avgpool_is_linear(backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x, z = data.draw(arrays(shape, dtype)), data.draw(arrays(shape, dtype))
+    a, b = (np.dtype(dtype).type(data.draw(st.floats(-3, 3, allow_subnormal=False)))
+            for _ in range(2))
+    y_x, y_z, y_mix = (call(OP, backend, "fwd", v, **p) for v in (x, z, a * x + b * z))
+    expected = a * y_x.astype(np.float64) + b * y_z.astype(np.float64)
+    # normwise, relative to the size of the terms (the mix may cancel to nearly 0)
+    scale = abs(a) * np.linalg.norm(y_x) + abs(b) * np.linalg.norm(y_z) + 1e-300
+    # K window terms plus the roundings of a·x + b·z
+    tol = bound(dtype, "sum", p["kernel_size"] + 3)
+    assert np.linalg.norm(y_mix - expected) <= tol * scale
+
+
+@given(st.data())
+def test_bwd_is_the_adjoint_of_fwd(backend, data):
+    # ⟨fwd(x), g⟩ = ⟨x, bwd(g)⟩: checks the backward with no derivative at all
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, dtype))
+    y = call(OP, backend, "fwd", x, **p)
+    g = data.draw(arrays(y.shape, dtype))
+    (gx,) = call(OP, backend, "bwd", g, length=shape[2], **p)
+    lhs = np.multiply(y, g, dtype=np.float64)
+    rhs = np.multiply(x, gx, dtype=np.float64)
+    scale = np.abs(lhs).sum() + np.abs(rhs).sum() + 1e-300
+    assert abs(lhs.sum() - rhs.sum()) <= bound(dtype, "sum", p["kernel_size"]) * scale
+
+
+@given(st.data())
+def test_avgpool_equals_depthwise_conv_with_weight_one_over_k(backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, dtype))
+    K = p["kernel_size"]
+    weight = np.full((shape[1], K), 1.0 / K)  # (C, K): one filter per channel
+    conv = depthwise_conv(x.astype(np.float64), weight, p["stride"], p["padding"])
+    assert rel_err(call(OP, backend, "fwd", x, **p), conv) <= bound(dtype, "sum", K)
+
+
+def test_window_of_one_is_the_identity(backend):
+    x = np.random.default_rng(5).standard_normal((2, 3, 7))
+    np.testing.assert_array_equal(call(OP, backend, "fwd", x, **_p(1, 1, 0)), x)
+    np.testing.assert_array_equal(call(OP, backend, "bwd", x, length=7, **_p(1, 1, 0))[0], x)
+
+
+# (e) PyTorch as a second oracle ----------------------------------------------------------
+
+
+@given(st.data())
+def test_matches_torch_avg_pool1d(backend, data):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, "float64"))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = F.avg_pool1d(xt, p["kernel_size"], p["stride"], p["padding"], count_include_pad=True)
+    y = call(OP, backend, "fwd", x, **p)
+    assert rel_err(y, yt.detach().numpy()) <= 1e-10
+    gy = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(y.shape)
+    yt.backward(torch.tensor(gy))
+    (gx,) = call(OP, backend, "bwd", gy, length=shape[2], **p)
+    assert rel_err(gx, xt.grad.numpy()) <= 1e-10
+
+
+# (f) signature parity and (g) the CUDA source compiles ------------------------------------
+
+
+@pytest.mark.parametrize("fn", ["fwd", "bwd"])
+def test_backend_signatures_match_reference(fn):
+    expected = inspect.signature(getattr(reference, fn))
+    for module in (numba_cpu, cupy_cuda):
+        assert inspect.signature(getattr(module, fn)) == expected, module.__name__
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_cuda_source_compiles_with_nvcc(tmp_path):
+    unit = tmp_path / "avgpool1d.cu"
+    unit.write_text(nvcc_unit(cupy_cuda.SOURCE, cupy_cuda.KERNELS))
+    result = subprocess.run(
+        ["nvcc", "-std=c++14", "-arch=sm_80", "-c", str(unit), "-o", str(tmp_path / "a.o")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,320 @@
+"""maxpool1d kernels: reference vs naive loops, every backend vs the reference (values and
+argmax bitwise, gradients within TESTING.md's bounds), finite differences, the max-pool
+properties, PyTorch as a second oracle, signature parity and an nvcc compile of the CUDA
+source. Math: kernels/maxpool1d/__init__.py."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import kernels
+from kernels._cuda import nvcc_unit
+from kernels.maxpool1d import cupy_cuda, numba_cpu, reference
+from minimtl.testing import arrays, distinct_arrays, ncl_shapes, pool1d_params
+from tests._util import bound, call, rel_err
+
+OP = "maxpool1d"
+DTYPES = ("float32", "float64")
+
+# (kernel_size, stride, padding): overlapping, non-overlapping, gapped, padded, K = 1
+PARAMS = [(2, 2, 0), (3, 1, 1), (3, 2, 0), (2, 1, 1), (4, 3, 2), (5, 2, 2), (1, 1, 0), (3, 5, 1)]
+
+
+def _p(kernel_size, stride, padding):
+    return dict(kernel_size=kernel_size, stride=stride, padding=padding)
+
+
+def naive_maxpool(x, kernel_size, stride, padding):
+    """Python loops over the −∞-padded input: y and the position of the first maximum."""
+    N, C, L = x.shape
+    Lo = (L + 2 * padding - kernel_size) // stride + 1
+    y = np.empty((N, C, Lo), dtype=x.dtype)
+    argmax = np.empty((N, C, Lo), dtype=np.int64)
+    for n in range(N):
+        for c in range(C):
+            for t in range(Lo):
+                best, arg = -math.inf, -1
+                for k in range(kernel_size):
+                    j = t * stride - padding + k  # position in x; outside it is padding
+                    value = x[n, c, j] if 0 <= j < L else -math.inf
+                    if value > best:  # strictly: the first maximum stays
+                        best, arg = value, j
+                y[n, c, t] = best
+                argmax[n, c, t] = arg
+    return y, argmax
+
+
+def naive_maxpool_grad(gy, argmax, length):
+    N, C, Lo = gy.shape
+    gx = np.zeros((N, C, length), dtype=gy.dtype)
+    for n in range(N):
+        for c in range(C):
+            for t in range(Lo):
+                gx[n, c, argmax[n, c, t]] += gy[n, c, t]
+    return gx
+
+
+def _overlap(kernel_size, stride):
+    """How many windows one input position can belong to (terms of a gradient sum)."""
+    return -(-kernel_size // stride)
+
+
+# (a) the reference against naive loops ------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_reference_matches_naive_loops(kernel_size, stride, padding):
+    rng = np.random.default_rng(kernel_size * 100 + stride * 10 + padding)
+    p = _p(kernel_size, stride, padding)
+    for x in (rng.standard_normal((2, 3, 11)), rng.integers(0, 3, (2, 3, 11)).astype(float)):
+        y, argmax = reference.fwd(x, **p)
+        y_naive, argmax_naive = naive_maxpool(x, **p)
+        assert argmax.dtype == np.int32
+        np.testing.assert_array_equal(argmax, argmax_naive)
+        assert rel_err(y, y_naive) <= 1e-12
+        gy = rng.standard_normal(y.shape)
+        (gx,) = reference.bwd(gy, argmax, length=11, **p)
+        assert rel_err(gx, naive_maxpool_grad(gy, argmax_naive, 11)) <= 1e-12
+
+
+def test_reference_rejects_inconsistent_input():
+    x = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.fwd(x[0], **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.fwd(x, **_p(2, 2, 2))  # padding > kernel_size // 2
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.fwd(x, **_p(7, 1, 1))  # window longer than the padded input
+    y, argmax = reference.fwd(x, **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.bwd(y, argmax[:, :1], length=4, **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.bwd(y, argmax, length=9, **_p(2, 2, 0))
+
+
+# (b) every backend against the reference ----------------------------------------------
+
+
+def _check_against_reference(backend, x, gy_seed, p):
+    """fwd: values and argmax bitwise equal to the reference on the same dtype; bwd within
+    the bound of a sum over the windows that share a position; dtypes; inputs untouched."""
+    x_before = x.copy()
+    y, argmax = call(OP, backend, "fwd", x, **p)
+    np.testing.assert_array_equal(x, x_before)
+    y_ref, argmax_ref = reference.fwd(x.astype(np.float64), **p)
+    assert y.dtype == x.dtype and argmax.dtype == np.int32
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    np.testing.assert_array_equal(y, y_ref.astype(x.dtype))  # a max is exact: bitwise
+
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    gy_before, argmax_before = gy.copy(), argmax.copy()
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=x.shape[2], **p)
+    np.testing.assert_array_equal(gy, gy_before)
+    np.testing.assert_array_equal(argmax, argmax_before)
+    (gx_ref,) = reference.bwd(gy.astype(np.float64), argmax_ref, length=x.shape[2], **p)
+    assert gx.dtype == x.dtype and gx.shape == x.shape
+    terms = _overlap(p["kernel_size"], p["stride"])
+    assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", terms)
+
+
+@given(st.data())
+def test_backend_matches_reference(backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, dtype))
+    _check_against_reference(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stride, padding):
+    rng = np.random.default_rng(7)
+    p = _p(kernel_size, stride, padding)
+    for L in (kernel_size, kernel_size + 1, 13):  # L = K gives a single window when P = 0
+        x = rng.standard_normal((2, 3, L)).astype(dtype)
+        _check_against_reference(backend, x, 1, p)
+        ties = rng.integers(-1, 2, (2, 3, L)).astype(dtype)  # many ties
+        _check_against_reference(backend, ties, 2, p)
+
+
+def test_backend_handles_empty_batch(backend):
+    x = np.zeros((0, 3, 8), dtype=np.float32)
+    y, argmax = call(OP, backend, "fwd", x, **_p(2, 2, 0))
+    assert y.shape == (0, 3, 4) and argmax.shape == (0, 3, 4)
+    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, **_p(2, 2, 0))
+    assert gx.shape == (0, 3, 8) and gx.dtype == np.float32
+
+
+def test_backend_gives_same_result_on_non_contiguous_input(backend):
+    x = np.random.default_rng(3).standard_normal((3, 2, 20))
+    strided = x[:, :, ::2]  # (3, 2, 10), not contiguous
+    y, argmax = call(OP, backend, "fwd", strided, **_p(3, 2, 1))
+    y_c, argmax_c = call(OP, backend, "fwd", np.ascontiguousarray(strided), **_p(3, 2, 1))
+    np.testing.assert_array_equal(y, y_c)
+    np.testing.assert_array_equal(argmax, argmax_c)
+
+
+# (c) finite differences ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fd_backend", ["numpy", "numba"])
+@given(st.data())
+def test_bwd_matches_finite_differences(fd_backend, data):
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(distinct_arrays(shape, "float64"))  # no ties within eps
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    mod = kernels.get(OP, fd_backend)
+    y, argmax = mod.fwd(x, **p)
+    gy = rng.standard_normal(y.shape)
+    u = rng.uniform(-1, 1, x.shape)
+    eps = 1e-6
+    numeric = np.sum(gy * (mod.fwd(x + eps * u, **p)[0] - mod.fwd(x - eps * u, **p)[0]))
+    numeric /= 2 * eps
+    (gx,) = mod.bwd(gy, argmax, length=shape[2], **p)
+    analytic = np.sum(gx * u)
+    assert abs(numeric - analytic) <= 1e-7 * max(1.0, abs(analytic))
+
+
+# (d) properties, on every backend -----------------------------------------------------
+
+
+@given(st.data())
+def test_output_is_the_window_max(backend, data):
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, "float64"))
+    y, argmax = call(OP, backend, "fwd", x, **p)
+    K, S, P = p["kernel_size"], p["stride"], p["padding"]
+    for t in range(y.shape[2]):
+        lo, hi = max(t * S - P, 0), min(t * S - P + K, shape[2])
+        np.testing.assert_array_equal(y[:, :, t], x[:, :, lo:hi].max(axis=2))
+        assert np.all((lo <= argmax[:, :, t]) & (argmax[:, :, t] < hi))
+
+
+@given(st.data())
+def test_shift_and_positive_scale_commute_with_pool(backend, data):
+    # x ↦ fl(x + c) and x ↦ fl(a·x), a > 0, are monotone, so they commute with max exactly
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, dtype))
+    c = np.dtype(dtype).type(data.draw(st.floats(-100, 100, allow_subnormal=False)))
+    a = np.dtype(dtype).type(data.draw(st.floats(0.01, 100, allow_subnormal=False)))
+    (y, _), (y_shift, _), (y_scale, _) = (call(OP, backend, "fwd", v, **p)
+                                         for v in (x, x + c, a * x))
+    np.testing.assert_array_equal(y_shift, y + c)
+    np.testing.assert_array_equal(y_scale, a * y)
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_ties_go_to_the_first_maximum(backend, kernel_size, stride, padding):
+    p = _p(kernel_size, stride, padding)
+    L = 12
+    # constant input: every window ties everywhere, so its first real position wins
+    const = np.full((1, 2, L), 0.5)
+    _, argmax = call(OP, backend, "fwd", const, **p)
+    Lo = argmax.shape[2]
+    first = np.maximum(np.arange(Lo) * stride - padding, 0)
+    np.testing.assert_array_equal(argmax, np.broadcast_to(first, argmax.shape))
+    # crafted plateaus with ties inside windows; the gradient follows the first maximum
+    crafted = np.array([[[1, 3, 3, 2, 3, 3, 3, 0, 5, 5, 1, 5],
+                         [2, 2, 1, 1, 4, 4, 4, 4, 0, 0, 0, 0]]], dtype=np.float64)
+    _, argmax = call(OP, backend, "fwd", crafted, **p)
+    _, argmax_naive = naive_maxpool(crafted, **p)
+    np.testing.assert_array_equal(argmax, argmax_naive)
+    gy = np.arange(1.0, 1.0 + argmax.size).reshape(argmax.shape)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=L, **p)
+    np.testing.assert_array_equal(gx, naive_maxpool_grad(gy, argmax_naive, L))
+
+
+@given(st.data())
+def test_gradient_goes_only_to_the_argmax(backend, data):
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(arrays(shape, "float64", min_value=-2, max_value=2).map(np.round))  # ties
+    _, argmax = call(OP, backend, "fwd", x, **p)
+    gy = np.ones(argmax.shape)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=shape[2], **p)
+    chosen = np.zeros(shape, dtype=bool)
+    n, c, _ = np.indices(argmax.shape)
+    chosen[n, c, argmax] = True
+    assert np.all(gx[~chosen] == 0) and np.all(gx[chosen] >= 1)
+    assert gx.sum() == argmax.size  # each window's gradient landed somewhere, once
+
+
+@given(st.data())
+def test_window_gradient_sums_equal_upstream_gradient(backend, data):
+    dtype = data.draw(st.sampled_from(DTYPES))
+    shape = data.draw(ncl_shapes(min_l=2))
+    K = data.draw(st.integers(1, min(shape[2], 4)))
+    p = _p(K, data.draw(st.integers(K, K + 2)), data.draw(st.integers(0, K // 2)))  # S ≥ K
+    x = data.draw(arrays(shape, dtype))
+    gy = data.draw(arrays((shape[0], shape[1], reference.out_length(shape[2], **p)), dtype))
+    _, argmax = call(OP, backend, "fwd", x, **p)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=shape[2], **p)
+    for t in range(gy.shape[2]):
+        lo = max(t * p["stride"] - p["padding"], 0)
+        hi = min(t * p["stride"] - p["padding"] + K, shape[2])
+        np.testing.assert_array_equal(gx[:, :, lo:hi].sum(axis=2), gy[:, :, t])
+
+
+def test_nan_wins_its_window_once(backend):
+    nan = np.nan
+    x = np.array([[[1.0, nan, 3.0, nan, 2.0, 5.0, -1.0, 0.0]]])
+    y, argmax = call(OP, backend, "fwd", x, **_p(3, 1, 1))
+    # windows over positions: [-1..1], [0..2], [1..3], [2..4], [3..5], [4..6], [5..7], [6..8]
+    np.testing.assert_array_equal(argmax[0, 0], [1, 1, 1, 3, 3, 5, 5, 7])
+    np.testing.assert_array_equal(np.isnan(y[0, 0]), [1, 1, 1, 1, 1, 0, 0, 0])
+    np.testing.assert_array_equal(y[0, 0, 5:], [5.0, 5.0, 0.0])
+
+
+# (e) PyTorch as a second oracle ----------------------------------------------------------
+
+
+@given(st.data())
+def test_matches_torch_max_pool1d(backend, data):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    shape = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(shape[2]))
+    x = data.draw(distinct_arrays(shape, "float64"))
+    y, argmax = call(OP, backend, "fwd", x, **p)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = F.max_pool1d(xt, p["kernel_size"], p["stride"], p["padding"], return_indices=True)
+    assert rel_err(y, yt.detach().numpy()) <= 1e-10
+    np.testing.assert_array_equal(argmax, it.numpy())
+    gy = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(y.shape)
+    yt.backward(torch.tensor(gy))
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=shape[2], **p)
+    assert rel_err(gx, xt.grad.numpy()) <= 1e-10
+
+
+# (f) signature parity and (g) the CUDA source compiles ------------------------------------
+
+
+@pytest.mark.parametrize("fn", ["fwd", "bwd"])
+def test_backend_signatures_match_reference(fn):
+    expected = inspect.signature(getattr(reference, fn))
+    for module in (numba_cpu, cupy_cuda):
+        assert inspect.signature(getattr(module, fn)) == expected, module.__name__
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
+def test_cuda_source_compiles_with_nvcc(tmp_path):
+    unit = tmp_path / "maxpool1d.cu"
+    unit.write_text(nvcc_unit(cupy_cuda.SOURCE, cupy_cuda.KERNELS))
+    result = subprocess.run(
+        ["nvcc", "-std=c++14", "-arch=sm_80", "-c", str(unit), "-o", str(tmp_path / "m.o")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
