@@ -549,6 +549,7 @@ class Run:
         self.cp = None
         self.crashed: dict[tuple[str, str], str] = {}   # (backend, probe item) -> why
         self.first_calls: dict[tuple[str, str], dict] = {}  # (backend, op) -> probe's times
+        self.cache_before: dict[str, str] = {}              # op -> Numba cache state at start
 
     def save(self, t0: float, complete: bool = False) -> None:
         """Write ``<out>/<name>.json`` and ``.md`` with what has been measured so far."""
@@ -568,6 +569,8 @@ class Run:
         found, recorded and skipped instead of ending the whole run. The child's calls are
         the first ones, so their times are kept as the first-call (compile) times."""
         cfg = self.cfg
+        if backend == "numba":     # before the child writes cache files
+            self.cache_before = {op: self._numba_cache(op) for op in cfg.ops}
         if cfg.probe is False or (cfg.probe is None and backend == "numpy"):
             return
         items = [f"kernel:{op}" for op in cfg.ops if cfg.kernels]
@@ -673,7 +676,8 @@ class Run:
             except Exception as e:
                 self.error("kernel import", e, op=op, backend=backend)
                 continue
-            cache = self._numba_cache(op) if backend == "numba" else None
+            cache = (self.cache_before.get(op) or self._numba_cache(op)
+                     if backend == "numba" else None)
             first = True
             for batch in batches:
                 for case in self.cases(op, batch):
@@ -1060,8 +1064,12 @@ def to_markdown(r: dict[str, Any]) -> str:
                                      if (t["op"], t["shape"], t["batch"], t["device"])
                                      not in have]
         order = {op: i for i, op in enumerate(r.get("settings", {}).get("ops", []))}
+        shapes: dict[str, int] = {}                  # the order the shapes were run in
+        for k in recs:
+            shapes.setdefault(k["shape"].replace(f"({k['batch']},", "(N,"), len(shapes))
         recs.sort(key=lambda k: (order.get(k["op"], 99), k["device"], k["batch"],
-                                 k["shape"], k["backend"]))
+                                 shapes[k["shape"].replace(f"({k['batch']},", "(N,")],
+                                 k["backend"]))
         for k in recs:
             only = k["backend"] == "(torch only)"
             rows.append([k["op"], k["shape"], k["backend"], str(k["batch"]),
@@ -1075,12 +1083,13 @@ def to_markdown(r: dict[str, Any]) -> str:
 
     comp = [c for c in r.get("compile", []) if c["backend"] != "numpy"]
     if comp:
-        out += ["", "## First calls (Numba: compile or cache load; CUDA: NVRTC compile)", ""]
+        out += ["", "## First calls (Numba: compile or cache load; CUDA: NVRTC compile or "
+                "CuPy's kernel cache)", ""]
         out += _table(["kernel", "backend", "first fwd ms", "first bwd ms", "steady fwd ms",
-                       "steady fwd+bwd ms", "cache"],
+                       "steady fwd+bwd ms", "Numba cache at start", "first calls in"],
                       [[c["op"], c["backend"], _ms(c["first_fwd_ms"]), _ms(c["first_bwd_ms"]),
                         _ms(c["steady_fwd_ms"]), _ms(c["steady_fwdbwd_ms"]),
-                        c.get("cache") or "–"] for c in comp])
+                        c.get("cache") or "–", c.get("where", "–")] for c in comp])
 
     if "gpu" in r and "copy" in r["gpu"]:
         copy = r["gpu"]["copy"]["gbps"]
@@ -1117,7 +1126,7 @@ def to_markdown(r: dict[str, Any]) -> str:
         out += ["", "## Skipped or failed", ""]
         for e in r["errors"]:
             about = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("where", "error"))
-            out.append(f"- {e['where']} ({about}): {e['error']}")
+            out.append(f"- {e['where']}" + (f" ({about})" if about else "") + f": {e['error']}")
     return "\n".join(out) + "\n"
 
 
@@ -1196,7 +1205,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--probe", action=argparse.BooleanOptionalAction, default=None,
       help="call each kernel and step once in a child process first, so one that crashes "
       "its process is skipped (default: numba and cupy; --probe: numpy too)")
-    a("--probe-timeout", type=float, default=300.0, help="seconds a probe child may take")
+    a("--probe-timeout", type=float, default=600.0, help="seconds a probe child may take")
     a("--probe-child", default=None, help=argparse.SUPPRESS)
     a("--probe-items", default="", help=argparse.SUPPRESS)
     a("--summary", metavar="JSON", default=None,
@@ -1250,6 +1259,9 @@ def main(argv: list[str] | None = None) -> int:
     """``minimtl bench ARGS``: run the benchmarks, write ``<out>/<name>.json`` and ``.md``,
     print the tables. Returns the exit status (0, or 2 for bad arguments)."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--"]:          # ``minimtl bench -- --quick``: the CLI passes "--" on
+        argv = argv[1:]
     cfg = parser.parse_args(argv)
     if cfg.summary:
         with open(cfg.summary) as f:

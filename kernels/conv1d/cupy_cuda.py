@@ -28,9 +28,9 @@ SOURCE = r"""
 #define TRW 16         // reduction chunk of conv1d_bwd_weight
 #define RT 8           // each thread owns an RT x RT register tile of outputs
 #define MAXTP 256      // widest column tile
-// float: at most 128 registers a thread so that two 256-thread blocks share an SM;
-// double: the 8 x 8 accumulators alone take 128 registers, so one block (no spills)
-#define MINBLOCKS (sizeof(T) == 4 ? 2 : 1)
+// At most 128 registers a thread, so that two 256-thread blocks share an SM (float needs
+// no more; double spills a little, its speed is not the target)
+#define MINBLOCKS 2
 
 // acc[i][j] += As[q][ty + tyn*i] * Bs[q][tx + txn*j] over the chunk q < NQ.
 template <typename T, int NQ, int LDA, int LDB>

@@ -1,22 +1,28 @@
-"""conv1d on the CPU: Numba packing loops around one BLAS matrix product per product.
+"""conv1d on the CPU: Numba packing loops around BLAS matrix products, a batch chunk at a time.
 
-Strategy (SPEC's matrix form): njit loops pack the padded input into columns
-X̂[(c,k), (n,t)] (``_im2col``, one prange iteration fills the row of one (c, k)), the Python
-wrapper multiplies with NumPy's BLAS (``W2 @ X̂``, ``G @ X̂ᵀ``, ``W2ᵀ @ G``), and njit loops
-move the results between the (O, N·Lo) product layout and the (N, O, Lo) array layout:
-``_to_ncl`` (one iteration: sample n; adds the bias, optionally applies ReLU) and
-``_to_rows`` (one iteration: channel o; optionally masks by y > 0, also sums gb[o]).
-``_col2im`` (one iteration: input channel c) adds each tap's column back onto the
-positions it read; a channel's taps are all in one iteration, so there is no race.
-Memory: every loop walks rows contiguously; the packing reads x[n, c, :] with stride S.
-The columns buffer of backward is reused for gX̂ (``out=``), so backward allocates
-X̂, G and the three gradients only.
+Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: njit loops
+pack the padded input into columns X̂[(c,k), (n,t)] (``_im2col``; one prange iteration fills
+the row of one (c, k)), the Python wrapper multiplies with NumPy's BLAS (``W2 @ X̂``,
+``G @ X̂ᵀ``, ``W2ᵀ @ G``), and njit loops move the results between the (O, n·Lo) product
+layout and the (N, O, Lo) array layout: ``_to_ncl`` (one iteration: sample n; adds the
+bias, optionally applies ReLU) and ``_to_rows`` (one iteration: channel o; optionally masks
+by y > 0, adds the row sums to gb[o]). ``_col2im`` (one iteration: input channel c) adds
+each tap's column back onto the positions it read; all taps of a channel are in one
+iteration, so there is no race.
+Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product, about
+``_COLS`` columns each) are allocated once per call and reused for every chunk (backward
+also reuses X̂'s buffer for gX̂), so they stay in cache and a call does not page-fault
+fresh multi-megabyte temporaries: at N = 256 unchunked buffers cost ~3,400 page faults,
+about 4 ms, per forward.
 
-Why BLAS: at the article's shapes, float32, 2 threads, forward + backward took
-(N=32: 32->64 ch, L=64, K=3 | 64->128 ch, L=31, K=3; N=256: same two layers)
-    pure njit loops (prange over n, o; 4-channel register tile)   BENCH_LOOPS
-    im2col + BLAS (this file)                                     BENCH_BLAS
-    torch.nn.functional.conv1d, same process                      BENCH_TORCH
+Why BLAS: float32, 2 threads, forward + backward at the article's shapes, in ms
+(32->64 channels, L = 64 | 64->128 channels, L = 31; K = 3, stride 1, no padding):
+    N = 32:  pure njit loops (prange over n / o)   BENCH_LOOPS32
+             im2col + BLAS (this file)             BENCH_BLAS32
+             torch.nn.functional.conv1d            BENCH_TORCH32
+    N = 256: pure njit loops                       BENCH_LOOPS256
+             im2col + BLAS (this file)             BENCH_BLAS256
+             torch.nn.functional.conv1d            BENCH_TORCH256
 
 math: see SPEC (kernels/conv1d/__init__.py).
 """
@@ -28,12 +34,15 @@ from numba import njit, prange
 
 __all__ = ["fwd", "bwd", "forward", "backward"]
 
+#: Columns (n, t) per chunk: large enough for BLAS to run at full speed, small enough for
+#: the chunk buffers to stay in cache.
+_COLS = 2048
+
 
 @njit(cache=True, parallel=True)
-def _im2col(x, K, S, pl, d, Lo):
-    """cols[c·K+k, n·Lo+t] = xp[n, c, t·S+k·d] (zero in the padding); (C·K, N·Lo)."""
+def _im2col(x, K, S, pl, d, Lo, cols):
+    """cols[c·K+k, n·Lo+t] = xp[n, c, t·S+k·d] (zero in the padding); cols (C·K, N·Lo)."""
     N, C, L = x.shape
-    cols = np.empty((C * K, N * Lo), dtype=x.dtype)
     for ck in prange(C * K):
         c = ck // K
         k = ck - c * K
@@ -42,31 +51,26 @@ def _im2col(x, K, S, pl, d, Lo):
             for t in range(Lo):
                 i = t * S + k * d - pl
                 cols[ck, row + t] = x[n, c, i] if 0 <= i < L else 0.0
-    return cols
 
 
 @njit(cache=True, parallel=True)
-def _to_ncl(Y2, b, N, Lo, relu):
-    """y[n, o, t] = Y2[o, n·Lo+t] + b[o], then max(·, 0) when relu; (N, O, Lo)."""
-    O = Y2.shape[0]
-    y = np.empty((N, O, Lo), dtype=Y2.dtype)
+def _to_ncl(prod, b, Lo, relu, y):
+    """y[n, o, t] = prod[o, n·Lo+t] + b[o], then max(·, 0) when relu; y (N, O, Lo)."""
+    N, O, _ = y.shape
     for n in prange(N):
         for o in range(O):
             bo = b[o]
             for t in range(Lo):
-                v = Y2[o, n * Lo + t] + bo
+                v = prod[o, n * Lo + t] + bo
                 y[n, o, t] = max(v, 0.0) if relu else v
-    return y
 
 
 @njit(cache=True, parallel=True)
-def _to_rows(gy, y, relu):
-    """G[o, n·Lo+t] = gy[n, o, t]·[y[n, o, t] > 0 or not relu] and gb[o] = Σ G[o, :].
+def _to_rows(gy, y, relu, G, gb):
+    """G[o, n·Lo+t] = gy[n, o, t]·[y[n, o, t] > 0 or not relu]; gb[o] += Σ G[o, :].
 
     ``y`` is only read when relu is true (callers without a mask pass gy again)."""
     N, O, Lo = gy.shape
-    G = np.empty((O, N * Lo), dtype=gy.dtype)
-    gb = np.empty(O, dtype=gy.dtype)
     for o in prange(O):
         s = 0.0
         for n in range(N):
@@ -76,15 +80,13 @@ def _to_rows(gy, y, relu):
                     g = 0.0
                 G[o, n * Lo + t] = g
                 s += g
-        gb[o] = s
-    return G, gb
+        gb[o] += s
 
 
 @njit(cache=True, parallel=True)
-def _col2im(gcols, N, L, K, S, pl, d, Lo):
-    """gx[n, c, j] = Σ_k gcols[c·K+k, n·Lo+t] over t·S+k·d = j+pl; (N, C, L)."""
-    C = gcols.shape[0] // K
-    gx = np.empty((N, C, L), dtype=gcols.dtype)
+def _col2im(gcols, K, S, pl, d, Lo, gx):
+    """gx[n, c, j] = Σ_k gcols[c·K+k, n·Lo+t] over t·S+k·d = j+pl; gx (N, C, L)."""
+    N, C, L = gx.shape
     for c in prange(C):
         for n in range(N):
             gx[n, c, :] = 0.0
@@ -95,11 +97,16 @@ def _col2im(gcols, N, L, K, S, pl, d, Lo):
                     i = t * S + k * d - pl
                     if 0 <= i < L:
                         gx[n, c, i] += gcols[ck, row + t]
-    return gx
 
 
 def _lo(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
+
+
+def _chunks(N, Lo):
+    """Sample ranges [n0, n1) of about _COLS columns each."""
+    nb = max(1, _COLS // max(Lo, 1))
+    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
 
 
 def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
@@ -109,10 +116,19 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
-    cols = _im2col(x, K, stride, padding_left, dilation, Lo)     # (C·K, N·Lo)
-    Y2 = w.reshape(O, C * K) @ cols                               # (O, N·Lo)
+    w2 = w.reshape(O, C * K)
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
-    return _to_ncl(Y2, bias, N, Lo, relu)                         # (N, O, Lo)
+    y = np.empty((N, O, Lo), dtype=x.dtype)
+    nb, chunks = _chunks(N, Lo)
+    cols_buf = np.empty(C * K * min(N, nb) * Lo, dtype=x.dtype)
+    prod_buf = np.empty(O * min(N, nb) * Lo, dtype=x.dtype)
+    for n0, n1 in chunks:
+        m = (n1 - n0) * Lo
+        cols = cols_buf[:C * K * m].reshape(C * K, m)
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)       # (C·K, m)
+        prod = np.matmul(w2, cols, out=prod_buf[:O * m].reshape(O, m))        # (O, m)
+        _to_ncl(prod, bias, Lo, relu, y[n0:n1])
+    return y                                                                  # (N, O, Lo)
 
 
 def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
@@ -120,18 +136,29 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     gy = np.ascontiguousarray(gy)
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
+    relu = y is not None
+    mask = np.ascontiguousarray(y) if relu else gy                # gy: unread stand-in
     N, C, L = x.shape
     O, _, K = w.shape
     Lo = gy.shape[2]
-    relu = y is not None
-    mask = np.ascontiguousarray(y) if relu else gy                # gy: unread stand-in
-    G, gb = _to_rows(gy, mask, relu)                              # (O, N·Lo), (O,)
-    cols = _im2col(x, K, stride, padding_left, dilation, Lo)      # (C·K, N·Lo)
-    w2 = w.reshape(O, C * K)
-    gw = (G @ cols.T).reshape(O, C, K)
-    gcols = np.matmul(w2.T, G, out=cols)                          # reuse the columns buffer
-    gx = _col2im(gcols, N, L, K, stride, padding_left, dilation, Lo)
-    return gx, gw, gb
+    w2t = w.reshape(O, C * K).T
+    gx = np.empty((N, C, L), dtype=x.dtype)
+    gw = np.zeros((O, C * K), dtype=x.dtype)
+    gw_chunk = np.empty((O, C * K), dtype=x.dtype)
+    gb = np.zeros(O, dtype=x.dtype)
+    nb, chunks = _chunks(N, Lo)
+    cols_buf = np.empty(C * K * min(N, nb) * Lo, dtype=x.dtype)
+    rows_buf = np.empty(O * min(N, nb) * Lo, dtype=x.dtype)
+    for n0, n1 in chunks:
+        m = (n1 - n0) * Lo
+        G = rows_buf[:O * m].reshape(O, m)
+        _to_rows(gy[n0:n1], mask[n0:n1], relu, G, gb)                    # (O, m); gb +=
+        cols = cols_buf[:C * K * m].reshape(C * K, m)
+        _im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)  # (C·K, m)
+        gw += np.matmul(G, cols.T, out=gw_chunk)                          # (O, C·K)
+        gcols = np.matmul(w2t, G, out=cols)                               # reuse the buffer
+        _col2im(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
+    return gx, gw.reshape(O, C, K), gb
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int):

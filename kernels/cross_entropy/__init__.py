@@ -37,7 +37,9 @@ rounding), as softmax − onehot does.
 
 Precision
 ---------
-All backends accumulate in float64 and round once to the input dtype.
+Every backend forms sums and differences in float64 and rounds the results to the input
+dtype (the CUDA float path takes exp in float of an unrounded float64 argument, a few
+ulps).
 
 Edge cases
 ----------

@@ -22,60 +22,50 @@ PARALLEL_MIN = 1 << 15
 
 
 @njit(cache=True)
-def _fwd_row(x, labels, loss, lse, i):
+def _fwd_rows(x, labels, loss, lse, start, stop):
     K = x.shape[1]
-    m = -np.inf
-    for k in range(K):
-        m = max(m, np.float64(x[i, k]))
-    below = 0.0
-    ties = 0
-    for k in range(K):
-        v = np.float64(x[i, k])
-        if v < m:
-            below += np.exp(v - m)
-        elif v == m:
-            ties += 1
-    L = np.log1p(below + (ties - 1))
-    loss[i] = (m - np.float64(x[i, labels[i]])) + L
-    lse[i] = m + L
-
-
-@njit(cache=True)
-def _fwd_serial(x, labels, loss, lse):
-    for i in range(x.shape[0]):
-        _fwd_row(x, labels, loss, lse, i)
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(K):
+            m = max(m, np.float64(x[i, k]))
+        below = 0.0
+        ties = 0
+        for k in range(K):
+            v = np.float64(x[i, k])
+            if v < m:
+                below += np.exp(v - m)
+            elif v == m:
+                ties += 1
+        L = np.log1p(below + (ties - 1))
+        loss[i] = (m - np.float64(x[i, labels[i]])) + L
+        lse[i] = m + L
 
 
 @njit(cache=True, parallel=True)
 def _fwd_parallel(x, labels, loss, lse):
     for i in prange(x.shape[0]):
-        _fwd_row(x, labels, loss, lse, i)
+        _fwd_rows(x, labels, loss, lse, i, i + 1)
 
 
 @njit(cache=True)
-def _bwd_row(gloss, x, labels, lse, gx, i):
-    g = np.float64(gloss[i])
-    l = np.float64(lse[i])
-    y = labels[i]
-    off_label = 0.0  # Σ_{k≠y} softmax
-    for k in range(x.shape[1]):
-        if k != y:
-            s = np.exp(np.float64(x[i, k]) - l)
-            gx[i, k] = g * s
-            off_label += s
-    gx[i, y] = -g * off_label
-
-
-@njit(cache=True)
-def _bwd_serial(gloss, x, labels, lse, gx):
-    for i in range(x.shape[0]):
-        _bwd_row(gloss, x, labels, lse, gx, i)
+def _bwd_rows(gloss, x, labels, lse, gx, start, stop):
+    for i in range(start, stop):
+        g = np.float64(gloss[i])
+        l = np.float64(lse[i])
+        y = labels[i]
+        off_label = 0.0  # Σ_{k≠y} softmax
+        for k in range(x.shape[1]):
+            if k != y:
+                s = np.exp(np.float64(x[i, k]) - l)
+                gx[i, k] = g * s
+                off_label += s
+        gx[i, y] = -g * off_label
 
 
 @njit(cache=True, parallel=True)
 def _bwd_parallel(gloss, x, labels, lse, gx):
     for i in prange(x.shape[0]):
-        _bwd_row(gloss, x, labels, lse, gx, i)
+        _bwd_rows(gloss, x, labels, lse, gx, i, i + 1)
 
 
 def fwd(x, labels):
@@ -85,7 +75,7 @@ def fwd(x, labels):
     loss = np.empty(M, dtype=x.dtype)
     lse = np.empty(M, dtype=x.dtype)
     if x.size < PARALLEL_MIN:
-        _fwd_serial(x, labels, loss, lse)
+        _fwd_rows(x, labels, loss, lse, 0, x.shape[0])
     else:
         _fwd_parallel(x, labels, loss, lse)
     return loss, lse
@@ -96,7 +86,7 @@ def bwd(gloss, x, labels, lse):
     lse (M,) -> (gx (M, K), None)."""
     gx = np.empty_like(x)
     if x.size < PARALLEL_MIN:
-        _bwd_serial(gloss, x, labels, lse, gx)
+        _bwd_rows(gloss, x, labels, lse, gx, 0, x.shape[0])
     else:
         _bwd_parallel(gloss, x, labels, lse, gx)
     return gx, None

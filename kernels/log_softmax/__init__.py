@@ -37,7 +37,9 @@ and returns (gx,).
 
 Precision
 ---------
-All backends accumulate in float64 and round once to the input dtype. gx is a difference
+Every backend forms sums and differences in float64 and rounds the results to the input
+dtype (the CUDA float path takes exp in float of an unrounded float64 argument, a few
+ulps). gx is a difference
 of two terms; where they cancel its error is relative to |gy| + exp(y)·|S|.
 
 Edge cases

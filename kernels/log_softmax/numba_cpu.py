@@ -22,69 +22,53 @@ PARALLEL_MIN = 1 << 15
 
 
 @njit(cache=True)
-def _max_and_log_sum(x, i):
-    """Row maximum m and L = log1p(Σ_{x<m} exp(x − m) + (ties − 1)) of row i (SPEC)."""
+def _fwd_rows(x, y, start, stop):
     K = x.shape[1]
-    m = -np.inf
-    for k in range(K):
-        m = max(m, np.float64(x[i, k]))
-    below = 0.0
-    ties = 0
-    for k in range(K):
-        v = np.float64(x[i, k])
-        if v < m:
-            below += np.exp(v - m)
-        elif v == m:
-            ties += 1
-    return m, np.log1p(below + (ties - 1))
-
-
-@njit(cache=True)
-def _fwd_row(x, y, i):
-    m, L = _max_and_log_sum(x, i)
-    for k in range(x.shape[1]):
-        y[i, k] = (np.float64(x[i, k]) - m) - L
-
-
-@njit(cache=True)
-def _fwd_serial(x, y):
-    for i in range(x.shape[0]):
-        _fwd_row(x, y, i)
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(K):
+            m = max(m, np.float64(x[i, k]))
+        below = 0.0  # Σ_{x<m} exp(x − m); the ties at m each add exp(0) = 1
+        ties = 0
+        for k in range(K):
+            v = np.float64(x[i, k])
+            if v < m:
+                below += np.exp(v - m)
+            elif v == m:
+                ties += 1
+        L = np.log1p(below + (ties - 1))  # log Σ_k exp(x − m), accurate when L ≈ 0
+        for k in range(K):
+            y[i, k] = (np.float64(x[i, k]) - m) - L
 
 
 @njit(cache=True, parallel=True)
 def _fwd_parallel(x, y):
     for i in prange(x.shape[0]):
-        _fwd_row(x, y, i)
+        _fwd_rows(x, y, i, i + 1)
 
 
 @njit(cache=True)
-def _bwd_row(gy, y, gx, i):
+def _bwd_rows(gy, y, gx, start, stop):
     K = y.shape[1]
-    S = 0.0
-    for k in range(K):
-        S += np.float64(gy[i, k])
-    for k in range(K):
-        gx[i, k] = np.float64(gy[i, k]) - np.exp(np.float64(y[i, k])) * S
-
-
-@njit(cache=True)
-def _bwd_serial(gy, y, gx):
-    for i in range(y.shape[0]):
-        _bwd_row(gy, y, gx, i)
+    for i in range(start, stop):
+        S = 0.0
+        for k in range(K):
+            S += np.float64(gy[i, k])
+        for k in range(K):
+            gx[i, k] = np.float64(gy[i, k]) - np.exp(np.float64(y[i, k])) * S
 
 
 @njit(cache=True, parallel=True)
 def _bwd_parallel(gy, y, gx):
     for i in prange(y.shape[0]):
-        _bwd_row(gy, y, gx, i)
+        _bwd_rows(gy, y, gx, i, i + 1)
 
 
 def fwd(x):
     """y = log_softmax(x) along the last axis. x (M, K) -> y (M, K)."""
     y = np.empty_like(x)
     if x.size < PARALLEL_MIN:
-        _fwd_serial(x, y)
+        _fwd_rows(x, y, 0, x.shape[0])
     else:
         _fwd_parallel(x, y)
     return y
@@ -94,7 +78,7 @@ def bwd(gy, y):
     """gx = gy − exp(y)·Σ_k gy. gy, y (M, K) -> (gx (M, K),)."""
     gx = np.empty_like(y)
     if y.size < PARALLEL_MIN:
-        _bwd_serial(gy, y, gx)
+        _bwd_rows(gy, y, gx, 0, y.shape[0])
     else:
         _bwd_parallel(gy, y, gx)
     return (gx,)

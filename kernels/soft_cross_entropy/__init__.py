@@ -33,7 +33,8 @@ and returns (gx, gp).
 
 Precision
 ---------
-All backends accumulate in float64 and round once to the input dtype. gx is a
+Every backend forms sums and differences in float64 and rounds the results to the input
+dtype (the CUDA float path takes exp in float of an unrounded float64 argument). gx is a
 difference that vanishes at the optimum p = softmax(x)·P; there its error is relative to
 the terms |gloss|·(s·P + p), not to gx itself (which is what the tests measure).
 

@@ -22,63 +22,53 @@ PARALLEL_MIN = 1 << 15
 
 
 @njit(cache=True)
-def _fwd_row(x, p, loss, lse, i):
+def _fwd_rows(x, p, loss, lse, start, stop):
     K = x.shape[1]
-    m = -np.inf
-    for k in range(K):
-        m = max(m, np.float64(x[i, k]))
-    below = 0.0
-    ties = 0
-    for k in range(K):
-        v = np.float64(x[i, k])
-        if v < m:
-            below += np.exp(v - m)
-        elif v == m:
-            ties += 1
-    L = np.log1p(below + (ties - 1))
-    acc = 0.0
-    for k in range(K):
-        acc += np.float64(p[i, k]) * ((m - np.float64(x[i, k])) + L)
-    loss[i] = acc
-    lse[i] = m + L
-
-
-@njit(cache=True)
-def _fwd_serial(x, p, loss, lse):
-    for i in range(x.shape[0]):
-        _fwd_row(x, p, loss, lse, i)
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(K):
+            m = max(m, np.float64(x[i, k]))
+        below = 0.0
+        ties = 0
+        for k in range(K):
+            v = np.float64(x[i, k])
+            if v < m:
+                below += np.exp(v - m)
+            elif v == m:
+                ties += 1
+        L = np.log1p(below + (ties - 1))
+        acc = 0.0
+        for k in range(K):
+            acc += np.float64(p[i, k]) * ((m - np.float64(x[i, k])) + L)
+        loss[i] = acc
+        lse[i] = m + L
 
 
 @njit(cache=True, parallel=True)
 def _fwd_parallel(x, p, loss, lse):
     for i in prange(x.shape[0]):
-        _fwd_row(x, p, loss, lse, i)
+        _fwd_rows(x, p, loss, lse, i, i + 1)
 
 
 @njit(cache=True)
-def _bwd_row(gloss, x, p, lse, gx, gp, i):
+def _bwd_rows(gloss, x, p, lse, gx, gp, start, stop):
     K = x.shape[1]
-    g = np.float64(gloss[i])
-    l = np.float64(lse[i])
-    P = 0.0
-    for k in range(K):
-        P += np.float64(p[i, k])
-    for k in range(K):
-        v = np.float64(x[i, k])
-        gx[i, k] = g * (np.exp(v - l) - np.float64(p[i, k]))
-        gp[i, k] = g * (l - v)
-
-
-@njit(cache=True)
-def _bwd_serial(gloss, x, p, lse, gx, gp):
-    for i in range(x.shape[0]):
-        _bwd_row(gloss, x, p, lse, gx, gp, i)
+    for i in range(start, stop):
+        g = np.float64(gloss[i])
+        l = np.float64(lse[i])
+        P = 0.0
+        for k in range(K):
+            P += np.float64(p[i, k])
+        for k in range(K):
+            v = np.float64(x[i, k])
+            gx[i, k] = g * (np.exp(v - l) * P - np.float64(p[i, k]))
+            gp[i, k] = g * (l - v)
 
 
 @njit(cache=True, parallel=True)
 def _bwd_parallel(gloss, x, p, lse, gx, gp):
     for i in prange(x.shape[0]):
-        _bwd_row(gloss, x, p, lse, gx, gp, i)
+        _bwd_rows(gloss, x, p, lse, gx, gp, i, i + 1)
 
 
 def fwd(x, p):
@@ -87,7 +77,7 @@ def fwd(x, p):
     loss = np.empty(M, dtype=x.dtype)
     lse = np.empty(M, dtype=x.dtype)
     if x.size < PARALLEL_MIN:
-        _fwd_serial(x, p, loss, lse)
+        _fwd_rows(x, p, loss, lse, 0, x.shape[0])
     else:
         _fwd_parallel(x, p, loss, lse)
     return loss, lse
@@ -99,7 +89,7 @@ def bwd(gloss, x, p, lse):
     gx = np.empty_like(x)
     gp = np.empty_like(x)
     if x.size < PARALLEL_MIN:
-        _bwd_serial(gloss, x, p, lse, gx, gp)
+        _bwd_rows(gloss, x, p, lse, gx, gp, 0, x.shape[0])
     else:
         _bwd_parallel(gloss, x, p, lse, gx, gp)
     return gx, gp

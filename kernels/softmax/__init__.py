@@ -28,8 +28,10 @@ and returns (gx,).
 
 Precision
 ---------
-All backends accumulate in float64 and round once to the input dtype (float32 is a
-storage format here). gx is a difference of two terms: where gy is (nearly) constant
+Every backend forms sums and differences in float64 and rounds the results to the input
+dtype, so float32 results are within about an ulp of the float64 ones (float32 is a
+storage format here; the CUDA float path takes exp in float of an unrounded float64
+argument, a few ulps). gx is a difference of two terms: where gy is (nearly) constant
 along a row, or where one y[i,j] ≈ 1, gy[i,j] − s[i] cancels and gx is small; its error is
 then relative to the terms y·|gy|, not to gx itself (which is what the tests measure).
 

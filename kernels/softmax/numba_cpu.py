@@ -1,10 +1,11 @@
 """softmax, Numba CPU kernels.
 
-Parallel strategy: rows are independent; one loop iteration computes one row (max, sum of
-exponentials, scaled write). Each row is read three times while it sits in L1 and written
-once, contiguously. Small inputs run a serial loop (a parallel region costs more than the
-whole softmax of the article's 32..256 × 10 logits); from PARALLEL_MIN elements on, a
-`prange` over rows splits them between the threads. Arithmetic in float64.
+Parallel strategy: rows are independent; one loop iteration computes one row (max; the
+exponentials, written to y and summed; then y scaled by 1/sum). Each row is read twice
+and written twice while it sits in L1. Small inputs run a serial loop (a parallel region
+costs more than the whole softmax of the article's 32..256 × 10 logits); from
+PARALLEL_MIN elements on, a `prange` over rows splits them between the threads.
+Arithmetic in float64.
 
 math: see SPEC (kernels/softmax/__init__.py).
 """
@@ -21,58 +22,50 @@ PARALLEL_MIN = 1 << 15
 
 
 @njit(cache=True)
-def _fwd_row(x, y, i):
+def _fwd_rows(x, y, start, stop):
     K = x.shape[1]
-    m = -np.inf
-    for k in range(K):
-        m = max(m, np.float64(x[i, k]))
-    s = 0.0
-    for k in range(K):
-        s += np.exp(np.float64(x[i, k]) - m)
-    inv = 1.0 / s
-    for k in range(K):
-        y[i, k] = np.exp(np.float64(x[i, k]) - m) * inv
-
-
-@njit(cache=True)
-def _fwd_serial(x, y):
-    for i in range(x.shape[0]):
-        _fwd_row(x, y, i)
+    for i in range(start, stop):
+        m = -np.inf
+        for k in range(K):
+            m = max(m, np.float64(x[i, k]))
+        s = 0.0
+        for k in range(K):
+            e = np.exp(np.float64(x[i, k]) - m)
+            y[i, k] = e  # one exp per element; float32 rounds e, then e/s: ≤ 1 ulp in all
+            s += e
+        inv = 1.0 / s
+        for k in range(K):
+            y[i, k] = np.float64(y[i, k]) * inv
 
 
 @njit(cache=True, parallel=True)
 def _fwd_parallel(x, y):
     for i in prange(x.shape[0]):
-        _fwd_row(x, y, i)
+        _fwd_rows(x, y, i, i + 1)
 
 
 @njit(cache=True)
-def _bwd_row(gy, y, gx, i):
+def _bwd_rows(gy, y, gx, start, stop):
     K = y.shape[1]
-    s = 0.0
-    for k in range(K):
-        s += np.float64(gy[i, k]) * np.float64(y[i, k])
-    for k in range(K):
-        gx[i, k] = np.float64(y[i, k]) * (np.float64(gy[i, k]) - s)
-
-
-@njit(cache=True)
-def _bwd_serial(gy, y, gx):
-    for i in range(y.shape[0]):
-        _bwd_row(gy, y, gx, i)
+    for i in range(start, stop):
+        s = 0.0
+        for k in range(K):
+            s += np.float64(gy[i, k]) * np.float64(y[i, k])
+        for k in range(K):
+            gx[i, k] = np.float64(y[i, k]) * (np.float64(gy[i, k]) - s)
 
 
 @njit(cache=True, parallel=True)
 def _bwd_parallel(gy, y, gx):
     for i in prange(y.shape[0]):
-        _bwd_row(gy, y, gx, i)
+        _bwd_rows(gy, y, gx, i, i + 1)
 
 
 def fwd(x):
     """y = softmax(x) along the last axis. x (M, K) -> y (M, K)."""
     y = np.empty_like(x)
     if x.size < PARALLEL_MIN:
-        _fwd_serial(x, y)
+        _fwd_rows(x, y, 0, x.shape[0])
     else:
         _fwd_parallel(x, y)
     return y
@@ -82,7 +75,7 @@ def bwd(gy, y):
     """gx = y ⊙ (gy − Σ_k gy·y). gy, y (M, K) -> (gx (M, K),)."""
     gx = np.empty_like(y)
     if y.size < PARALLEL_MIN:
-        _bwd_serial(gy, y, gx)
+        _bwd_rows(gy, y, gx, 0, y.shape[0])
     else:
         _bwd_parallel(gy, y, gx)
     return (gx,)

@@ -218,6 +218,8 @@ EDGE_CASES = [
     ((2, 3, 8), (2, 3, 4), True, params(1, 2, 1, 1)),
     ((3, 5, 40), (70, 5, 3), True, params(1, 1, 1, 1)),      # several GPU row/column tiles
     ((2, 33, 20), (3, 33, 3), True, params(2, 1, 0, 2)),     # C > 32: reduction chunks
+    ((6, 3, 100), (5, 3, 3), True, params(1, 1, 0, 1)),      # several GPU column tiles and
+    ((4, 2, 150), (3, 2, 4), True, params(2, 3, 1, 2)),      # ... reduction slices
 ]
 
 

@@ -218,10 +218,12 @@ def test_backend_matches_reference(backend, data):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
-    "N,T,D,H", [(1, 1, 1, 1), (3, 10, 2, 5), (5, 2, 6, 1), (7, 3, 3, 33), (1, 10, 1, 2)]
+    "N,T,D,H",
+    [(1, 1, 1, 1), (3, 10, 2, 5), (5, 2, 6, 1), (7, 3, 3, 33), (1, 10, 1, 2), (6, 2, 3, 100)],
 )
 def test_backend_matches_reference_fixed_shapes(backend, dtype, N, T, D, H):
-    """Single steps, T = 10, H = 1, odd H across warps/blocks, N not a multiple of 4."""
+    """Single steps, T = 10, H = 1, odd H across warps/blocks, N not a multiple of 4; H = 100
+    puts W_hh over 48 KiB (float32) and over the GPU's shared memory (float64)."""
     rng = np.random.default_rng(N + 10 * T + 100 * D + 1000 * H)
     inputs = random_inputs(rng, N, T, D, H, dtype, scale=1 / math.sqrt(H))
     ghs = rng.uniform(-1, 1, (N, T, H)).astype(dtype)

@@ -10,6 +10,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from minimtl.data import (
     TASKS,
@@ -419,6 +422,22 @@ def test_moving_average_of_a_constant_is_the_constant():
         y = MovingAverage(window).fit_transform(x)
         assert y.shape == x.shape and y.dtype == np.float32
         np.testing.assert_allclose(y, 2.5, rtol=1e-6)
+
+
+@given(
+    x=st.tuples(st.integers(1, 3), st.integers(1, 16), st.integers(1, 3)).flatmap(
+        lambda shape: arrays(np.float64, shape, elements=st.floats(
+            -10, 10, width=64, allow_subnormal=False))),
+    window=st.integers(1, 8),
+)
+def test_moving_average_equals_the_windowed_mean_of_available_samples(x, window):
+    length = x.shape[1]
+    back = (window - 1) // 2
+    expected = np.empty_like(x)
+    for t in range(length):
+        lo, hi = max(0, t - back), min(length, t - back + window)
+        expected[:, t] = x[:, lo:hi].mean(axis=1)
+    np.testing.assert_allclose(MovingAverage(window).transform(x), expected, atol=1e-12)
 
 
 @pytest.mark.parametrize("window", [3, 5])
