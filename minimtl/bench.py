@@ -198,11 +198,15 @@ def measure(fn: Callable[[], Any], sample: Sampler, *, warmup: int, repeats: int
             budget_s: float = 0.0) -> dict[str, float]:
     """Median, min and max ms of ``repeats`` calls after ``warmup`` calls.
 
-    With ``budget_s`` > 0, sampling stops early once the samples add up to that many
-    seconds (after at least 3), so a slow reference kernel cannot stall the run.
+    With ``budget_s`` > 0, warm-up stops once it took that long, and sampling stops once the
+    samples add up to that many seconds (after at least 3), so a slow reference kernel
+    cannot stall the run.
     """
+    t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
+        if budget_s and time.perf_counter() - t0 > budget_s:
+            break
     times: list[float] = []
     for _ in range(max(repeats, 1)):
         times.append(sample(fn))

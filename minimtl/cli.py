@@ -84,8 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--list", action="store_true", help="list the operator cases")
     g.add_argument("--backend", action="append", help="restrict to these backends")
 
-    b = sub.add_parser("bench", help="kernel and training-step benchmarks")
-    b.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark runner")
+    sub.add_parser("bench", help="kernel and training-step benchmarks (minimtl bench --help)")
 
     sub.add_parser("info", help="versions, available backends, GPU")
     return parser
@@ -244,12 +243,6 @@ def cmd_gradcheck(a) -> int:
     return 1 if failures else 0
 
 
-def cmd_bench(a) -> int:
-    from . import bench
-
-    return bench.main(a.args)
-
-
 def cmd_info(a) -> int:
     from . import __version__
     from .backend import BACKENDS, available
@@ -279,10 +272,15 @@ def cmd_info(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # the runner parses its own options (argparse.REMAINDER
+        from . import bench    # would stop at a leading option such as --quick)
+
+        return bench.main(argv[1:])
     parser = build_parser()
     a = parser.parse_args(argv)
     commands = {"train": cmd_train, "summary": cmd_summary, "gradcheck": cmd_gradcheck,
-                "bench": cmd_bench, "info": cmd_info}
+                "info": cmd_info}
     try:
         return commands[a.command](a)
     except KeyboardInterrupt:

@@ -13,7 +13,15 @@ EPS = 1e-7
 
 def fwd(p, y):
     """loss = −(y·log p̂ + (1 − y)·log(1 − p̂)), p̂ = clip(p, ε, 1 − ε), elementwise.
-    p, y (any shape) -> loss."""
+
+    Parameters
+    ----------
+    p : array of probabilities (any shape), float32 or float64;  y : targets, p's shape
+
+    Returns
+    -------
+    loss : array of p's shape and dtype
+    """
     if p.shape != y.shape:
         raise ValueError(f"bce: probabilities {p.shape} and targets {y.shape} differ")
     p_hat = np.clip(p.astype(np.float64), EPS, 1.0 - EPS)
@@ -23,8 +31,16 @@ def fwd(p, y):
 
 
 def bwd(gloss, p, y):
-    """gp = gloss·(p̂ − y)/(p̂(1 − p̂)) where the clip is inactive, else 0.
-    gloss, p, y (any shape) -> (gp, None)."""
+    """gp = gloss·(p̂ − y)/(p̂(1 − p̂)) where the clip is inactive (ε ≤ p ≤ 1 − ε), else 0.
+
+    Parameters
+    ----------
+    gloss, p, y : arrays of one shape
+
+    Returns
+    -------
+    (gp, None) : gp of p's shape and dtype; the targets have no gradient
+    """
     if not (gloss.shape == p.shape == y.shape):
         raise ValueError(f"bce bwd: gloss {gloss.shape}, p {p.shape} and y {y.shape} differ")
     p64 = p.astype(np.float64)

@@ -9,7 +9,16 @@ __all__ = ["fwd", "bwd"]
 
 
 def fwd(z, y):
-    """loss = max(z, 0) − z·y + log1p(exp(−|z|)), elementwise. z, y (any shape) -> loss."""
+    """loss = max(z, 0) − z·y + log1p(exp(−|z|)), elementwise.
+
+    Parameters
+    ----------
+    z : array of logits (any shape), float32 or float64;  y : targets in [0, 1], z's shape
+
+    Returns
+    -------
+    loss : array of z's shape and dtype
+    """
     if z.shape != y.shape:
         raise ValueError(f"bce_with_logits: logits {z.shape} and targets {y.shape} differ")
     z64 = z.astype(np.float64)
@@ -20,7 +29,16 @@ def fwd(z, y):
 
 
 def bwd(gloss, z, y):
-    """gz = gloss·(σ(z) − y) with a stable σ. gloss, z, y (any shape) -> (gz, None)."""
+    """gz = gloss·(σ(z) − y), with a stable σ.
+
+    Parameters
+    ----------
+    gloss, z, y : arrays of one shape
+
+    Returns
+    -------
+    (gz, None) : gz of z's shape and dtype; the targets have no gradient
+    """
     if not (gloss.shape == z.shape == y.shape):
         raise ValueError(
             f"bce_with_logits bwd: gloss {gloss.shape}, z {z.shape} and y {y.shape} differ"

@@ -30,7 +30,7 @@ math: see SPEC (kernels/conv1d/__init__.py).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 __all__ = ["fwd", "bwd", "forward", "backward"]
 
@@ -39,11 +39,11 @@ __all__ = ["fwd", "bwd", "forward", "backward"]
 _COLS = 2048
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _im2col(x, K, S, pl, d, Lo, cols):
     """cols[c·K+k, n·Lo+t] = xp[n, c, t·S+k·d] (zero in the padding); cols (C·K, N·Lo)."""
     N, C, L = x.shape
-    for ck in prange(C * K):
+    for ck in range(C * K):
         c = ck // K
         k = ck - c * K
         for n in range(N):
@@ -53,41 +53,52 @@ def _im2col(x, K, S, pl, d, Lo, cols):
                 cols[ck, row + t] = x[n, c, i] if 0 <= i < L else 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _to_ncl(prod, b, Lo, relu, y):
     """y[n, o, t] = prod[o, n·Lo+t] + b[o], then max(·, 0) when relu; y (N, O, Lo)."""
     N, O, _ = y.shape
-    for n in prange(N):
+    for n in range(N):
         for o in range(O):
             bo = b[o]
-            for t in range(Lo):
-                v = prod[o, n * Lo + t] + bo
-                y[n, o, t] = max(v, 0.0) if relu else v
+            row = n * Lo
+            if relu:
+                for t in range(Lo):
+                    y[n, o, t] = max(prod[o, row + t] + bo, 0.0)
+            else:
+                for t in range(Lo):
+                    y[n, o, t] = prod[o, row + t] + bo
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _to_rows(gy, y, relu, G, gb):
     """G[o, n·Lo+t] = gy[n, o, t]·[y[n, o, t] > 0 or not relu]; gb[o] += Σ G[o, :].
 
-    ``y`` is only read when relu is true (callers without a mask pass gy again)."""
+    ``y`` is only read when relu is true (callers without a mask pass gy again). The row
+    sum runs over Lo independent partial sums, so the loop over t vectorises."""
     N, O, Lo = gy.shape
-    for o in prange(O):
-        s = 0.0
+    part = np.empty(Lo, dtype=np.float64)
+    for o in range(O):
+        part[:] = 0.0
         for n in range(N):
-            for t in range(Lo):
-                g = gy[n, o, t]
-                if relu and not y[n, o, t] > 0.0:
-                    g = 0.0
-                G[o, n * Lo + t] = g
-                s += g
-        gb[o] += s
+            row = n * Lo
+            if relu:
+                for t in range(Lo):
+                    g = gy[n, o, t] if y[n, o, t] > 0.0 else 0.0
+                    G[o, row + t] = g
+                    part[t] += g
+            else:
+                for t in range(Lo):
+                    g = gy[n, o, t]
+                    G[o, row + t] = g
+                    part[t] += g
+        gb[o] += part.sum()
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _col2im(gcols, K, S, pl, d, Lo, gx):
     """gx[n, c, j] = Σ_k gcols[c·K+k, n·Lo+t] over t·S+k·d = j+pl; gx (N, C, L)."""
     N, C, L = gx.shape
-    for c in prange(C):
+    for c in range(C):
         for n in range(N):
             gx[n, c, :] = 0.0
             row = n * Lo

@@ -18,7 +18,7 @@ from numba import njit, prange
 __all__ = ["fwd", "bwd", "PARALLEL_MIN"]
 
 #: From this many logits on, rows are split between threads (measured crossover).
-PARALLEL_MIN = 1 << 15
+PARALLEL_MIN = 1 << 18
 
 
 @njit(cache=True)

@@ -27,8 +27,16 @@ def _check(x, labels) -> None:
 
 
 def fwd(x, labels):
-    """loss = logsumexp(x) − x[label] per row. x (M, K), labels (M,) int64
-    -> (loss (M,), lse (M,))."""
+    """loss = logsumexp(x) − x[label], per row.
+
+    Parameters
+    ----------
+    x : (M, K) float32 or float64 array of logits;  labels : (M,) int64 array in [0, K)
+
+    Returns
+    -------
+    (loss, lse) : two (M,) arrays of x's dtype; lse = logsumexp(x), saved for ``bwd``
+    """
     _check(x, labels)
     x64 = x.astype(np.float64)
     m, L = max_and_log_sum(x64)  # (M, 1) each
@@ -40,8 +48,17 @@ def fwd(x, labels):
 
 
 def bwd(gloss, x, labels, lse):
-    """gx = gloss·(softmax(x) − onehot(labels)). gloss (M,), x (M, K), labels (M,),
-    lse (M,) -> (gx (M, K), None)."""
+    """gx = gloss·(softmax(x) − onehot(labels)).
+
+    Parameters
+    ----------
+    gloss : (M,) array;  x : (M, K) array;  labels : (M,) int64 array;
+    lse : (M,) array, the second output of ``fwd``
+
+    Returns
+    -------
+    (gx, None) : gx (M, K) of x's dtype; labels have no gradient
+    """
     _check(x, labels)
     rows = np.arange(x.shape[0])
     s = np.exp(x.astype(np.float64) - lse.astype(np.float64)[:, None])  # softmax (M, K)

@@ -125,7 +125,7 @@ def fwd(x, h0, w_ih, w_hh, b_ih, b_hh):
     N, T, D = x.shape
     H = h0.shape[1]
     p = np.ascontiguousarray(x).reshape(N * T, D) @ w_ih.T  # BLAS, (N*T, 3H)
-    p += b_ih  # in place: a second (N*T, 3H) temporary cost more than the product
+    p += b_ih  # in place: no second (N*T, 3H) temporary
     hs = np.empty((N, T, H), dtype=x.dtype)
     gates = np.empty((N, T, 4 * H), dtype=x.dtype)
     w_hhT = np.ascontiguousarray(w_hh.T)  # (H, 3H)

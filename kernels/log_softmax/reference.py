@@ -21,7 +21,16 @@ def max_and_log_sum(x64):
 
 
 def fwd(x):
-    """y = log_softmax(x) along the last axis. x (M, K) -> y (M, K)."""
+    """y = log_softmax(x) = x − logsumexp(x) along the last axis.
+
+    Parameters
+    ----------
+    x : (M, K) float32 or float64 array, K ≥ 1
+
+    Returns
+    -------
+    y : (M, K) array of x's dtype, ≤ 0
+    """
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"log_softmax: x must have shape (M, K) with K >= 1, got {x.shape}")
     x64 = x.astype(np.float64)
@@ -31,7 +40,16 @@ def fwd(x):
 
 
 def bwd(gy, y):
-    """gx = gy − exp(y)·Σ_k gy. gy, y (M, K) -> (gx (M, K),)."""
+    """gx = gy − exp(y)·Σ_k gy, the gradient of log_softmax.
+
+    Parameters
+    ----------
+    gy : (M, K) array, upstream gradient;  y : (M, K) array, the output of ``fwd``
+
+    Returns
+    -------
+    (gx,) : tuple of one (M, K) array of y's dtype
+    """
     if gy.shape != y.shape:
         raise ValueError(f"log_softmax bwd: gy {gy.shape} and y {y.shape} differ")
     gy64 = gy.astype(np.float64)

@@ -9,7 +9,16 @@ __all__ = ["fwd", "bwd"]
 
 
 def fwd(a, b):
-    """loss = (a − b)², elementwise. a, b (any shape) -> loss."""
+    """loss = (a − b)², elementwise.
+
+    Parameters
+    ----------
+    a, b : arrays of one shape, float32 or float64
+
+    Returns
+    -------
+    loss : array of a's shape and dtype
+    """
     if a.shape != b.shape:
         raise ValueError(f"mse: a {a.shape} and b {b.shape} differ")
     d = a.astype(np.float64) - b.astype(np.float64)
@@ -17,7 +26,16 @@ def fwd(a, b):
 
 
 def bwd(gloss, a, b):
-    """ga = 2(a − b)·gloss, gb = −ga. gloss, a, b (any shape) -> (ga, gb)."""
+    """ga = 2(a − b)·gloss, gb = −ga.
+
+    Parameters
+    ----------
+    gloss, a, b : arrays of one shape
+
+    Returns
+    -------
+    (ga, gb) : two arrays of a's shape and dtype
+    """
     if not (gloss.shape == a.shape == b.shape):
         raise ValueError(f"mse bwd: gloss {gloss.shape}, a {a.shape} and b {b.shape} differ")
     d = a.astype(np.float64) - b.astype(np.float64)

@@ -20,7 +20,16 @@ def _check(x, p) -> None:
 
 
 def fwd(x, p):
-    """loss = Σ_k p·(logsumexp(x) − x) per row. x, p (M, K) -> (loss (M,), lse (M,))."""
+    """loss = Σ_k p·(logsumexp(x) − x), per row.
+
+    Parameters
+    ----------
+    x : (M, K) float32 or float64 array of logits;  p : (M, K) array of targets (p ≥ 0)
+
+    Returns
+    -------
+    (loss, lse) : two (M,) arrays of x's dtype; lse = logsumexp(x), saved for ``bwd``
+    """
     _check(x, p)
     x64 = x.astype(np.float64)
     m, L = max_and_log_sum(x64)  # (M, 1) each
@@ -30,8 +39,16 @@ def fwd(x, p):
 
 
 def bwd(gloss, x, p, lse):
-    """gx = gloss·(softmax(x)·Σ_k p − p), gp = gloss·(lse − x). gloss (M,), x, p (M, K),
-    lse (M,) -> (gx (M, K), gp (M, K))."""
+    """gx = gloss·(softmax(x)·Σ_k p − p), gp = gloss·(lse − x).
+
+    Parameters
+    ----------
+    gloss : (M,) array;  x, p : (M, K) arrays;  lse : (M,) array, the second output of ``fwd``
+
+    Returns
+    -------
+    (gx, gp) : two (M, K) arrays of x's dtype
+    """
     _check(x, p)
     g = gloss.astype(np.float64)[:, None]
     x64 = x.astype(np.float64)

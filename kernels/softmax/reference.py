@@ -14,7 +14,16 @@ def _check_rows(op: str, x) -> None:
 
 
 def fwd(x):
-    """y = softmax(x) along the last axis. x (M, K) -> y (M, K)."""
+    """y = softmax(x) along the last axis.
+
+    Parameters
+    ----------
+    x : (M, K) float32 or float64 array, K ≥ 1
+
+    Returns
+    -------
+    y : (M, K) array of x's dtype, rows summing to 1
+    """
     _check_rows("softmax", x)
     x64 = x.astype(np.float64)
     e = np.exp(x64 - x64.max(axis=1, keepdims=True))  # every exponent <= 0
@@ -23,7 +32,16 @@ def fwd(x):
 
 
 def bwd(gy, y):
-    """gx = y ⊙ (gy − Σ_k gy·y). gy, y (M, K) -> (gx (M, K),)."""
+    """gx = y ⊙ (gy − Σ_k gy·y), the gradient of softmax.
+
+    Parameters
+    ----------
+    gy : (M, K) array, upstream gradient;  y : (M, K) array, the output of ``fwd``
+
+    Returns
+    -------
+    (gx,) : tuple of one (M, K) array of y's dtype
+    """
     if gy.shape != y.shape:
         raise ValueError(f"softmax bwd: gy {gy.shape} and y {y.shape} differ")
     gy64 = gy.astype(np.float64)

@@ -240,6 +240,23 @@ def test_backend_forward_matches_reference_when_gates_saturate(backend, dtype):
     assert np.all(np.isfinite(hs))
 
 
+def test_noncontiguous_inputs_give_the_same_result(backend):
+    rng = np.random.default_rng(8)
+    inputs = random_inputs(rng, 3, 4, 5, 6)
+    ghs = rng.standard_normal((3, 4, 6))
+    # every array as a strided view: every other element of a twice-as-long last axis
+    views = [np.repeat(a, 2, axis=-1)[..., ::2] for a in inputs]
+    assert not any(v.flags.c_contiguous for v in views)
+    hs, gates = call(OP, backend, "fwd", *inputs)
+    hs_v, gates_v = call(OP, backend, "fwd", *views)
+    np.testing.assert_allclose(hs_v, hs, rtol=1e-12, atol=1e-14)
+    grads = call(OP, backend, "bwd", ghs, *inputs[:4], hs, gates)
+    strided = [np.repeat(a, 2, axis=-1)[..., ::2] for a in (ghs, hs, gates)]
+    grads_v = call(OP, backend, "bwd", strided[0], *views[:4], *strided[1:])
+    for name, a, b in zip(GRAD_NAMES, grads_v, grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
 def test_backend_handles_empty_batch(backend):
     rng = np.random.default_rng(0)
     x, h0, w_ih, w_hh, b_ih, b_hh = random_inputs(rng, 0, 3, 2, 4)

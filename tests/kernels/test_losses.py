@@ -274,8 +274,7 @@ def row_case(op, shape, dtype, seed):
     return (x, rng.dirichlet(np.ones(shape[1]), shape[0]).astype(dtype))
 
 
-# Shapes for every CUDA lane grouping (K = 1, 10, 37, 300), partial warps and blocks, and
-# the Numba parallel path (4000 × 10 ≥ PARALLEL_MIN).
+# Shapes for every CUDA lane grouping (K = 1, 10, 37, 300), partial warps and many blocks.
 WIDE_AND_TALL = [(0, 5), (1, 1), (7, 1), (33, 10), (300, 10), (65, 37), (9, 300), (4000, 10)]
 
 
@@ -286,6 +285,16 @@ def test_row_losses_agree_on_wide_and_tall_shapes(backend, op, dtype, shape):
     inputs = row_case(op, shape, dtype, shape[0] * 1000 + shape[1])
     g = np.random.default_rng(1).standard_normal(shape[0]).astype(dtype)
     check_agreement(op, backend, inputs, g)
+
+
+@pytest.mark.parametrize("op", ROW_OPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_parallel_path_agrees_with_reference(op, dtype, monkeypatch):
+    # the prange path only runs from PARALLEL_MIN logits on; force it on a small input
+    monkeypatch.setattr(importlib.import_module(f"kernels.{op}.numba_cpu"), "PARALLEL_MIN", 0)
+    inputs = row_case(op, (37, 9), dtype, 5)
+    g = np.random.default_rng(2).standard_normal(37).astype(dtype)
+    check_agreement(op, "numba", inputs, g)
 
 
 # Empty, odd and large flat sizes (the large one spans many CUDA blocks).

@@ -163,8 +163,7 @@ def test_backends_agree_with_reference(backend, op, dtype, data):
 
 
 # Shapes that exercise every CUDA lane grouping (K = 1 -> 1 lane per row, 10 -> 4,
-# 37 -> 16, 300 -> 32 with several columns per lane), partial warps and blocks, and the
-# Numba parallel path (4000 × 10 ≥ PARALLEL_MIN).
+# 37 -> 16, 300 -> 32 with several columns per lane), partial warps and many blocks.
 WIDE_AND_TALL = [(0, 5), (1, 1), (7, 1), (33, 10), (300, 10), (65, 37), (9, 300), (4000, 10)]
 
 
@@ -176,6 +175,16 @@ def test_backends_agree_on_wide_and_tall_shapes(backend, op, dtype, shape):
     x = (4 * rng.standard_normal(shape)).astype(dtype)
     gy = rng.standard_normal(shape).astype(dtype)
     check_agreement(op, backend, x, gy)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numba_parallel_path_agrees_with_reference(op, dtype, monkeypatch):
+    # the prange path only runs from PARALLEL_MIN elements on; force it on a small input
+    monkeypatch.setattr(importlib.import_module(f"kernels.{op}.numba_cpu"), "PARALLEL_MIN", 0)
+    rng = np.random.default_rng(5)
+    x = (4 * rng.standard_normal((37, 9))).astype(dtype)
+    check_agreement(op, "numba", x, rng.standard_normal(x.shape).astype(dtype))
 
 
 EDGE_ROWS = [
