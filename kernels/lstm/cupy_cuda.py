@@ -229,5 +229,6 @@ def bwd(ghs, gcs, x, h0, c0, w_ih, w_hh, hs, cs, gates):
     gx = (gz2 @ w_ih).reshape(N, steps, D)
     gw_ih = gz2.T @ x.reshape(N * steps, D)
     gw_hh = gz2.T @ hprev.reshape(N * steps, H)
-    gb = gz2.sum(axis=0)
+    # Σ over the N·T rows as a matvec: cupy's axis-0 sum took 6 ms at N·T = 262144 (H200)
+    gb = cp.ones(N * steps, dtype=x.dtype) @ gz2
     return gx, gh0, gc0, gw_ih, gw_hh, gb, gb.copy()

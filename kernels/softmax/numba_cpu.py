@@ -1,13 +1,14 @@
 """softmax, Numba CPU kernels.
 
 Parallel strategy: rows are independent; one loop iteration computes one row (max; the
-exponentials, written to y and summed; then y scaled by 1/sum). Each row is read twice
-and written twice while it sits in L1. Inputs below PARALLEL_MIN logits run a serial loop: the article's 32..256 × 10 logits take
-2–20 µs, less than a parallel region costs. Measured on the shared 2-core machine
-(float32, 4096..262144 rows of 10): the serial loop spends about 10 ns a logit, and the
-`prange` version gained nothing (the other core was busy) while OpenMP's spin-waiting made
-it up to 10 ms slower under load; it is kept for inputs of ≥ 2¹⁸ logits (≥ 2.5 ms of
-serial work), where its fixed cost is noise and a free core halves the time. Arithmetic in float64.
+exponentials, written to y and summed; then y scaled by 1/sum). Each row is read twice and
+written twice while it sits in L1. Inputs below PARALLEL_MIN logits run a serial loop: the
+article's 32..256 × 10 logits take 2–20 µs, less than a parallel region costs. Measured on
+the shared 2-core machine (float32, 4096..262144 rows of 10): the serial loop spends about
+10 ns a logit, and the `prange` version gained nothing (the other core was busy) while
+OpenMP's spin-waiting made it up to 10 ms slower under load; it is kept for inputs of ≥
+2¹⁸ logits (≥ 2.5 ms of serial work), where its fixed cost is noise and a free core halves
+the time. Arithmetic in float64 for every dtype.
 
 math: see SPEC (kernels/softmax/__init__.py).
 """

@@ -50,4 +50,4 @@ def labels(op: str, y, m: int, k: int, xp):
     if m and (int(y.min()) < 0 or int(y.max()) >= k):
         raise ValueError(f"{op}: labels must lie in [0, {k}), got range "
                          f"[{int(y.min())}, {int(y.max())}]")
-    return xp.ascontiguousarray(y, dtype=xp.int64)
+    return xp.ascontiguousarray(xp.asarray(y), dtype=xp.int64)  # host labels move to the GPU

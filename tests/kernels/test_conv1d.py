@@ -245,6 +245,21 @@ def test_empty_batch_gives_empty_output_and_zero_parameter_gradients(backend, dt
     np.testing.assert_array_equal(gb, np.zeros(2))
 
 
+@pytest.mark.parametrize("cols", [1, 20, 64])
+@pytest.mark.parametrize("case", EDGE_CASES[:8])
+def test_numba_batch_chunks_match_one_chunk(monkeypatch, cols, case):
+    """The numba kernels work through the batch a chunk of about _COLS columns at a time."""
+    from kernels.conv1d import numba_cpu
+
+    xs, ws, has_bias, p = case
+    x, w, b, gy = rand_inputs(np.random.default_rng(6), (5,) + xs[1:], ws, has_bias, p)
+    monkeypatch.setattr(numba_cpu, "_COLS", cols)
+    ref = kernels.get(OP, "numpy")
+    assert rel_err(numba_cpu.fwd(x, w, b, **p), ref.fwd(x, w, b, **p)) <= 1e-12
+    for got, want in zip(numba_cpu.bwd(gy, x, w, **p), ref.bwd(gy, x, w, **p)):
+        assert rel_err(got, want) <= 1e-12
+
+
 def test_non_contiguous_inputs_give_the_same_result(backend):
     rng = np.random.default_rng(2)
     p = params(2, 1, 0, 1)

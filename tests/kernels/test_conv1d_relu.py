@@ -127,6 +127,21 @@ def test_equals_conv1d_followed_by_relu(backend, dtype, data):
         assert sum_err(g, g_want, scale) <= bound(dtype, "sum", m)
 
 
+@pytest.mark.parametrize("case", CASES[:4])
+def test_numba_batch_chunks_match_one_chunk(monkeypatch, case):
+    """The numba kernels work through the batch a chunk of about _COLS columns at a time."""
+    from kernels.conv1d import numba_cpu as conv1d_numba
+
+    xs, ws, has_bias, p = case
+    x, w, b, gy = rand_inputs(np.random.default_rng(6), (5,) + xs[1:], ws, has_bias, p)
+    monkeypatch.setattr(conv1d_numba, "_COLS", 7)
+    ref, mod = kernels.get(OP, "numpy"), kernels.get(OP, "numba")
+    y = ref.fwd(x, w, b, **p)
+    assert rel_err(mod.fwd(x, w, b, **p), y) <= 1e-12
+    for got, want in zip(mod.bwd(gy, x, w, y, **p), ref.bwd(gy, x, w, y, **p)):
+        assert rel_err(got, want) <= 1e-12
+
+
 def test_no_gradient_flows_where_the_output_is_clipped(backend):
     rng = np.random.default_rng(2)
     p = params(1, 1, 1, 1)

@@ -139,7 +139,9 @@ def test_backend_matches_reference(backend, data):
 def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stride, padding):
     rng = np.random.default_rng(7)
     p = _p(kernel_size, stride, padding)
-    for L in (kernel_size, kernel_size + 1, 13):  # L = K gives a single window when P = 0
+    # L = K − 2P: shorter than the window, only the padding makes it fit; L = K with P = 0:
+    # a single window
+    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
         x = rng.standard_normal((2, 3, L)).astype(dtype)
         _check_against_reference(backend, x, 1, p)
         ties = rng.integers(-1, 2, (2, 3, L)).astype(dtype)  # many ties

@@ -255,7 +255,7 @@ def test_to_cupy_keeps_values_and_state_dict_comes_back_to_the_host():
         np.testing.assert_array_equal(on_gpu[name], host[name], err_msg=name)
     changed = {k: v + 1 for k, v in host.items()}
     net.load_state_dict(changed)
-    y = net.head(Tensor(cupy.ones((3, 2)), backend="cupy"))
+    y = net.head(Tensor(cupy.ones((3, 2), dtype=cupy.float32), backend="cupy"))
     assert y.backend == "cupy" and y.shape == (3, 1)
     net.to("numpy")
     for name, p in net.named_parameters():
