@@ -1,19 +1,20 @@
 """conv1d on the CPU: Numba packing loops around BLAS matrix products, a batch chunk at a time.
 
-Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: njit loops
-pack the padded input into columns X̂[(c,k), (n,t)] (``_im2col``; one prange iteration fills
-the row of one (c, k)), the Python wrapper multiplies with NumPy's BLAS (``W2 @ X̂``,
-``G @ X̂ᵀ``, ``W2ᵀ @ G``), and njit loops move the results between the (O, n·Lo) product
-layout and the (N, O, Lo) array layout: ``_to_ncl`` (one iteration: sample n; adds the
-bias, optionally applies ReLU) and ``_to_rows`` (one iteration: channel o; optionally masks
-by y > 0, adds the row sums to gb[o]). ``_col2im`` (one iteration: input channel c) adds
-each tap's column back onto the positions it read; all taps of a channel are in one
-iteration, so there is no race.
-Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product, about
-``_COLS`` columns each) are allocated once per call and reused for every chunk (backward
-also reuses X̂'s buffer for gX̂), so they stay in cache and a call does not page-fault
-fresh multi-megabyte temporaries: at N = 256 unchunked buffers cost ~3,400 page faults,
-about 4 ms, per forward.
+Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: an njit
+loop packs the padded input into columns X̂[(c,k), (n,t)] (``_im2col``), the Python wrapper
+multiplies with NumPy's BLAS (``W2 @ X̂``, ``G @ X̂ᵀ``, ``W2ᵀ @ G``; BLAS runs on all
+threads), and njit loops move the results between the (O, n·Lo) product layout and the
+(N, O, Lo) array layout: ``_to_ncl`` (adds the bias, optionally applies ReLU) and
+``_to_rows`` (optionally masks by y > 0, adds the row sums to gb[o]); ``_col2im`` adds each
+tap's column back onto the positions it read.
+Parallelism: only inside BLAS. The njit loops are serial on purpose: they are short and
+memory-bound (about a fifth of the single-thread time), and running them as ``prange``
+loops on Numba's OpenMP threads between OpenBLAS calls made the two spinning thread pools
+fight over the 2 cores (forward + backward at N = 32 went from ~1 ms to 20-50 ms).
+Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product) are
+allocated once per call and reused for every chunk (backward also reuses X̂'s buffer for
+gX̂), so they stay in cache and small enough that glibc keeps them on its heap: whole-batch
+buffers at N = 256 cost ~3,400 page faults, about 4 ms, per forward.
 
 Why BLAS: float32, 2 threads, forward + backward at the article's shapes, in ms
 (32->64 channels, L = 64 | 64->128 channels, L = 31; K = 3, stride 1, no padding):
