@@ -10,6 +10,13 @@ the block stages in shared memory, a chunk of the reduction at a time):
 - ``conv1d_bwd_weight``: gw = G·X̂ᵀ and gb = G·1; blockIdx.z splits the long reduction over
   (n, t) into slices whose partial sums go to a workspace, which ``conv1d_sum_partials``
   adds up in a fixed order (deterministic, no atomics).
+Index bookkeeping (n, t from a column, c, k from a reduction row) is done once per block
+or chunk into small shared tables, so the tile loads are gathers without divisions.
+Timing (H200, float32, forward + backward, K = 3; an earlier 4 x 4-register-tile version
+of these kernels): N = 4,096, 32->64 channels, L = 64: 0.82 ms; 64->128, L = 31: 1.22 ms
+(cuDNN, PyTorch defaults, i.e. TF32 tensor cores: 0.46 and 0.45 ms); N = 32 and 256:
+0.10-0.14 ms, launch-bound (cuDNN 0.20-0.29 ms). The 8 x 8 tiles halve the shared-memory
+loads per multiply-add.
 math: see SPEC (kernels/conv1d/__init__.py).
 """
 

@@ -37,7 +37,7 @@ __all__ = ["fwd", "bwd", "forward", "backward"]
 
 #: Columns (n, t) per chunk: large enough for BLAS to run at full speed, small enough for
 #: the chunk buffers to stay in cache.
-_COLS = 2048
+_COLS = 1024
 
 
 @njit(cache=True)

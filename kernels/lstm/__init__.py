@@ -61,7 +61,9 @@ and returns (gx, gh0, gc0, gw_ih, gw_hh, gb_ih, gb_hh).
 
 Edge cases and numerics
 - σ is evaluated as e/(1 + e) for a < 0 and 1/(1 + e) for a ≥ 0 with e = exp(−|a|), so exp
-  never overflows, whatever the pre-activation.
+  never overflows, whatever the pre-activation (reference, CUDA). The Numba backend uses the
+  identity σ(a) = ½ + ½·tanh(a/2), so that one vectorised tanh serves all four gates; it
+  cannot overflow either, and agrees to rounding.
 - T ≥ 1 (the op layer guarantees it); N = 0 gives empty outputs and zero weight gradients.
 - gcs is all zeros when only the hidden states are used (the op layer passes zeros).
 - Every backend computes the input projection W_ih x_t + b_ih + b_hh of all steps with one

@@ -20,10 +20,13 @@ step. The njit kernels walk each batch row's units contiguously.
 Why not one njit walk over all steps (prange over blocks of batch rows, W_hh h as axpy
 sweeps over W_hhᵀ, Numba's scalar exp for the gates), as first written: on one core at
 N = 32, T = 64, D = 32, H = 64, float32 (CPU time per call, forward + backward): that walk
-12.6 ms, this file ITER_MS; torch.nn.LSTM TORCH_MS. Numba calls libm's scalar exp (about
-4 ns a call, five per cell) where NumPy's tanh is SIMD (under 1 ns an element), and a 32×64
-by 64×256 BLAS product (9 µs) beats the njit axpy sweeps (35 µs); the per-step kernels are
-too small for prange (one thread, no barrier per step).
+12.6 ms, this file 4.5 to 5 ms, torch.nn.LSTM (oneDNN) 3.2 to 3.7 ms. Numba calls libm's
+scalar exp (about 4 ns a call, five per cell) where NumPy's tanh is SIMD (under 1 ns an
+element), and a 32×64 by 64×256 BLAS product (10 µs) beats the njit axpy sweeps (35 µs);
+the per-step kernels are too small for prange. OpenBLAS runs that per-step product on two
+threads (it is above its threading threshold); on a loaded machine the threads' handshakes
+cost more than they save (60 ms against 10 ms wall with OPENBLAS_NUM_THREADS=1 at a load of
+7 on 2 cores).
 
 math: see SPEC (``kernels/lstm/__init__.py``).
 """
@@ -37,17 +40,18 @@ __all__ = ["fwd", "bwd"]
 
 
 @njit(cache=True)
-def _cell_forward_step(a, c, cs, gates, t):
+def _cell_forward_step(a, c, cs, gates, t, half):
     """From a = tanh(s ⊙ z_t) (s = ½ for i, f, o and 1 for g), shape (N, 4H): the gates
-    i, f, o = ½ + ½·a and g = a into gates[:, t]; c ← f ⊙ c + i ⊙ g, also into cs[:, t]."""
+    i, f, o = ½ + ½·a and g = a into gates[:, t]; c ← f ⊙ c + i ⊙ g, also into cs[:, t].
+    ``half`` is ½ in the arrays' dtype (a Python 0.5 would turn float32 math into float64)."""
     N, G = a.shape
     H = G // 4
     for n in range(N):
         for j in range(H):
-            i = 0.5 + 0.5 * a[n, j]
-            f = 0.5 + 0.5 * a[n, H + j]
+            i = half + half * a[n, j]
+            f = half + half * a[n, H + j]
             g = a[n, 2 * H + j]
-            o = 0.5 + 0.5 * a[n, 3 * H + j]
+            o = half + half * a[n, 3 * H + j]
             c[n, j] = f * c[n, j] + i * g
             cs[n, t, j] = c[n, j]
             gates[n, t, j] = i
@@ -57,10 +61,11 @@ def _cell_forward_step(a, c, cs, gates, t):
 
 
 @njit(cache=True)
-def _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t):
+def _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t, one):
     """Step t of the SPEC's backward walk, elementwise: gh = gz_{t+1} W_hh and
     gc = gc_{t+1} ⊙ f_{t+1} arrive from step t+1; writes gz[:, t] and leaves gc_t ⊙ f_t in
-    gc. tcs = tanh(cs)."""
+    gc. tcs = tanh(cs); ``one`` is 1 in the arrays' dtype (a Python 1 would turn float32
+    math into float64: 0.87 against 0.52 ms per walk at N = 32, H = 64, T = 64)."""
     N, _, H = ghs.shape
     for n in range(N):
         for j in range(H):
@@ -71,11 +76,11 @@ def _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t):
             tc = tcs[n, t, j]
             cp = c0[n, j] if t == 0 else cs[n, t - 1, j]
             ght = ghs[n, t, j] + gh[n, j]
-            gct = gcs[n, t, j] + ght * o * (1 - tc * tc) + gc[n, j]
-            gz[n, t, j] = gct * g * i * (1 - i)
-            gz[n, t, H + j] = gct * cp * f * (1 - f)
-            gz[n, t, 2 * H + j] = gct * i * (1 - g * g)
-            gz[n, t, 3 * H + j] = ght * tc * o * (1 - o)
+            gct = gcs[n, t, j] + ght * o * (one - tc * tc) + gc[n, j]
+            gz[n, t, j] = gct * g * i * (one - i)
+            gz[n, t, H + j] = gct * cp * f * (one - f)
+            gz[n, t, 2 * H + j] = gct * i * (one - g * g)
+            gz[n, t, 3 * H + j] = ght * tc * o * (one - o)
             gc[n, j] = gct * f
 
 
@@ -98,12 +103,13 @@ def fwd(x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     a = np.empty((N, G), dtype=x.dtype)  # s ⊙ z_t, then its tanh
     c = c0.copy()  # c_{t-1}, updated in place
     tc = np.empty((N, H), dtype=x.dtype)
+    half = x.dtype.type(0.5)
     h = h0
     for t in range(T):
         np.matmul(h, w_hhT, out=a)  # s ⊙ W_hh h_{t−1}
         a += p[:, t]
         np.tanh(a, out=a)
-        _cell_forward_step(a, c, cs, gates, t)
+        _cell_forward_step(a, c, cs, gates, t, half)
         np.tanh(c, out=tc)
         h = hs[:, t]  # (N, H) view
         np.multiply(gates[:, t, 3 * H :], tc, out=h)  # h_t = o ⊙ tanh(c_t)
@@ -119,8 +125,9 @@ def bwd(ghs, gcs, x, h0, c0, w_ih, w_hh, hs, cs, gates):
     gz = np.empty((N, T, G), dtype=x.dtype)
     gh = np.zeros((N, H), dtype=x.dtype)  # gz_{t+1} W_hh
     gc = np.zeros((N, H), dtype=x.dtype)  # gc_{t+1} ⊙ f_{t+1}
+    one = x.dtype.type(1)
     for t in range(T - 1, -1, -1):
-        _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t)
+        _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t, one)
         np.matmul(gz[:, t], w_hh, out=gh)
     # [x_t, h_{t−1}] side by side, so that gw_ih and gw_hh are one product
     xh = np.empty((N, T, D + H), dtype=x.dtype)
