@@ -16,6 +16,7 @@ importing ``kernels`` pulls in neither numba nor cupy.
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 __all__ = ["OPS", "BACKEND_MODULES", "get"]
@@ -46,6 +47,26 @@ BACKEND_MODULES: dict[str, str] = {
 }
 
 _cache: dict[tuple[str, str], ModuleType] = {}
+_numba_configured = False
+
+
+def _configure_numba() -> None:
+    """Pick Numba's ``workqueue`` threading layer unless the user chose one.
+
+    The default (OpenMP) layer spins its idle threads, and so does OpenBLAS, which the
+    conv and RNN kernels call between ``prange`` loops: on a 2-core machine the two pools
+    then fight for the cores and the article's training step went from 10 ms to 88 ms
+    (benchmarks/NOTES.md). ``workqueue`` threads sleep when idle. Set the environment
+    variable ``NUMBA_THREADING_LAYER`` to override; this runs once, before the first Numba
+    kernel is imported, so it never changes a layer that is already running.
+    """
+    global _numba_configured
+    if not _numba_configured:
+        _numba_configured = True
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            import numba
+
+            numba.config.THREADING_LAYER = "workqueue"
 
 
 def get(op: str, backend: str) -> ModuleType:
@@ -63,6 +84,8 @@ def get(op: str, backend: str) -> ModuleType:
             raise ValueError(
                 f"kernels.get: unknown backend {backend!r}; known: {', '.join(BACKEND_MODULES)}"
             )
+        if backend == "numba":
+            _configure_numba()
         module = importlib.import_module(f"kernels.{op}.{BACKEND_MODULES[backend]}")
         _cache[key] = module
     return module

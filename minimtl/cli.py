@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/seed", help="output folder (runs/seed)")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     t.add_argument("--quiet", action="store_true", help="no summary or progress")
+    t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
+                   help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
     s = sub.add_parser("summary", help="print the network's layer table")
     _model_args(s)
@@ -140,6 +142,10 @@ def cmd_train(a) -> int:
     if a.epochs < 1 or a.batch_size < 1 or a.samples < 10 or a.lr <= 0:
         raise CLIError("--epochs, --batch-size and --lr must be positive and --samples >= 10")
     backend = _fastest_backend() if a.backend == "auto" else a.backend
+    if a.malloc_tuned:
+        from .bench import tune_malloc
+
+        tune_malloc(True)  # reuse freed activation buffers instead of re-faulting pages
     try:
         check_backend(backend)
     except RuntimeError as e:

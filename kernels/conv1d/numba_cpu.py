@@ -10,20 +10,23 @@ tap's column back onto the positions it read.
 Parallelism: only inside BLAS. The njit loops are serial on purpose: they are short and
 memory-bound (about a fifth of the single-thread time), and running them as ``prange``
 loops on Numba's OpenMP threads between OpenBLAS calls made the two spinning thread pools
-fight over the 2 cores (forward + backward at N = 32 went from ~1 ms to 20-50 ms).
+fight over the 2 cores (on a busy machine, forward + backward at N = 32 went from
+~1 ms to 20-50 ms).
 Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product) are
 allocated once per call and reused for every chunk (backward also reuses X̂'s buffer for
 gX̂), so they stay in cache and small enough that glibc keeps them on its heap: whole-batch
 buffers at N = 256 cost ~3,400 page faults, about 4 ms, per forward.
 
-Why BLAS: float32, 2 threads, forward + backward at the article's shapes, in ms
-(32->64 channels, L = 64 | 64->128 channels, L = 31; K = 3, stride 1, no padding):
-    N = 32:  pure njit loops (prange over n / o)   BENCH_LOOPS32
-             im2col + BLAS (this file)             BENCH_BLAS32
-             torch.nn.functional.conv1d            BENCH_TORCH32
-    N = 256: pure njit loops                       BENCH_LOOPS256
-             im2col + BLAS (this file)             BENCH_BLAS256
-             torch.nn.functional.conv1d            BENCH_TORCH256
+Why BLAS: float32, 2 threads, forward + backward at the article's shapes, in ms, best of
+many runs on a shared 2-core AVX-512 machine (32->64 channels, L = 64 | 64->128 channels,
+L = 31; K = 3, stride 1, no padding):
+    N = 32:  pure njit loops (prange over n / o)   26.9 | 54.8
+             im2col + BLAS (this file)              0.66 |  0.89
+             torch.nn.functional.conv1d             0.69 |  0.85
+    N = 256: pure njit loops                      183   | 496
+             im2col + BLAS (this file)              5.6  |  7.6
+             torch.nn.functional.conv1d             5.7  |  4.9
+At N = 256 the three matrix products take ~75% of the time at 180-250 GFLOP/s.
 
 math: see SPEC (kernels/conv1d/__init__.py).
 """
