@@ -1,36 +1,41 @@
 #!/usr/bin/env bash
-# GPU check: the gpu-marked tests, then the GPU benchmarks, then a short summary.
+# GPU check in one short session: the gpu-marked tests, then the GPU benchmarks.
 #
-#   benchmarks/gpu_check.sh OUTDIR [extra options for minimtl.bench]
+#   benchmarks/gpu_check.sh OUTDIR
 #
-# Runs from a plain checkout (minimtl need not be installed: PYTHONPATH=.). Writes
-# OUTDIR/gpu_tests.log, OUTDIR/bench.log (progress) and OUTDIR/<gpu-name>.json/.md.
-# Each step is bounded with `timeout` (GPU_TEST_TIMEOUT, GPU_BENCH_TIMEOUT seconds) so the
-# whole script ends within about 7 minutes. Exit status: 0 only if both steps passed.
+# Runs from a plain checkout (PYTHONPATH=.; minimtl need not be installed) on a machine
+# with cupy, a CUDA GPU and (for the comparison) torch. Steps, each bounded by `timeout`:
+#  1. every test file's gpu tests, the files in parallel (a crash in one file cannot hide
+#     the results of the others), with MINIMTL_REQUIRE_GPU=1 so nothing passes by skipping;
+#  2. the training step (cupy and torch/cuDNN) at batch 32, 256 and 4096;
+#  3. the main kernels at the same batches, and the device copy bandwidth.
+# Writes OUTDIR/tests.log, OUTDIR/<gpu>-step.{json,md}, OUTDIR/<gpu>-kernels.{json,md}.
 set -u -o pipefail
-
-out=${1:?usage: benchmarks/gpu_check.sh OUTDIR [bench options]}
-shift
+out=${1:?usage: benchmarks/gpu_check.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.." || exit 2
-export PYTHONUNBUFFERED=1
+export PYTHONPATH=. PYTHONUNBUFFERED=1 MINIMTL_REQUIRE_GPU=1 HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-dev}
+logs=$(mktemp -d)
 
-echo "== gpu tests (at most ${GPU_TEST_TIMEOUT:=240} s)"
-PYTHONPATH=. MINIMTL_REQUIRE_GPU=1 timeout "$GPU_TEST_TIMEOUT" \
-    python3 -m pytest -m gpu -q -x -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.log"
-tests_rc=$?
-
-echo "== gpu benchmarks (at most ${GPU_BENCH_TIMEOUT:=150} s)"
-PYTHONPATH=. timeout "$GPU_BENCH_TIMEOUT" \
-    python3 -m minimtl.bench --gpu-only --out "$out" "$@" 2>"$out/bench.log" >/dev/null
-bench_rc=$?
-tail -n 5 "$out/bench.log"
-
-echo "== summary"
-echo "gpu tests: exit $tests_rc ($(grep -v '^\s*$' "$out/gpu_tests.log" | tail -n 1))"
-echo "benchmarks: exit $bench_rc$([ "$bench_rc" = 124 ] && echo ' (timed out)')"
-for f in "$out"/*.json; do
-    [ -e "$f" ] && PYTHONPATH=. python3 -m minimtl.bench --summary "$f"
+echo "== 1. gpu tests"
+for f in tests/*/test_*.py; do
+    n=$(echo "$f" | tr '/' '_')
+    ( timeout "${GPU_TEST_TIMEOUT:-150}" python3 -m pytest -m gpu -q -p no:cacheprovider \
+        --timeout 120 "$f" > "$logs/$n.log" 2>&1; echo "exit $?" >> "$logs/$n.log" ) &
 done
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]
+wait
+for f in "$logs"/*.log; do
+    printf '%-52s %s\n' "$(basename "$f" .log)" "$(grep -E 'passed|failed|error|no tests ran|deselected' "$f" | tail -n 1) $(tail -n 1 "$f")"
+done | tee "$out/tests.log"
+cat "$logs"/*.log >> "$out/tests.log"
+gpu=$(python3 -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0); n = p['name']; print((n.decode() if isinstance(n, bytes) else n).replace(' ', '-'))")
+
+echo "== 2. training step"
+timeout "${GPU_STEP_TIMEOUT:-100}" python3 -m minimtl.bench --gpu-only --no-kernels --no-probe \
+    --name "$gpu-step" --out "$out" 2>&1 | tail -n 25
+
+echo "== 3. kernels"
+timeout "${GPU_KERNEL_TIMEOUT:-120}" python3 -m minimtl.bench --gpu-only --no-step --no-probe \
+    --budget 0.5 --ops conv1d_relu,maxpool1d,avgpool1d,lstm,gru,rnn,softmax,cross_entropy \
+    --name "$gpu-kernels" --out "$out" 2>&1 | tail -n 45

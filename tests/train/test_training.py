@@ -236,3 +236,13 @@ def test_cupy_backend_trains_to_the_cpu_backends_losses():
     ref = _losses_after_steps("numpy")
     gpu = _losses_after_steps("cupy")
     np.testing.assert_allclose(gpu, ref, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+def test_cli_trains_on_the_gpu_and_info_names_the_device(tmp_path, capsys):
+    rc = main(["train", "--epochs", "1", "--samples", "200", "--seq-len", "16", "--features",
+               "4", "--out", str(tmp_path / "run"), "--backend", "cupy"])
+    assert rc == 0
+    assert "backend cupy" in capsys.readouterr().out
+    assert main(["info"]) == 0
+    assert "GPU 0:" in capsys.readouterr().out
