@@ -19,7 +19,7 @@ import importlib
 import os
 from types import ModuleType
 
-__all__ = ["OPS", "BACKEND_MODULES", "get"]
+__all__ = ["OPS", "BACKEND_MODULES", "get", "configure_numba"]
 
 #: Every operator with kernels. Each name is a sub-package of ``kernels``.
 OPS: tuple[str, ...] = (
@@ -50,7 +50,7 @@ _cache: dict[tuple[str, str], ModuleType] = {}
 _numba_configured = False
 
 
-def _configure_numba() -> None:
+def configure_numba() -> None:
     """Pick Numba's ``workqueue`` threading layer unless the user chose one.
 
     The default (OpenMP) layer spins its idle threads, and so does OpenBLAS, which the
@@ -85,7 +85,7 @@ def get(op: str, backend: str) -> ModuleType:
                 f"kernels.get: unknown backend {backend!r}; known: {', '.join(BACKEND_MODULES)}"
             )
         if backend == "numba":
-            _configure_numba()
+            configure_numba()
         module = importlib.import_module(f"kernels.{op}.{BACKEND_MODULES[backend]}")
         _cache[key] = module
     return module

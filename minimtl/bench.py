@@ -903,6 +903,9 @@ def run(cfg: argparse.Namespace) -> dict[str, Any]:
             try:
                 import numba
 
+                import kernels
+
+                kernels.configure_numba()  # before set_num_threads starts the thread pool
                 numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
                 threads["numba"] = numba.get_num_threads()
             except Exception as e:
