@@ -279,8 +279,10 @@ def cmd_info(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["bench"]:  # the runner parses its own options (argparse.REMAINDER
-        from . import bench    # would stop at a leading option such as --quick)
+    if argv[:1] == ["bench"]:
+        # the runner parses its own options (argparse.REMAINDER would stop at a leading
+        # option such as --quick)
+        from . import bench
 
         return bench.main(argv[1:])
     parser = build_parser()

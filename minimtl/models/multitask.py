@@ -221,7 +221,10 @@ class MultiTaskNet(nn.Module):
             tw = towers[0] if len(towers) == 1 else towers[i]
             tag = "shared" if len(towers) == 1 else t
             first_use = len(towers) > 1 or i == 0
-            n = lambda m: m.num_parameters() if first_use else 0  # noqa: E731
+
+            def n(m, counted=first_use):  # a reused (shared) tower adds no parameters
+                return m.num_parameters() if counted else 0
+
             l1 = L - 2
             l2 = l1 // 2
             l3 = l2 - 2
