@@ -25,6 +25,23 @@ def from_rows(xp, rows, how):
     return xp.moveaxis(rows.reshape(shape), -1, axis)
 
 
+def _forward(ctx, x, axis: int, op: str):
+    (x,) = _checks.floats(op, x=x)
+    rows, how = to_rows(ctx.xp, x, axis)
+    y = ctx.k.fwd(rows)                       # (M, K)
+    ctx.save(y)
+    ctx.params = {"how": how}
+    return from_rows(ctx.xp, y, how)
+
+
+def _backward(ctx, gy):
+    (y,) = ctx.saved
+    how = ctx.params["how"]
+    g, _ = to_rows(ctx.xp, gy, how[0])
+    (gx,) = ctx.k.bwd(g, y)
+    return (from_rows(ctx.xp, gx, how),)
+
+
 class Softmax(Function):
     """y = exp(x − max) / Σ exp(x − max) along ``axis``."""
 
@@ -32,20 +49,11 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, *, axis=-1):
-        (x,) = _checks.floats("softmax", x=x)
-        rows, how = to_rows(ctx.xp, x, axis)
-        y = ctx.k.fwd(rows)
-        ctx.save(y)
-        ctx.params = {"how": how}
-        return from_rows(ctx.xp, y, how)
+        return _forward(ctx, x, axis, "softmax")
 
     @staticmethod
     def backward(ctx, gy):
-        (y,) = ctx.saved
-        how = ctx.params["how"]
-        g, _ = to_rows(ctx.xp, gy, how[0])
-        (gx,) = ctx.k.bwd(g, y)
-        return (from_rows(ctx.xp, gx, how),)
+        return _backward(ctx, gy)
 
 
 class LogSoftmax(Function):
@@ -55,17 +63,8 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, *, axis=-1):
-        (x,) = _checks.floats("log_softmax", x=x)
-        rows, how = to_rows(ctx.xp, x, axis)
-        y = ctx.k.fwd(rows)
-        ctx.save(y)
-        ctx.params = {"how": how}
-        return from_rows(ctx.xp, y, how)
+        return _forward(ctx, x, axis, "log_softmax")
 
     @staticmethod
     def backward(ctx, gy):
-        (y,) = ctx.saved
-        how = ctx.params["how"]
-        g, _ = to_rows(ctx.xp, gy, how[0])
-        (gx,) = ctx.k.bwd(g, y)
-        return (from_rows(ctx.xp, gx, how),)
+        return _backward(ctx, gy)
