@@ -192,10 +192,18 @@ class Tensor:
                     slots[t._index] = g if prev is None else prev + g
             if not retain_graph:
                 node.ctx = None
+        owned: set[int] = set()
         for t, g in leaf_grads.values():
-            # a backward may hand the same array to several inputs (Add returns gy twice)
-            # or a view of the upstream gradient: copy, so that no two .grad alias
-            t.grad = g.copy() if t.grad is None else t.grad + g
+            if t.grad is not None:
+                t.grad = t.grad + g
+                continue
+            # a backward may hand one array to several inputs (Add returns gy twice), a
+            # view of another array, or the caller's gradient: copy those, so that no two
+            # .grad alias each other or anything outside; fresh arrays are kept as they are
+            if id(g) in owned or g.base is not None or g is gradient:
+                g = g.copy()
+            owned.add(id(g))
+            t.grad = g
         if not retain_graph:
             for node in order:
                 node.inputs = ()

@@ -351,8 +351,9 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     return y
 
 
-def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
-    """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu)."""
+def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx=True):
+    """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu); gx is
+    None (its kernel not launched) when not ``need_gx``."""
     cp = cupy()
     x = cp.ascontiguousarray(x)
     w = cp.ascontiguousarray(w, dtype=x.dtype)
@@ -366,17 +367,18 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     P = N * Lo
     _check_size(N, C, L, O, Lo)
     if P == 0:
-        return (cp.zeros((N, C, L), dtype=x.dtype), cp.zeros((O, C, K), dtype=x.dtype),
-                cp.zeros((O,), dtype=x.dtype))
-    gx = cp.empty((N, C, L), dtype=x.dtype)
+        return (cp.zeros((N, C, L), dtype=x.dtype) if need_gx else None,
+                cp.zeros((O, C, K), dtype=x.dtype), cp.zeros((O,), dtype=x.dtype))
+    gx = cp.empty((N, C, L), dtype=x.dtype) if need_gx else None
     gw = cp.empty((O, C, K), dtype=x.dtype)
     gb = cp.empty((O,), dtype=x.dtype)
-    # gx: gather of the taps (one implicit GEMM over the reduction (o, k))
-    tm, tp, threads = _tile(C)
-    fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
-    fn((blocks(N * L, tp), blocks(C, tm)), (threads,),
-       (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu,
-                               tm, tp)))
+    if need_gx:
+        # gx: gather of the taps (one implicit GEMM over the reduction (o, k))
+        tm, tp, threads = _tile(C)
+        fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
+        fn((blocks(N * L, tp), blocks(C, tm)), (threads,),
+           (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu,
+                                   tm, tp)))
     # gw, gb: slices of the (n, t) reduction per block, then a fixed-order sum of the slices
     tiles = blocks(R, 64) * blocks(O, 64)
     per_block = -(-P // max(1, _TARGET_BLOCKS // tiles))
@@ -397,7 +399,8 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
                    int(dilation), False)
 
 
-def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int):
-    """(gx (N, C, L), gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
+def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        need_gx: bool = True):
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
     return backward(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
-                    int(dilation))
+                    int(dilation), bool(need_gx))

@@ -146,8 +146,9 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     return y                                                                  # (N, O, Lo)
 
 
-def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
-    """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu)."""
+def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx=True):
+    """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu); gx is
+    None (its product and col2im skipped) when not ``need_gx``."""
     gy = np.ascontiguousarray(gy)
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
@@ -157,7 +158,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
     O, _, K = w.shape
     Lo = gy.shape[2]
     w2t = w.reshape(O, C * K).T
-    gx = np.empty((N, C, L), dtype=x.dtype)
+    gx = np.empty((N, C, L), dtype=x.dtype) if need_gx else None
     gw = np.zeros((O, C * K), dtype=x.dtype)
     gw_chunk = np.empty((O, C * K), dtype=x.dtype)
     gb = np.zeros(O, dtype=x.dtype)
@@ -171,8 +172,9 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation):
         cols = cols_buf[:C * K * m].reshape(C * K, m)
         _im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)  # (C·K, m)
         gw += np.matmul(G, cols.T, out=gw_chunk)                          # (O, C·K)
-        gcols = np.matmul(w2t, G, out=cols)                               # reuse the buffer
-        _col2im(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
+        if need_gx:
+            gcols = np.matmul(w2t, G, out=cols)                           # reuse the buffer
+            _col2im(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
     return gx, gw.reshape(O, C, K), gb
 
 
@@ -182,7 +184,8 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
                    int(dilation), False)
 
 
-def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int):
-    """(gx (N, C, L), gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
+def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        need_gx: bool = True):
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
     return backward(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
-                    int(dilation))
+                    int(dilation), bool(need_gx))

@@ -65,12 +65,14 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
     return y.astype(x.dtype, copy=False)
 
 
-def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int):
+def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        need_gx: bool = True):
     """Gradients of ``fwd`` for the upstream gradient gy (N, O, Lo).
 
     Returns
     -------
-    (gx, gw, gb) : (N, C, L), (O, C, K), (O,) arrays of x's dtype
+    (gx, gw, gb) : (N, C, L), (O, C, K), (O,) arrays of x's dtype; gx is None when
+    ``need_gx`` is false (an input that needs no gradient, such as the network's data)
     """
     Lo = _check(x, w, None, stride, padding_left, padding_right, dilation)
     if gy.shape != (x.shape[0], w.shape[0], Lo):
@@ -81,6 +83,8 @@ def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilatio
     cols = _windows(x, K, stride, padding_left, padding_right, dilation, Lo)
     gb = gy.sum(axis=(0, 2))                               # step 1
     gw = np.einsum("not,nctk->ock", gy, cols)              # step 2
+    if not need_gx:
+        return None, gw.astype(x.dtype, copy=False), gb.astype(x.dtype, copy=False)
     gcols = np.einsum("not,ock->nctk", gy, w)              # ∂ℓ/∂cols
     gxp = np.zeros((N, C, L + padding_left + padding_right), dtype=x.dtype)
     last = (Lo - 1) * stride + 1

@@ -18,7 +18,8 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
                    int(dilation), True)
 
 
-def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int):
-    """(gx (N, C, L), gw (O, C, K), gb (O,)) = conv1d's backward of gy·[y > 0]."""
+def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        need_gx: bool = True):
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) = conv1d's backward of gy·[y > 0]."""
     return backward(gy, x, w, y, int(stride), int(padding_left), int(padding_right),
-                    int(dilation))
+                    int(dilation), bool(need_gx))

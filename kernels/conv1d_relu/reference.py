@@ -29,15 +29,17 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
     return np.maximum(z, 0)
 
 
-def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int):
+def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        need_gx: bool = True):
     """Gradients of ``fwd`` for gy (N, O, Lo), given the forward output y (N, O, Lo).
 
     Returns
     -------
-    (gx, gw, gb) : (N, C, L), (O, C, K), (O,) arrays of x's dtype
+    (gx, gw, gb) : (N, C, L), (O, C, K), (O,) arrays of x's dtype; gx is None when
+    ``need_gx`` is false
     """
     if y.shape != gy.shape:
         raise ValueError(f"conv1d_relu: y {y.shape} and gy {gy.shape} must have one shape")
     gz = np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)  # step 1: ReLU'(0) = 0
     return conv1d.bwd(gz, x, w, stride=stride, padding_left=padding_left,  # step 2
-                      padding_right=padding_right, dilation=dilation)
+                      padding_right=padding_right, dilation=dilation, need_gx=need_gx)

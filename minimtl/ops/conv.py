@@ -49,7 +49,8 @@ class Conv1d(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved
-        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, **ctx.params)
+        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, **ctx.params,
+                               need_gx=ctx.needs_grad[0])
         return gx, gw, (gb if ctx.needs_grad[2] else None)
 
 
@@ -71,5 +72,6 @@ class Conv1dRelu(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w, y = ctx.saved
-        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, **ctx.params)
+        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, **ctx.params,
+                               need_gx=ctx.needs_grad[0])
         return gx, gw, (gb if ctx.needs_grad[2] else None)
