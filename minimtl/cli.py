@@ -115,12 +115,14 @@ def _plot(history, path: str) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     epochs = range(1, len(history.epochs) + 1)
     for t in TASKS:
-        axes[0].plot(epochs, history.series(f"{t}_loss"), label=f"{t} train")
+        (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), label=f"{t} train")
+        color = line.get_color()  # a task keeps its colour in every curve
         if history.series(f"val_{t}_loss"):
-            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "--", label=f"{t} val")
+            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "--", color=color,
+                         label=f"{t} val")
         key = f"val_{t}_accuracy"
         if history.series(key):
-            axes[1].plot(epochs, history.series(key), label=f"{t} val")
+            axes[1].plot(epochs, history.series(key), color=color, label=f"{t} val")
     axes[0].set(title="loss per task", xlabel="epoch")
     axes[1].set(title="validation accuracy", xlabel="epoch")
     for ax in axes:
