@@ -45,9 +45,11 @@ W2[o, (c,k)] = w[o,c,k] (O, C·K) and G[o, (n,t)] = gy[n,o,t] (O, N·Lo). Then
     gx[n,c,j] = Σ_k gX̂[(c,k), (n,t)] over t with t·S+k·d = j+Pl, 0 ≤ t < Lo
                                                        ("col2im", steps 3 and 4)
 
-``bwd(gy, x, w, *, stride, padding_left, padding_right, dilation)`` returns exactly
-``(gx, gw, gb)`` as in steps 1-4; gb is always computed (the op layer drops it when the
-layer has no bias).
+``bwd(gy, x, w, *, stride, padding_left, padding_right, dilation, need_gx=True)`` returns
+exactly ``(gx, gw, gb)`` as in steps 1-4; gb is always computed (the op layer drops it when
+the layer has no bias). With ``need_gx=False`` steps 3-4 are skipped and gx is None: the
+op layer passes it when x needs no gradient (the network's first convolution reads data),
+which saves the gX̂ product and col2im.
 
 Edge cases
 ----------

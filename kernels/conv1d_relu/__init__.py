@@ -21,8 +21,9 @@ kept:
        gw[o,c,k] = Σ_{n,t} gz[n,o,t]·xp[n,c,t·S+k·d]
        gx[n,c,j] = Σ_o Σ_k gz[n,o,t]·w[o,c,k]   over t with t·S+k·d = j+Pl, 0 ≤ t < Lo
 
-``bwd(gy, x, w, y, *, stride, padding_left, padding_right, dilation)`` returns exactly
-``(gx, gw, gb)`` of step 2; the mask of step 1 is applied while gy is read, never stored.
+``bwd(gy, x, w, y, *, stride, padding_left, padding_right, dilation, need_gx=True)``
+returns exactly ``(gx, gw, gb)`` of step 2; the mask of step 1 is applied while gy is
+read, never stored. ``need_gx=False`` returns gx = None without computing it (as conv1d).
 
 Edge cases
 ----------
