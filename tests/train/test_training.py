@@ -246,3 +246,17 @@ def test_cli_trains_on_the_gpu_and_info_names_the_device(tmp_path, capsys):
     assert "backend cupy" in capsys.readouterr().out
     assert main(["info"]) == 0
     assert "GPU 0:" in capsys.readouterr().out
+
+
+def test_cli_trains_on_a_user_npz_file(tmp_path, capsys):
+    path = tmp_path / "mine.npz"
+    D.save_npz(D.make_synthetic(samples=200, seq_len=16, features=4, seed=5), path)
+    rc = main(["train", "--data", str(path), "--epochs", "1", "--out", str(tmp_path / "r"),
+               "--backend", "numba", "--quiet"])
+    assert rc == 0
+    assert "Test set (20 samples)" in capsys.readouterr().out
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, user=np.zeros((3, 16, 4)))
+    assert main(["train", "--data", str(bad), "--epochs", "1", "--out",
+                 str(tmp_path / "r2")]) == 2
+    assert "goods" in capsys.readouterr().err
