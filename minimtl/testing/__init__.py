@@ -43,10 +43,21 @@ __all__ = [
 ]
 
 
-def elements(dtype="float64", min_value: float = -10.0, max_value: float = 10.0):
-    """Finite floats of ``dtype`` in [min_value, max_value], no NaN, inf or subnormals."""
+def elements(dtype="float64", min_value: float = -10.0, max_value: float = 10.0,
+             min_magnitude: float = 0.0):
+    """Finite floats of ``dtype`` in [min_value, max_value], no NaN, inf or subnormals.
+
+    The bounds are rounded inwards to ``dtype`` (Hypothesis needs representable bounds).
+    Values with |v| < ``min_magnitude`` become 0: products of two tiny float32 values are
+    subnormal, which CuPy flushes to zero while NumPy keeps them, so cross-backend tests
+    of products use e.g. ``min_magnitude=1e-6``.
+    """
     width = 32 if np.dtype(dtype) == np.float32 else 64
-    return st.floats(
+    if width == 32:
+        lo, hi = np.float32(min_value), np.float32(max_value)
+        min_value = float(lo if lo >= min_value else np.nextafter(lo, np.float32(np.inf)))
+        max_value = float(hi if hi <= max_value else np.nextafter(hi, np.float32(-np.inf)))
+    values = st.floats(
         min_value,
         max_value,
         width=width,
@@ -54,11 +65,16 @@ def elements(dtype="float64", min_value: float = -10.0, max_value: float = 10.0)
         allow_infinity=False,
         allow_subnormal=False,
     )
+    if min_magnitude > 0:
+        values = values.map(lambda v: 0.0 if abs(v) < min_magnitude else v)
+    return values
 
 
-def arrays(shape, dtype="float64", min_value: float = -10.0, max_value: float = 10.0):
+def arrays(shape, dtype="float64", min_value: float = -10.0, max_value: float = 10.0,
+           min_magnitude: float = 0.0):
     """NumPy arrays of ``shape`` (a tuple or a strategy of tuples) with ``elements``."""
-    return hnp.arrays(np.dtype(dtype), shape, elements=elements(dtype, min_value, max_value))
+    return hnp.arrays(np.dtype(dtype), shape,
+                      elements=elements(dtype, min_value, max_value, min_magnitude))
 
 
 def shapes(min_dims: int = 1, max_dims: int = 3, min_side: int = 1, max_side: int = 5):
