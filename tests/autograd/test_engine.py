@@ -229,3 +229,15 @@ def test_reshape_error_names_the_shapes():
     x = T(np.zeros(6))
     with pytest.raises(ValueError, match=r"reshape.*\(6,\).*\(4, 2\)"):
         ops.reshape(x, (4, 2))
+
+
+def test_importing_minimtl_loads_neither_numba_nor_cupy():
+    import subprocess
+    import sys
+
+    code = ("import sys, minimtl, minimtl.functional, minimtl.nn, minimtl.models, "
+            "minimtl.train, minimtl.optim, kernels; "
+            "print('numba' in sys.modules, 'cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]
