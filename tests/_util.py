@@ -63,3 +63,23 @@ def bound(dtype, kind: str = "elementwise", terms: int = 1) -> float:
     if kind == "rnn":
         return 1e-5
     raise ValueError(kind)
+
+
+def agreement_err(out, ref, mag) -> float:
+    """TESTING.md's normwise error ‖out − ref‖ / ‖ref‖, except that the denominator is at
+    least ‖mag‖, the same output computed on the magnitudes |v| of every value (entrywise
+    ≥ |ref|). The rounding error of a sum is bounded by the sum of the magnitudes of its
+    terms, not by the sum: when terms cancel (Hypothesis finds upstream gradients whose
+    gb = Σ ga nearly vanishes), no float32 computation, the reference's included, has a
+    small error relative to the near-zero result, while one relative to ‖mag‖ still is."""
+    out = np.asarray(out, dtype=np.float64)
+    scale = max(np.linalg.norm(ref), np.linalg.norm(mag), 1e-300)
+    return float(np.linalg.norm(out - ref) / scale)
+
+
+def moderate_arrays(shape, dtype, limit):
+    """Arrays in [−limit, limit] whose magnitudes below 2⁻²⁰ are drawn as 0: products of
+    several tiny float32 values underflow where a float64 reference does not."""
+    from minimtl.testing import arrays
+
+    return arrays(shape, dtype, -limit, limit, min_magnitude=2.0**-20)

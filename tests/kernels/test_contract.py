@@ -1,7 +1,7 @@
 """The kernel contract, checked for every operator in ``kernels.OPS``: three backend
 modules with identical ``fwd``/``bwd`` signatures, a SPEC docstring, and CUDA sources that
-compile with nvcc for float and double (where nvcc exists; ``--ptx`` runs the
-full device front end and code generation, skipping only the host compiler and assembler)."""
+compile with nvcc for float and double (where nvcc exists). These checks live here once
+for every operator; the per-operator test files check the numbers."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def test_cuda_source_compiles_with_nvcc_for_float_and_double(op, tmp_path):
     mod = importlib.import_module(f"kernels.{op}.cupy_cuda")
     src = tmp_path / f"{op}.cu"
     src.write_text(nvcc_unit(mod.SOURCE, mod.KERNELS))
-    res = subprocess.run(["nvcc", "-std=c++14", "-arch=sm_90", "--ptx", str(src), "-o",
-                          str(tmp_path / f"{op}.ptx")], capture_output=True, text=True,
+    res = subprocess.run(["nvcc", "-std=c++14", "-arch=sm_90", "-c", str(src), "-o",
+                          str(tmp_path / f"{op}.o")], capture_output=True, text=True,
                          timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
