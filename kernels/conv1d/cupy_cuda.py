@@ -393,14 +393,32 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     return gx, gw, gb
 
 
-def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int):
-    """y (N, O, Lo) = conv1d(x (N, C, L), w (O, C, K), b (O,) | None); see SPEC."""
+def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        channels_last: bool = False):
+    """y (N, O, Lo) = conv1d(x (N, C, L), w (O, C, K), b (O,) | None);
+    channels-last (N, L, C) → (N, Lo, O) through transposes."""
+    if channels_last:
+        return _swap(fwd(_swap(x), w, b, stride=stride, padding_left=padding_left,
+                         padding_right=padding_right, dilation=dilation))
     return forward(x, w, b, int(stride), int(padding_left), int(padding_right),
                    int(dilation), False)
 
 
 def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
-        need_gx: bool = True):
-    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
+        need_gx: bool = True, channels_last: bool = False):
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)
+    ; channels-last through transposes."""
+    if channels_last:
+        gx, gw, gb = backward(_swap(gy), _swap(x), w, None, int(stride),
+                              int(padding_left), int(padding_right), int(dilation),
+                              bool(need_gx))
+        return (None if gx is None else _swap(gx)), gw, gb
     return backward(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
                     int(dilation), bool(need_gx))
+
+
+def _swap(a):
+    """(N, L, C) ↔ (N, C, L): the channels-last adapter. The tiled kernels above index the
+    channels-first layout; a channels-last variant of their loads would drop these two
+    copies (not written yet: the network runs channels-first on the GPU)."""
+    return cupy().ascontiguousarray(a.swapaxes(1, 2))

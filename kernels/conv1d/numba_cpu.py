@@ -41,6 +41,8 @@ __all__ = ["fwd", "bwd", "forward", "backward"]
 #: Columns (n, t) per chunk: large enough for BLAS to run at full speed, small enough for
 #: the chunk buffers to stay in cache.
 _COLS = 1024
+#: Rows (n, t) per chunk of the channels-last path (see forward_nlc).
+_ROWS = 2048
 
 
 @njit(cache=True)
@@ -114,6 +116,74 @@ def _col2im(gcols, K, S, pl, d, Lo, gx):
                         gx[n, c, i] += gcols[ck, row + t]
 
 
+@njit(cache=True)
+def _im2col_nlc(x, K, S, pl, d, Lo, cols):
+    """cols[n·Lo+t, k·C+c] = xp[n, t·S+k·d, c] (zero in the padding); x (N, L, C).
+
+    Channels-last rows are contiguous runs of C values, so each (t, k) is one short copy."""
+    N, L, C = x.shape
+    for n in range(N):
+        for t in range(Lo):
+            r = n * Lo + t
+            for k in range(K):
+                i = t * S + k * d - pl
+                if 0 <= i < L:
+                    for c in range(C):
+                        cols[r, k * C + c] = x[n, i, c]
+                else:
+                    for c in range(C):
+                        cols[r, k * C + c] = 0.0
+
+
+@njit(cache=True)
+def _bias_nlc(y, b, relu):
+    """y[r, o] += b[o], then max(·, 0) when relu; y (R, O) in place."""
+    R, O = y.shape
+    for r in range(R):
+        if relu:
+            for o in range(O):
+                y[r, o] = max(y[r, o] + b[o], 0.0)
+        else:
+            for o in range(O):
+                y[r, o] = y[r, o] + b[o]
+
+
+@njit(cache=True)
+def _mask_nlc(gy, y, relu, G, gb):
+    """G[r, o] = gy[r, o]·[y[r, o] > 0 or not relu]; gb[o] += Σ_r G[r, o]; all (R, O).
+
+    The sum runs over O independent float64 partial sums, one per column, so the loop
+    over o vectorises; callers without a mask pass gy as y (unread) and G may be gy."""
+    R, O = gy.shape
+    part = np.zeros(O, dtype=np.float64)
+    for r in range(R):
+        if relu:
+            for o in range(O):
+                g = gy[r, o] if y[r, o] > 0.0 else 0.0
+                G[r, o] = g
+                part[o] += g
+        else:
+            for o in range(O):
+                part[o] += gy[r, o]
+    for o in range(O):
+        gb[o] += part[o]
+
+
+@njit(cache=True)
+def _col2im_nlc(gcols, K, S, pl, d, Lo, gx):
+    """gx[n, j, c] = Σ_k gcols[n·Lo+t, k·C+c] over t·S+k·d = j+pl (k, then t, ascending)."""
+    N, L, C = gx.shape
+    for n in range(N):
+        gx[n] = 0.0
+        for k in range(K):
+            for t in range(Lo):
+                i = t * S + k * d - pl
+                if 0 <= i < L:
+                    r = n * Lo + t
+                    for c in range(C):
+                        gx[n, i, c] += gcols[r, k * C + c]
+
+
 def _lo(L, K, stride, padding_left, padding_right, dilation):
     return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
 
@@ -178,14 +248,89 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     return gx, gw.reshape(O, C, K), gb
 
 
-def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int):
-    """y (N, O, Lo) = conv1d(x (N, C, L), w (O, C, K), b (O,) | None); see SPEC."""
-    return forward(x, w, b, int(stride), int(padding_left), int(padding_right),
-                   int(dilation), False)
+def _w_rows(w):
+    """W as the (K·C, O) matrix of the channels-last products: wm[k·C+c, o] = w[o, c, k]."""
+    O, C, K = w.shape
+    return np.ascontiguousarray(w.transpose(2, 1, 0)).reshape(K * C, O)
+
+
+def _row_chunks(N, Lo):
+    """Sample ranges [n0, n1) of about _ROWS rows (n, t) each."""
+    nb = max(1, _ROWS // max(Lo, 1))
+    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
+
+
+def forward_nlc(x, w, b, stride, padding_left, padding_right, dilation, relu):
+    """Channels-last conv1d (then ReLU): x (N, L, C) → y (N, Lo, O); shared with conv1d_relu.
+
+    y viewed as (N·Lo, O) is exactly the product X̂ᵀ·W2ᵀ, so BLAS writes each chunk's rows
+    straight into y: no reordering pass, only the bias (and ReLU) added in place."""
+    x = np.ascontiguousarray(x)
+    N, L, C = x.shape
+    O, _, K = w.shape
+    Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
+    wm = _w_rows(w)                                                       # (K·C, O)
+    bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
+    y = np.empty((N * Lo, O), dtype=x.dtype)
+    nb, chunks = _row_chunks(N, Lo)
+    cols_buf = np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype)
+    for n0, n1 in chunks:
+        rows = y[n0 * Lo:n1 * Lo]
+        cols = cols_buf[:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
+        _im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)  # (m, K·C)
+        np.matmul(cols, wm, out=rows)                                      # (m, O)
+        _bias_nlc(rows, bias, relu)
+    return y.reshape(N, Lo, O)
+
+
+def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx=True):
+    """Channels-last conv1d's (gx (N, L, C) or None, gw, gb) for gy (N, Lo, O), masked by
+    y > 0 when y is given. gy viewed as (N·Lo, O) is already the product layout."""
+    gy = np.ascontiguousarray(gy)
+    x = np.ascontiguousarray(x)
+    relu = y is not None
+    N, L, C = x.shape
+    O, _, K = w.shape
+    Lo = gy.shape[1]
+    wm = _w_rows(w)
+    g_all = gy.reshape(N * Lo, O)
+    mask = np.ascontiguousarray(y).reshape(N * Lo, O) if relu else g_all
+    gx = np.empty((N, L, C), dtype=x.dtype) if need_gx else None
+    gwm = np.zeros((K * C, O), dtype=x.dtype)
+    gw_chunk = np.empty((K * C, O), dtype=x.dtype)
+    gb = np.zeros(O, dtype=x.dtype)
+    nb, chunks = _row_chunks(N, Lo)
+    m_max = min(N, nb) * Lo
+    cols_buf = np.empty(m_max * K * C, dtype=x.dtype)
+    g_buf = np.empty(m_max * O, dtype=x.dtype) if relu else None
+    for n0, n1 in chunks:
+        m = (n1 - n0) * Lo
+        g = g_all[n0 * Lo:n1 * Lo]
+        G = g_buf[:m * O].reshape(m, O) if relu else g
+        _mask_nlc(g, mask[n0 * Lo:n1 * Lo], relu, G, gb)                  # gb +=
+        cols = cols_buf[:m * K * C].reshape(m, K * C)
+        _im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)
+        gwm += np.matmul(cols.T, G, out=gw_chunk)                          # (K·C, O)
+        if need_gx:
+            gcols = np.matmul(G, wm.T, out=cols)                           # reuse the buffer
+            _col2im_nlc(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
+    gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))     # (O, C, K)
+    return gx, gw, gb
+
+
+def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        channels_last: bool = False):
+    """y (N, O, Lo) = conv1d(x (N, C, L), w (O, C, K), b (O,) | None); channels-last:
+    x (N, L, C) → y (N, Lo, O). See SPEC."""
+    impl = forward_nlc if channels_last else forward
+    return impl(x, w, b, int(stride), int(padding_left), int(padding_right), int(dilation),
+                False)
 
 
 def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
-        need_gx: bool = True):
-    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)."""
-    return backward(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
-                    int(dilation), bool(need_gx))
+        need_gx: bool = True, channels_last: bool = False):
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo);
+    channels-last: gx (N, L, C) for gy (N, Lo, O)."""
+    impl = backward_nlc if channels_last else backward
+    return impl(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
+                int(dilation), bool(need_gx))

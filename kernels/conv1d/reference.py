@@ -3,7 +3,8 @@
 The padded input is unfolded into windows ``cols[n, c, t, k] = xp[n, c, t·S + k·d]`` once,
 then forward and weight gradient are single ``einsum`` contractions, and the input
 gradient scatters each tap back onto the positions it read. Math: see SPEC
-(kernels/conv1d/__init__.py).
+(kernels/conv1d/__init__.py). Channels-last arrays ((N, L, C) in, (N, Lo, O) out) go
+through the same code with the last two axes swapped.
 """
 
 from __future__ import annotations
@@ -45,18 +46,28 @@ def _windows(x, K, stride, padding_left, padding_right, dilation, Lo):
     return xp[:, :, idx]
 
 
-def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int):
+def _ncl(a):
+    """(N, L, C) ↔ (N, C, L): the channels-last adapter swaps the last two axes."""
+    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
+
+
+def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
+        channels_last: bool = False):
     """y[n,o,t] = b[o] + Σ_c Σ_k w[o,c,k]·xp[n,c,t·S+k·d].
 
     Parameters
     ----------
-    x : (N, C, L) array;  w : (O, C, K) array;  b : (O,) array or None
+    x : (N, C, L) array, or (N, L, C) when channels_last;  w : (O, C, K) array;
+    b : (O,) array or None
     stride, padding_left, padding_right, dilation : int
 
     Returns
     -------
-    y : (N, O, Lo) array of x's dtype
+    y : (N, O, Lo) array of x's dtype, or (N, Lo, O) when channels_last
     """
+    if channels_last:  # the same math on the swapped axes
+        return _ncl(fwd(_ncl(x), w, b, stride=stride, padding_left=padding_left,
+                        padding_right=padding_right, dilation=dilation))
     Lo = _check(x, w, b, stride, padding_left, padding_right, dilation)
     cols = _windows(x, w.shape[2], stride, padding_left, padding_right, dilation, Lo)
     y = np.einsum("nctk,ock->not", cols, w)  # (N, O, Lo)
@@ -66,14 +77,19 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
 
 
 def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
-        need_gx: bool = True):
-    """Gradients of ``fwd`` for the upstream gradient gy (N, O, Lo).
+        need_gx: bool = True, channels_last: bool = False):
+    """Gradients of ``fwd`` for the upstream gradient gy (N, O, Lo) ((N, Lo, O) and x
+    (N, L, C) when channels_last).
 
     Returns
     -------
-    (gx, gw, gb) : (N, C, L), (O, C, K), (O,) arrays of x's dtype; gx is None when
-    ``need_gx`` is false (an input that needs no gradient, such as the network's data)
+    (gx, gw, gb) : (N, C, L) (or (N, L, C)), (O, C, K), (O,) arrays of x's dtype; gx is
+    None when ``need_gx`` is false (an input that needs no gradient, such as the data)
     """
+    if channels_last:
+        gx, gw, gb = bwd(_ncl(gy), _ncl(x), w, stride=stride, padding_left=padding_left,
+                         padding_right=padding_right, dilation=dilation, need_gx=need_gx)
+        return (None if gx is None else _ncl(gx)), gw, gb
     Lo = _check(x, w, None, stride, padding_left, padding_right, dilation)
     if gy.shape != (x.shape[0], w.shape[0], Lo):
         raise ValueError(f"conv1d: gy {gy.shape} must be (N, O, Lo) = "

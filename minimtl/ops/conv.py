@@ -14,18 +14,19 @@ def conv_out_length(length: int, k: int, stride: int, pad_left: int, pad_right: 
     return (length + pad_left + pad_right - dilation * (k - 1) - 1) // stride + 1
 
 
-def _check(op, x, w, b, stride, padding_left, padding_right, dilation):
+def _check(op, x, w, b, stride, padding_left, padding_right, dilation, channels_last):
     _checks.positive(op, stride=stride, dilation=dilation)
     if padding_left < 0 or padding_right < 0:
         raise ValueError(f"{op}: padding must be >= 0, got ({padding_left}, {padding_right})")
-    _checks.ndim(op, "x", x, 3, "(N, C, L)")
+    c_axis, l_axis = (2, 1) if channels_last else (1, 2)
+    _checks.ndim(op, "x", x, 3, "(N, L, C)" if channels_last else "(N, C, L)")
     _checks.ndim(op, "weight", w, 3, "(O, C, K)")
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(f"{op}: x {x.shape} has {x.shape[1]} channels but weight {w.shape} "
-                         f"expects {w.shape[1]}")
+    if x.shape[c_axis] != w.shape[1]:
+        raise ValueError(f"{op}: x {x.shape} has {x.shape[c_axis]} channels (axis {c_axis}) "
+                         f"but weight {w.shape} expects {w.shape[1]}")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"{op}: bias {b.shape} does not match weight {w.shape}")
-    if conv_out_length(x.shape[2], w.shape[2], stride, padding_left, padding_right,
+    if conv_out_length(x.shape[l_axis], w.shape[2], stride, padding_left, padding_right,
                        dilation) < 1:
         raise ValueError(
             f"{op}: window {w.shape[2]} (dilation {dilation}) is longer than the padded "
@@ -34,16 +35,20 @@ def _check(op, x, w, b, stride, padding_left, padding_right, dilation):
 
 
 class Conv1d(Function):
-    """y = conv1d(x, w, b): x (N, C, L), w (O, C, K), b (O,) or None -> (N, O, Lo)."""
+    """y = conv1d(x, w, b): x (N, C, L), w (O, C, K), b (O,) or None -> (N, O, Lo);
+    with ``channels_last`` x is (N, L, C) and y (N, Lo, O)."""
 
     kernel = "conv1d"
 
     @staticmethod
-    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1):
-        x, w, b = _check("conv1d", x, w, b, stride, padding_left, padding_right, dilation)
+    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1,
+                channels_last=False):
+        x, w, b = _check("conv1d", x, w, b, stride, padding_left, padding_right, dilation,
+                         channels_last)
         ctx.save(x, w)
         ctx.params = dict(stride=stride, padding_left=padding_left,
-                          padding_right=padding_right, dilation=dilation)
+                          padding_right=padding_right, dilation=dilation,
+                          channels_last=bool(channels_last))
         return ctx.k.fwd(x, w, b, **ctx.params)
 
     @staticmethod
@@ -60,11 +65,13 @@ class Conv1dRelu(Function):
     kernel = "conv1d_relu"
 
     @staticmethod
-    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1):
+    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1,
+                channels_last=False):
         x, w, b = _check("conv1d_relu", x, w, b, stride, padding_left, padding_right,
-                         dilation)
+                         dilation, channels_last)
         ctx.params = dict(stride=stride, padding_left=padding_left,
-                          padding_right=padding_right, dilation=dilation)
+                          padding_right=padding_right, dilation=dilation,
+                          channels_last=bool(channels_last))
         y = ctx.k.fwd(x, w, b, **ctx.params)
         ctx.save(x, w, y)
         return y

@@ -31,13 +31,15 @@ def test_every_backend_has_the_reference_signatures(op):
 @pytest.mark.parametrize("op", kernels.OPS)
 def test_static_parameters_are_keyword_only(op):
     """Arrays are positional; static parameters are keyword-only and explicit, except
-    boolean switches that skip work (``need_gx``), which default to doing it."""
+    boolean switches that skip work (``need_gx``), which default to doing it, and the
+    layout switch ``channels_last``, which defaults to PyTorch's (N, C, L)."""
     ref = importlib.import_module(f"kernels.{op}.reference")
     for fn in ("fwd", "bwd"):
         for p in inspect.signature(getattr(ref, fn)).parameters.values():
             assert p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             if p.kind is p.KEYWORD_ONLY and p.default is not p.empty:
-                assert p.default is True and p.name.startswith("need_"), (
+                assert ((p.default is True and p.name.startswith("need_"))
+                        or (p.default is False and p.name == "channels_last")), (
                     f"{op}.{fn}: static {p.name} must be explicit")
 
 
