@@ -232,6 +232,7 @@ class Case:
     grad_keys: tuple[str, ...]                       # inputs that get a gradient
     out_bytes: int                                   # the forward's results (no saved extras)
     flops: int = 0                                   # forward matmul flops; 0: not counted
+    torch_arrays: dict[str, np.ndarray] | None = None  # torch's own layout; None: ``arrays``
     bytes_fwd: int = field(init=False)
     bytes_fwdbwd: int = field(init=False)
 
@@ -252,52 +253,74 @@ CONV = dict(stride=1, padding_left=0, padding_right=0, dilation=1)
 POOL = dict(kernel_size=2, stride=2, padding=0)
 
 
+def _swapped(a: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """``a`` with the arrays under ``keys`` in the other layout: (N, C, L) ↔ (N, L, C)."""
+    return {k: np.ascontiguousarray(v.swapaxes(1, 2)) if k in keys else v
+            for k, v in a.items()}
+
+
 def _conv_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
+    """conv at the article's two shapes, channels-first and channels-last (torch times its
+    own channels-first conv on the same values in both rows)."""
     out = []
-    for c, o, length in ((features, 64, seq_len), (64, 128, (seq_len - 2) // 2)):
+    for c, o, length, cl in ((features, 64, seq_len, False), (64, 128, (seq_len - 2) // 2, False),
+                             (features, 64, seq_len, True), (64, 128, (seq_len - 2) // 2, True)):
         lo = length - 2
         a = {"x": _randn(rng, n, c, length), "w": _randn(rng, o, c, 3, scale=(3 * c) ** -0.5),
              "b": _randn(rng, o, scale=0.1), "gy": _randn(rng, n, o, lo)}
+        ta = None
+        if cl:
+            ta, a = a, _swapped(a, ("x", "gy"))
+        kw = dict(CONV, channels_last=cl)
         if op == "conv1d":
-            def bwd(k, a, y):
-                return k.bwd(a["gy"], a["x"], a["w"], **CONV)
+            def bwd(k, a, y, kw=kw):
+                return k.bwd(a["gy"], a["x"], a["w"], **kw)
 
             def tf(torch, t, dev):
                 return (lambda: torch.nn.functional.conv1d(t["x"], t["w"], t["b"]),
                         [t["x"], t["w"], t["b"]])
         else:
-            def bwd(k, a, y):
-                return k.bwd(a["gy"], a["x"], a["w"], y, **CONV)
+            def bwd(k, a, y, kw=kw):
+                return k.bwd(a["gy"], a["x"], a["w"], y, **kw)
 
             def tf(torch, t, dev):
                 return (lambda: torch.relu(torch.nn.functional.conv1d(t["x"], t["w"], t["b"])),
                         [t["x"], t["w"], t["b"]])
-        out.append(Case(op, f"{c}->{o} L={length}", n, a,
-                        lambda k, a: k.fwd(a["x"], a["w"], a["b"], **CONV), bwd, tf,
-                        ("x", "w", "b"), n * o * lo * 4, 2 * n * o * c * 3 * lo))
+        out.append(Case(op, f"{c}->{o} L={length}" + (" NLC" if cl else ""), n, a,
+                        lambda k, a, kw=kw: k.fwd(a["x"], a["w"], a["b"], **kw), bwd, tf,
+                        ("x", "w", "b"), n * o * lo * 4, 2 * n * o * c * 3 * lo,
+                        torch_arrays=ta))
     return out
 
 
 def _pool_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
+    """pools at the article's two shapes, channels-first and channels-last (torch: its own
+    channels-first pool in both rows)."""
     out = []
-    for c, length in ((64, seq_len - 2), (128, (seq_len - 2) // 2 - 2)):
+    for c, length, cl in ((64, seq_len - 2, False), (128, (seq_len - 2) // 2 - 2, False),
+                          (64, seq_len - 2, True), (128, (seq_len - 2) // 2 - 2, True)):
         lo = length // 2
         a = {"x": _randn(rng, n, c, length), "gy": _randn(rng, n, c, lo)}
+        ta = None
+        if cl:
+            ta, a = a, _swapped(a, ("x", "gy"))
+        kw = dict(POOL, channels_last=cl)
         if op == "maxpool1d":
-            def bwd(k, a, out, length=length):
-                return k.bwd(a["gy"], out[1], length=length, **POOL)
+            def bwd(k, a, out, length=length, kw=kw):
+                return k.bwd(a["gy"], out[1], length=length, **kw)
 
             def tf(torch, t, dev):
                 f = torch.nn.functional.max_pool1d
                 return lambda: f(t["x"], 2, 2, return_indices=True)[0], [t["x"]]
         else:
-            def bwd(k, a, out, length=length):
-                return k.bwd(a["gy"], length=length, **POOL)
+            def bwd(k, a, out, length=length, kw=kw):
+                return k.bwd(a["gy"], length=length, **kw)
 
             def tf(torch, t, dev):
                 return lambda: torch.nn.functional.avg_pool1d(t["x"], 2, 2), [t["x"]]
-        out.append(Case(op, f"({n},{c},{length}) K=2", n, a,
-                        lambda k, a: k.fwd(a["x"], **POOL), bwd, tf, ("x",), n * c * lo * 4))
+        shape = f"({n},{length},{c}) K=2 NLC" if cl else f"({n},{c},{length}) K=2"
+        out.append(Case(op, shape, n, a, lambda k, a, kw=kw: k.fwd(a["x"], **kw), bwd, tf,
+                        ("x",), n * c * lo * 4, torch_arrays=ta))
     return out
 
 
@@ -466,7 +489,8 @@ def bench_kernel(case: Case, k, dev: Device, cfg: argparse.Namespace) -> dict[st
 def bench_torch_kernel(case: Case, torch, dev: Device,
                        cfg: argparse.Namespace) -> dict[str, Any]:
     """The same call in PyTorch: forward (graph recorded), forward + autograd.grad."""
-    t = {key: dev.to(v) for key, v in case.arrays.items()}
+    src = case.arrays if case.torch_arrays is None else case.torch_arrays
+    t = {key: dev.to(v) for key, v in src.items()}
     for key in case.grad_keys:
         t[key].requires_grad_(True)
     f, leaves = case.torch(torch, t, dev.name)

@@ -38,52 +38,59 @@ def _pad_pair(padding, k: int, dilation: int, stride: int) -> tuple[int, int]:
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride: int = 1,
-           padding: int | str | tuple[int, int] = 0, dilation: int = 1) -> Tensor:
+           padding: int | str | tuple[int, int] = 0, dilation: int = 1,
+           channels_last: bool = False) -> Tensor:
     """1-D cross-correlation (what deep-learning libraries call convolution).
 
     Parameters
     ----------
-    x : Tensor (N, C, L)
-    weight : Tensor (O, C, K)
+    x : Tensor (N, C, L), or (N, L, C) when ``channels_last`` (Keras's layout)
+    weight : Tensor (O, C, K) in both layouts
     bias : Tensor (O,), optional
     stride, dilation : int ≥ 1
     padding : int, (left, right), 'valid' (= 0) or 'same' (output length L, stride 1)
 
     Returns
     -------
-    Tensor (N, O, Lo), Lo = ⌊(L + left + right − dilation·(K − 1) − 1) / stride⌋ + 1
+    Tensor (N, O, Lo), or (N, Lo, O) when ``channels_last``;
+    Lo = ⌊(L + left + right − dilation·(K − 1) − 1) / stride⌋ + 1
     """
     left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
     return ops.Conv1d.apply(x, weight, bias, stride=stride, padding_left=left,
-                            padding_right=right, dilation=dilation)
+                            padding_right=right, dilation=dilation,
+                            channels_last=channels_last)
 
 
 def conv1d_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride: int = 1,
-                padding: int | str | tuple[int, int] = 0, dilation: int = 1) -> Tensor:
+                padding: int | str | tuple[int, int] = 0, dilation: int = 1,
+                channels_last: bool = False) -> Tensor:
     """``relu(conv1d(x, weight, bias, ...))`` in one fused kernel; same arguments."""
     left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
     return ops.Conv1dRelu.apply(x, weight, bias, stride=stride, padding_left=left,
-                                padding_right=right, dilation=dilation)
+                                padding_right=right, dilation=dilation,
+                                channels_last=channels_last)
 
 
 def max_pool1d(x: Tensor, kernel_size: int, stride: int | None = None,
-               padding: int = 0) -> Tensor:
-    """Max over sliding windows: x (N, C, L) -> (N, C, Lo), Lo = ⌊(L + 2p − K)/S⌋ + 1.
+               padding: int = 0, *, channels_last: bool = False) -> Tensor:
+    """Max over sliding windows: x (N, C, L) -> (N, C, Lo), Lo = ⌊(L + 2p − K)/S⌋ + 1;
+    (N, L, C) -> (N, Lo, C) when ``channels_last``.
 
     ``stride`` defaults to ``kernel_size``; padding (≤ K // 2) counts as −∞; the gradient
     goes to the first maximum of each window.
     """
     return ops.MaxPool1d.apply(x, kernel_size=kernel_size,
                                stride=kernel_size if stride is None else stride,
-                               padding=padding)
+                               padding=padding, channels_last=channels_last)
 
 
 def avg_pool1d(x: Tensor, kernel_size: int, stride: int | None = None,
-               padding: int = 0) -> Tensor:
-    """Mean over sliding windows: x (N, C, L) -> (N, C, Lo); zero padding is counted."""
+               padding: int = 0, *, channels_last: bool = False) -> Tensor:
+    """Mean over sliding windows: x (N, C, L) -> (N, C, Lo) ((N, L, C) -> (N, Lo, C) when
+    ``channels_last``); zero padding is counted."""
     return ops.AvgPool1d.apply(x, kernel_size=kernel_size,
                                stride=kernel_size if stride is None else stride,
-                               padding=padding)
+                               padding=padding, channels_last=channels_last)
 
 
 def _zeros_state(x: Tensor, hidden: int) -> Tensor:

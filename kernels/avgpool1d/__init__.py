@@ -29,6 +29,15 @@ Backward
     x, so bwd takes no saved array. The backward is the adjoint of the forward:
     ⟨fwd(x), gy⟩ = ⟨x, bwd(gy)⟩ for all x, gy.
 
+Layouts
+    fwd and bwd take channels_last (default False, the layout above). channels_last=True is
+    the same math on channels-last arrays, x (N, L, C) → y (N, Lo, C), gy (N, Lo, C) →
+    gx (N, L, C):
+        y[n,t,c]  = (1/K) · Σ_{j ∈ J_t} x[n,j,c]                     (j ascending)
+        gx[n,j,c] = (1/K) · Σ_{t : j ∈ J_t} gy[n,t,c]
+    i.e. the channels-first result on the transposed arrays, transposed back; the windows
+    run along the length axis and the order of the sums is unchanged.
+
 Edge cases
     Windows that overlap padding still divide by K (their mean is pulled towards 0).
     K = 1 (and S = 1) is the identity. N = 0 gives an empty output. L = K (P = 0): Lo = 1,
@@ -36,7 +45,9 @@ Edge cases
 
 Properties tested (tests/kernels/test_avgpool1d.py)
     naive loops; linearity in x; the adjoint identity above; equality with a depthwise
-    convolution whose weights are all 1/K; finite differences; PyTorch's F.avg_pool1d.
+    convolution whose weights are all 1/K; finite differences; PyTorch's F.avg_pool1d;
+    channels_last: the reference equals its transposed channels-first result, every backend
+    matches the reference and its own transposed channels-first run.
 """
 
 __all__: list[str] = []

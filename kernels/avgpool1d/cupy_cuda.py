@@ -1,9 +1,12 @@
 """avgpool1d on the GPU: CUDA C compiled at first use through cupy.RawModule.
 
-Parallel strategy: arrays are viewed as R = N·C rows. fwd: one thread per output element
-(r, t), consecutive threads on consecutive t, so the writes of y are coalesced and the
+Parallel strategy: one pair of kernels serves both layouts. Arrays are viewed as
+(R, length, I), pooled along the middle axis: channels-first (N, C, L) is R = N·C rows
+with I = 1, channels-last (N, L, C) is R = N with I = C. fwd: one thread per output
+element (r, t, c), i = (r·Lo + t)·I + c, so consecutive threads run over consecutive c
+(channels-last) or consecutive t (channels-first): the writes of y are coalesced and the
 reads of x fall in the same few cache lines. bwd is a gather, not a scatter: one thread per
-gx element (r, j) sums gy over the windows that contain j, in increasing t (the order of
+gx element (r, j, c) sums gy over the windows that contain j, in increasing t (the order of
 the Numba scatter), and divides by K; no atomics. math: see SPEC.
 """
 
@@ -19,41 +22,49 @@ __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 SOURCE = r"""
 template <typename T>
 __global__ void avgpool1d_fwd(const T* __restrict__ x, T* __restrict__ y, long long total,
-                              int L, int Lo, int K, int S, int P)
+                              int L, int Lo, int I, int K, int S, int P)
 {
-    // thread i -> output element i of y seen as (R, Lo): row r = i / Lo, window t = i % Lo;
-    // it sums x[r, j] over the real positions j of window t, lo <= j < hi.
+    // x seen as (R, L, I), y as (R, Lo, I), pooled along the middle axis
+    // (channels-first: I = 1; channels-last: R = N, I = C).
+    // thread i -> output element (r, t, c) with i = (r*Lo + t)*I + c; it sums
+    // x[(r*L + j)*I + c] over the real positions j of window t, lo <= j < hi.
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
-    long long r = i / Lo;
-    int t = (int)(i - r * Lo);
-    const T* xr = x + r * L;
+    long long q = i / I;  // r*Lo + t
+    int c = (int)(i - q * I);
+    long long r = q / Lo;
+    int t = (int)(q - r * Lo);
+    const T* xr = x + r * L * I + c;  // position j of row r, channel c: xr[j*I]
     int start = t * S - P;
     int lo = start > 0 ? start : 0;
     int hi = start + K < L ? start + K : L;
-    T s = xr[lo];  // every window holds at least one real position
-    for (int j = lo + 1; j < hi; ++j) s += xr[j];
+    T s = xr[(long long)lo * I];  // every window holds at least one real position
+    for (int j = lo + 1; j < hi; ++j) s += xr[(long long)j * I];
     y[i] = s / (T)K;
 }
 
 template <typename T>
 __global__ void avgpool1d_bwd(const T* __restrict__ gy, T* __restrict__ gx, long long total,
-                              int L, int Lo, int K, int S, int P)
+                              int L, int Lo, int I, int K, int S, int P)
 {
-    // thread i -> gx element i seen as (R, L): row r = i / L, position j = i % L.
+    // gx seen as (R, L, I), gy as (R, Lo, I) (channels-first: I = 1; channels-last:
+    // R = N, I = C).
+    // thread i -> gx element (r, j, c) with i = (r*L + j)*I + c.
     // Windows containing j: t*S - P <= j <= t*S - P + K - 1, i.e.
     // t in [ceil((j + P - K + 1) / S), floor((j + P) / S)], cut to [0, Lo).
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
-    long long r = i / L;
-    int j = (int)(i - r * L);
+    long long q = i / I;  // r*L + j
+    int c = (int)(i - q * I);
+    long long r = q / L;
+    int j = (int)(q - r * L);
     int a = j + P - K + 1;
     int t_lo = a > 0 ? (a + S - 1) / S : 0;  // ceil for a > 0; C division truncates
     int t_hi = (j + P) / S;                  // j + P >= 0: truncation is floor
     if (t_hi > Lo - 1) t_hi = Lo - 1;
-    const T* gyr = gy + r * Lo;
+    const T* gyr = gy + r * Lo * I + c;  // window t of row r, channel c: gyr[t*I]
     T s = T(0);
-    for (int t = t_lo; t <= t_hi; ++t) s += gyr[t];
+    for (int t = t_lo; t <= t_hi; ++t) s += gyr[(long long)t * I];
     gx[i] = s / (T)K;
 }
 """
@@ -61,28 +72,41 @@ __global__ void avgpool1d_bwd(const T* __restrict__ gy, T* __restrict__ gx, long
 KERNELS = ("avgpool1d_fwd", "avgpool1d_bwd")
 
 
-def fwd(x, *, kernel_size: int, stride: int, padding: int):
-    """Average-pool (N, C, L) → y (N, C, Lo), a cupy array."""
+def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool = False):
+    """Average-pool (N, C, L) → y (N, C, Lo), or (N, L, C) → (N, Lo, C) if channels_last;
+    a cupy array."""
     cp = cupy()
     x = cp.ascontiguousarray(x)
-    N, C, L = x.shape
+    if channels_last:
+        N, L, C = x.shape
+        R, I = N, C
+    else:
+        N, C, L = x.shape
+        R, I = N * C, 1
     Lo = out_length(L, kernel_size, stride, padding)
-    y = cp.empty((N, C, Lo), dtype=x.dtype)
-    total = N * C * Lo
+    y = cp.empty((N, Lo, C) if channels_last else (N, C, Lo), dtype=x.dtype)
+    total = R * Lo * I
     fn = kernel(SOURCE, KERNELS, "avgpool1d_fwd", x.dtype)
-    launch(fn, total, (x, y, np.int64(total), np.int32(L), np.int32(Lo),
+    launch(fn, total, (x, y, np.int64(total), np.int32(L), np.int32(Lo), np.int32(I),
                        np.int32(kernel_size), np.int32(stride), np.int32(padding)))
     return y
 
 
-def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int):
-    """Gradient of average-pool as a gather → (gx (N, C, length),), a cupy array."""
+def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int,
+        channels_last: bool = False):
+    """Gradient of average-pool as a gather → (gx (N, C, length),), or (N, length, C) if
+    channels_last; a cupy array."""
     cp = cupy()
     gy = cp.ascontiguousarray(gy)
-    N, C, Lo = gy.shape
-    gx = cp.empty((N, C, length), dtype=gy.dtype)
-    total = N * C * length
+    if channels_last:
+        N, Lo, C = gy.shape
+        R, I = N, C
+    else:
+        N, C, Lo = gy.shape
+        R, I = N * C, 1
+    gx = cp.empty((N, length, C) if channels_last else (N, C, length), dtype=gy.dtype)
+    total = R * length * I
     fn = kernel(SOURCE, KERNELS, "avgpool1d_bwd", gy.dtype)
-    launch(fn, total, (gy, gx, np.int64(total), np.int32(length), np.int32(Lo),
+    launch(fn, total, (gy, gx, np.int64(total), np.int32(length), np.int32(Lo), np.int32(I),
                        np.int32(kernel_size), np.int32(stride), np.int32(padding)))
     return (gx,)

@@ -1,7 +1,8 @@
 """avgpool1d in NumPy, written for clarity: the definition and the test oracle.
 
 The zero-padded input is read K times, once per window offset k, as a strided slice that
-holds the k-th element of every window. math: see SPEC.
+holds the k-th element of every window. Channels-last arrays (N, L, C) go through the same
+code as transposed views and come back contiguous. math: see SPEC.
 """
 
 from __future__ import annotations
@@ -26,19 +27,28 @@ def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
     return (length + 2 * padding - kernel_size) // stride + 1
 
 
-def fwd(x, *, kernel_size: int, stride: int, padding: int):
-    """Average-pool over the last axis, zero padding counted in the divisor.
+def _swap(a):
+    """(N, C, ·) ↔ (N, ·, C), as a contiguous copy."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1))
+
+
+def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool = False):
+    """Average-pool over the length axis, zero padding counted in the divisor.
 
     Parameters
     ----------
-    x : (N, C, L) float32 or float64
+    x : (N, C, L) float32 or float64; (N, L, C) if channels_last
 
     Returns
     -------
-    y : (N, C, Lo), dtype of x
+    y : (N, C, Lo), dtype of x; (N, Lo, C) if channels_last
     """
     if x.ndim != 3:
-        raise ValueError(f"avgpool1d: x must be (N, C, L), got shape {x.shape}")
+        layout = "(N, L, C)" if channels_last else "(N, C, L)"
+        raise ValueError(f"avgpool1d: x must be {layout}, got shape {x.shape}")
+    if channels_last:
+        return _swap(fwd(x.transpose(0, 2, 1), kernel_size=kernel_size, stride=stride,
+                         padding=padding))
     N, C, L = x.shape
     K, S, P = kernel_size, stride, padding
     Lo = out_length(L, K, S, P)
@@ -49,24 +59,30 @@ def fwd(x, *, kernel_size: int, stride: int, padding: int):
     return total / x.dtype.type(K)
 
 
-def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int):
+def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int,
+        channels_last: bool = False):
     """Gradient of average-pool: each gy[t] spread evenly over its window.
 
     Parameters
     ----------
-    gy : (N, C, Lo) float32 or float64, upstream gradient
+    gy : (N, C, Lo) float32 or float64, upstream gradient; (N, Lo, C) if channels_last
     length : L, the input length
 
     Returns
     -------
-    (gx,) with gx : (N, C, L), dtype of gy
+    (gx,) with gx : (N, C, L), dtype of gy; (N, L, C) if channels_last
     """
     if gy.ndim != 3:
-        raise ValueError(f"avgpool1d: gy must be (N, C, Lo), got shape {gy.shape}")
-    N, C, Lo = gy.shape
+        layout = "(N, Lo, C)" if channels_last else "(N, C, Lo)"
+        raise ValueError(f"avgpool1d: gy must be {layout}, got shape {gy.shape}")
     K, S, P = kernel_size, stride, padding
+    Lo = gy.shape[1] if channels_last else gy.shape[2]
     if Lo != out_length(length, K, S, P):
         raise ValueError(f"avgpool1d: gy {gy.shape} does not fit input length {length}")
+    if channels_last:
+        (gx,) = bwd(gy.transpose(0, 2, 1), length=length, kernel_size=K, stride=S, padding=P)
+        return (_swap(gx),)
+    N, C, Lo = gy.shape
     gxp = np.zeros((N, C, length + 2 * P), dtype=gy.dtype)  # gradient of the padded input
     for k in range(K):
         gxp[:, :, k : k + S * (Lo - 1) + 1 : S] += gy  # the slices fwd read, transposed

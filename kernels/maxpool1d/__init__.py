@@ -33,6 +33,16 @@ Backward
         t ∈ [⌈(j + P − K + 1)/S⌉, ⌊(j + P)/S⌋] ∩ [0, Lo).
     kernel_size, stride and padding are passed to bwd for that gather.
 
+Layouts
+    fwd and bwd take channels_last (default False, the layout above). channels_last=True is
+    the same math on channels-last arrays, x (N, L, C) → y and argmax (N, Lo, C), gy
+    (N, Lo, C) → gx (N, L, C):
+        y[n,t,c]      = max_{j ∈ J_t} x[n,j,c]
+        argmax[n,t,c] = min { j ∈ J_t : x[n,j,c] = y[n,t,c] }
+        gx[n,j,c]     = Σ_{t : argmax[n,t,c] = j} gy[n,t,c]            (t ascending)
+    i.e. the channels-first result on the transposed arrays, transposed back. argmax still
+    indexes the length axis, in [0, L). Ties, NaN and the order of the sums are unchanged.
+
 Edge cases
     Ties: the first (leftmost) maximum wins, in y's index and so in the gradient; at a tie
     the true derivative does not exist and this is the usual subgradient choice.
@@ -45,7 +55,9 @@ Properties tested (tests/kernels/test_maxpool1d.py)
     y is the window maximum and argmax its first position (naive loops, crafted ties);
     pool(x + c) = pool(x) + c; pool(a·x) = a·pool(x) for a > 0; the gradient goes to the
     argmax only; with S ≥ K each window's gradient sums to its gy; y and argmax bitwise
-    equal across backends; finite differences; PyTorch's F.max_pool1d(return_indices=True).
+    equal across backends; finite differences; PyTorch's F.max_pool1d(return_indices=True);
+    channels_last: the reference equals its transposed channels-first result, every backend
+    matches the reference (y and argmax bitwise) and its own transposed channels-first run.
 """
 
 __all__: list[str] = []

@@ -1,7 +1,9 @@
 """maxpool1d in NumPy, written for clarity: the definition and the test oracle.
 
 One output position t at a time, vectorised over (N, C): the window's real positions are a
-slice of x, np.argmax gives its first maximum (and the first NaN, if any). math: see SPEC.
+slice of x, np.argmax gives its first maximum (and the first NaN, if any). Channels-last
+arrays (N, L, C) go through the same code as transposed views and come back contiguous.
+math: see SPEC.
 """
 
 from __future__ import annotations
@@ -26,20 +28,30 @@ def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
     return (length + 2 * padding - kernel_size) // stride + 1
 
 
-def fwd(x, *, kernel_size: int, stride: int, padding: int):
-    """Max-pool over the last axis.
+def _swap(a):
+    """(N, C, ·) ↔ (N, ·, C), as a contiguous copy."""
+    return np.ascontiguousarray(a.transpose(0, 2, 1))
+
+
+def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool = False):
+    """Max-pool over the length axis.
 
     Parameters
     ----------
-    x : (N, C, L) float32 or float64
+    x : (N, C, L) float32 or float64; (N, L, C) if channels_last
 
     Returns
     -------
-    y : (N, C, Lo), the window maxima, dtype of x
-    argmax : (N, C, Lo) int32, the position in [0, L) of each window's first maximum
+    y : (N, C, Lo), the window maxima, dtype of x; (N, Lo, C) if channels_last
+    argmax : int32, shaped as y, the position in [0, L) of each window's first maximum
     """
     if x.ndim != 3:
-        raise ValueError(f"maxpool1d: x must be (N, C, L), got shape {x.shape}")
+        layout = "(N, L, C)" if channels_last else "(N, C, L)"
+        raise ValueError(f"maxpool1d: x must be {layout}, got shape {x.shape}")
+    if channels_last:
+        y, argmax = fwd(x.transpose(0, 2, 1), kernel_size=kernel_size, stride=stride,
+                        padding=padding)
+        return _swap(y), _swap(argmax)
     N, C, L = x.shape
     Lo = out_length(L, kernel_size, stride, padding)
     y = np.empty((N, C, Lo), dtype=x.dtype)
@@ -56,26 +68,32 @@ def fwd(x, *, kernel_size: int, stride: int, padding: int):
 
 
 def bwd(gy, argmax, *, length: int, kernel_size: int, stride: int,
-        padding: int):
+        padding: int, channels_last: bool = False):
     """Gradient of max-pool: gy scatter-added into gx at argmax.
 
     Parameters
     ----------
-    gy : (N, C, Lo) float32 or float64, upstream gradient
-    argmax : (N, C, Lo) int32, from fwd
+    gy : (N, C, Lo) float32 or float64, upstream gradient; (N, Lo, C) if channels_last
+    argmax : int32, shaped as gy, from fwd
     length : L, the input length
 
     Returns
     -------
-    (gx,) with gx : (N, C, L), dtype of gy
+    (gx,) with gx : (N, C, L), dtype of gy; (N, L, C) if channels_last
     """
     if gy.shape != argmax.shape or gy.ndim != 3:
+        layout = "(N, Lo, C)" if channels_last else "(N, C, Lo)"
         raise ValueError(
-            f"maxpool1d: gy {gy.shape} and argmax {argmax.shape} must be the same (N, C, Lo)"
+            f"maxpool1d: gy {gy.shape} and argmax {argmax.shape} must be the same {layout}"
         )
-    N, C, Lo = gy.shape
+    Lo = gy.shape[1] if channels_last else gy.shape[2]
     if Lo != out_length(length, kernel_size, stride, padding):
         raise ValueError(f"maxpool1d: gy {gy.shape} does not fit input length {length}")
+    if channels_last:
+        (gx,) = bwd(gy.transpose(0, 2, 1), argmax.transpose(0, 2, 1), length=length,
+                    kernel_size=kernel_size, stride=stride, padding=padding)
+        return (_swap(gx),)
+    N, C, Lo = gy.shape
     gx = np.zeros((N, C, length), dtype=gy.dtype)
     n = np.arange(N)[:, None, None]
     c = np.arange(C)[None, :, None]

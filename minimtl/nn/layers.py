@@ -71,7 +71,8 @@ class Linear(Module):
 
 
 class Conv1d(Module):
-    """1-D convolution over (N, C, L) inputs (Keras's Conv1D in PyTorch's layout).
+    """1-D convolution over (N, C, L) inputs (Keras's Conv1D in PyTorch's layout), or over
+    (N, L, C) inputs (Keras's own layout) with ``channels_last=True``.
 
     Parameters
     ----------
@@ -80,6 +81,8 @@ class Conv1d(Module):
     padding : int, (left, right), 'valid' or 'same'
     bias : bool                         bias (O,), initialised to zero
     activation : None or 'relu'         'relu' runs the fused conv1d+ReLU kernel
+    channels_last : bool                the activations' layout (the weight is (O, C, K)
+                                        either way)
     rng, dtype, backend : as for ``Linear``
 
     Attributes
@@ -88,21 +91,22 @@ class Conv1d(Module):
                                    fan_out = O·K
     bias : Parameter (O,) or None
 
-    Shapes: x (N, C, L) -> (N, O, Lo), Lo = ⌊(L + pl + pr − dilation·(K − 1) − 1)/stride⌋ + 1.
+    Shapes: x (N, C, L) -> (N, O, Lo), Lo = ⌊(L + pl + pr − dilation·(K − 1) − 1)/stride⌋ + 1;
+    channels-last x (N, L, C) -> (N, Lo, O).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  stride: int = 1, padding: int | str | tuple[int, int] = 0, dilation: int = 1,
                  bias: bool = True, activation: str | None = None, *,
-                 rng: np.random.Generator | None = None, dtype=np.float32,
-                 backend: str | None = None) -> None:
+                 channels_last: bool = False, rng: np.random.Generator | None = None,
+                 dtype=np.float32, backend: str | None = None) -> None:
         super().__init__()
         if activation not in (None, "relu"):
             raise ValueError(f"Conv1d: activation must be None or 'relu', got {activation!r}")
         self.in_channels, self.out_channels, self.kernel_size = (in_channels, out_channels,
                                                                  kernel_size)
         self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.activation = activation
+        self.activation, self.channels_last = activation, bool(channels_last)
         w = init.glorot_uniform((out_channels, in_channels, kernel_size),
                                 in_channels * kernel_size, out_channels * kernel_size,
                                 _rng(rng), dtype)
@@ -113,7 +117,7 @@ class Conv1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         conv = F.conv1d_relu if self.activation == "relu" else F.conv1d
         return conv(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                    dilation=self.dilation)
+                    dilation=self.dilation, channels_last=self.channels_last)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
@@ -127,17 +131,22 @@ class Conv1d(Module):
             s += ", bias=False"
         if self.activation is not None:
             s += f", activation={self.activation!r}"
+        if self.channels_last:
+            s += ", channels_last=True"
         return s
 
 
 class _Pool1d(Module):
-    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0) -> None:
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, *,
+                 channels_last: bool = False) -> None:
         super().__init__()
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
+        self.channels_last = bool(channels_last)
 
     def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        s = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return s + (", channels_last=True" if self.channels_last else "")
 
 
 class MaxPool1d(_Pool1d):
@@ -148,12 +157,15 @@ class MaxPool1d(_Pool1d):
     kernel_size : int           K
     stride : int, optional      default K (non-overlapping windows)
     padding : int ≤ K // 2      on both sides, counted as −∞
+    channels_last : bool        (N, L, C) activations instead of (N, C, L)
 
-    Shapes: x (N, C, L) -> (N, C, Lo), Lo = ⌊(L + 2·padding − K)/stride⌋ + 1.
+    Shapes: x (N, C, L) -> (N, C, Lo), Lo = ⌊(L + 2·padding − K)/stride⌋ + 1;
+    channels-last x (N, L, C) -> (N, Lo, C).
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool1d(x, self.kernel_size, self.stride, self.padding,
+                            channels_last=self.channels_last)
 
 
 class AvgPool1d(_Pool1d):
@@ -163,7 +175,8 @@ class AvgPool1d(_Pool1d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding,
+                            channels_last=self.channels_last)
 
 
 class _Recurrent(Module):

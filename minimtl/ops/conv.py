@@ -22,8 +22,9 @@ def _check(op, x, w, b, stride, padding_left, padding_right, dilation, channels_
     _checks.ndim(op, "x", x, 3, "(N, L, C)" if channels_last else "(N, C, L)")
     _checks.ndim(op, "weight", w, 3, "(O, C, K)")
     if x.shape[c_axis] != w.shape[1]:
-        raise ValueError(f"{op}: x {x.shape} has {x.shape[c_axis]} channels (axis {c_axis}) "
-                         f"but weight {w.shape} expects {w.shape[1]}")
+        layout = " (channels-last: x is (N, L, C))" if channels_last else ""
+        raise ValueError(f"{op}: x {x.shape} has {x.shape[c_axis]} channels but weight "
+                         f"{w.shape} expects {w.shape[1]}{layout}")
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"{op}: bias {b.shape} does not match weight {w.shape}")
     if conv_out_length(x.shape[l_axis], w.shape[2], stride, padding_left, padding_right,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels.avgpool1d import reference
-from minimtl.testing import arrays, ncl_shapes, pool1d_params
+from minimtl.testing import arrays, elements, ncl_shapes, pool1d_params
 from tests._util import bound, call, rel_err
 
 OP = "avgpool1d"
@@ -98,22 +98,24 @@ def test_reference_rejects_inconsistent_input():
 # (b) every backend against the reference ----------------------------------------------
 
 
-def _check_against_reference(backend, x, gy_seed, p):
+def _check_against_reference(backend, x, gy_seed, p, channels_last=False):
     """fwd and bwd against the float64 reference on the same values; dtypes; inputs
-    untouched."""
+    untouched. channels_last: x is (N, L, C) and every call says so."""
+    lay = dict(channels_last=True) if channels_last else {}
+    length = x.shape[1] if channels_last else x.shape[2]
     x_before = x.copy()
-    y = call(OP, backend, "fwd", x, **p)
+    y = call(OP, backend, "fwd", x, **p, **lay)
     np.testing.assert_array_equal(x, x_before)
     assert y.dtype == x.dtype
-    assert rel_err(y, reference.fwd(x.astype(np.float64), **p)) <= bound(
+    assert rel_err(y, reference.fwd(x.astype(np.float64), **p, **lay)) <= bound(
         x.dtype, "sum", p["kernel_size"]
     )
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     gy_before = gy.copy()
-    (gx,) = call(OP, backend, "bwd", gy, length=x.shape[2], **p)
+    (gx,) = call(OP, backend, "bwd", gy, length=length, **p, **lay)
     np.testing.assert_array_equal(gy, gy_before)
     assert gx.dtype == x.dtype and gx.shape == x.shape
-    (gx_ref,) = reference.bwd(gy.astype(np.float64), length=x.shape[2], **p)
+    (gx_ref,) = reference.bwd(gy.astype(np.float64), length=length, **p, **lay)
     assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", _overlap(p["kernel_size"], p["stride"]))
 
 
@@ -182,8 +184,10 @@ def test_avgpool_is_linear(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES))
     shape = data.draw(ncl_shapes())
     p = data.draw(pool1d_params(shape[2]))
-    x, z = data.draw(arrays(shape, dtype)), data.draw(arrays(shape, dtype))
-    a, b = (np.dtype(dtype).type(data.draw(st.floats(-3, 3, allow_subnormal=False)))
+    # magnitudes below 2⁻²⁰ drawn as 0: with a tiny a or x (a normal float64 a can even be
+    # a subnormal float32) a·x underflows in float32, an error no relative bound covers
+    x, z = (data.draw(arrays(shape, dtype, min_magnitude=2.0**-20)) for _ in range(2))
+    a, b = (np.dtype(dtype).type(data.draw(elements(dtype, -3, 3, 2.0**-20)))
             for _ in range(2))
     y_x, y_z, y_mix = (call(OP, backend, "fwd", v, **p) for v in (x, z, a * x + b * z))
     expected = a * y_x.astype(np.float64) + b * y_z.astype(np.float64)
@@ -251,5 +255,108 @@ def test_matches_torch_avg_pool1d(backend, data):
 # (f) signature parity and (g) the CUDA source compiles ------------------------------------
 
 
+# (h) the channels-last layout: x (N, L, C) → y (N, Lo, C) --------------------------------
 
 
+def _swap(a):
+    """(N, C, ·) ↔ (N, ·, C), contiguous."""
+    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
+
+
+def _assert_bitwise(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
+    assert a.tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+def _check_reference_channels_last(x, gy_seed, p):
+    """The reference on x (N, L, C) is its channels-first result on the transposed arrays,
+    transposed back, bit for bit."""
+    y = reference.fwd(x, channels_last=True, **p)
+    _assert_bitwise(y, _swap(reference.fwd(_swap(x), **p)))
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    (gx,) = reference.bwd(gy, length=x.shape[1], channels_last=True, **p)
+    (gx_cf,) = reference.bwd(_swap(gy), length=x.shape[1], **p)
+    _assert_bitwise(gx, _swap(gx_cf))
+
+
+def _check_channels_last(backend, x, gy_seed, p):
+    """x (N, L, C): the backend's channels-last run against the channels-last reference
+    (within the bounds), and against its own channels-first run on the transposed arrays,
+    which must agree exactly (the same sums in the same order)."""
+    _check_against_reference(backend, x, gy_seed, p, channels_last=True)
+    y = call(OP, backend, "fwd", x, channels_last=True, **p)
+    np.testing.assert_array_equal(y, _swap(call(OP, backend, "fwd", _swap(x), **p)))
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    (gx,) = call(OP, backend, "bwd", gy, length=x.shape[1], channels_last=True, **p)
+    (gx_cf,) = call(OP, backend, "bwd", _swap(gy), length=x.shape[1], **p)
+    np.testing.assert_array_equal(gx, _swap(gx_cf))
+
+
+def _draw_nlc_case(data):
+    """dtype, an (N, L, C) input and pool parameters."""
+    dtype = data.draw(st.sampled_from(DTYPES))
+    N, C, L = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(L))
+    return data.draw(arrays((N, L, C), dtype)), p
+
+
+@given(st.data())
+def test_reference_channels_last_is_the_transposed_channels_first(data):
+    x, p = _draw_nlc_case(data)
+    _check_reference_channels_last(x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
+    rng = np.random.default_rng(11)
+    p = _p(kernel_size, stride, padding)
+    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+        for dtype in DTYPES:
+            _check_reference_channels_last(rng.standard_normal((2, L, 3)).astype(dtype), 1, p)
+
+
+def test_reference_channels_last_rejects_inconsistent_input():
+    x = np.zeros((2, 4, 3))  # (N, L, C)
+    with pytest.raises(ValueError, match=r"avgpool1d: x must be \(N, L, C\)"):
+        reference.fwd(x[0], channels_last=True, **_p(2, 2, 0))
+    y = reference.fwd(x, channels_last=True, **_p(2, 2, 0))
+    assert y.shape == (2, 2, 3)
+    with pytest.raises(ValueError, match=r"avgpool1d: gy must be \(N, Lo, C\)"):
+        reference.bwd(y[0], length=4, channels_last=True, **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="avgpool1d"):
+        reference.bwd(y, length=9, channels_last=True, **_p(2, 2, 0))
+
+
+@given(st.data())
+def test_backend_channels_last_matches_reference(backend, data):
+    x, p = _draw_nlc_case(data)
+    _check_channels_last(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, padding):
+    rng = np.random.default_rng(11)
+    p = _p(kernel_size, stride, padding)
+    # L as in the channels-first cases (13: odd); C = 19: a vector body and a remainder
+    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+        for C in (1, 19):
+            _check_channels_last(backend, rng.standard_normal((2, L, C)).astype(dtype), 1, p)
+
+
+def test_channels_last_takes_a_transposed_view_and_an_empty_batch(backend):
+    x_cf = np.random.default_rng(3).standard_normal((3, 5, 10))
+    view = x_cf.transpose(0, 2, 1)  # (3, 10, 5) channels-last, not contiguous
+    p = _p(3, 2, 1)
+    y = call(OP, backend, "fwd", view, channels_last=True, **p)
+    np.testing.assert_array_equal(y, call(OP, backend, "fwd", np.ascontiguousarray(view),
+                                          channels_last=True, **p))
+    gy_view = _swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
+    (gx,) = call(OP, backend, "bwd", gy_view, length=10, channels_last=True, **p)
+    (gx_c,) = call(OP, backend, "bwd", y, length=10, channels_last=True, **p)
+    np.testing.assert_array_equal(gx, gx_c)
+    empty = np.zeros((0, 8, 3), dtype=np.float32)
+    y = call(OP, backend, "fwd", empty, channels_last=True, **p)
+    assert y.shape == (0, 4, 3) and y.dtype == np.float32
+    (gx,) = call(OP, backend, "bwd", y, length=8, channels_last=True, **p)
+    assert gx.shape == (0, 8, 3) and gx.dtype == np.float32

@@ -99,23 +99,26 @@ def test_reference_rejects_inconsistent_input():
 # (b) every backend against the reference ----------------------------------------------
 
 
-def _check_against_reference(backend, x, gy_seed, p):
+def _check_against_reference(backend, x, gy_seed, p, channels_last=False):
     """fwd: values and argmax bitwise equal to the reference on the same dtype; bwd within
-    the bound of a sum over the windows that share a position; dtypes; inputs untouched."""
+    the bound of a sum over the windows that share a position; dtypes; inputs untouched.
+    channels_last: x is (N, L, C) and every call says so."""
+    lay = dict(channels_last=True) if channels_last else {}
+    length = x.shape[1] if channels_last else x.shape[2]
     x_before = x.copy()
-    y, argmax = call(OP, backend, "fwd", x, **p)
+    y, argmax = call(OP, backend, "fwd", x, **p, **lay)
     np.testing.assert_array_equal(x, x_before)
-    y_ref, argmax_ref = reference.fwd(x.astype(np.float64), **p)
+    y_ref, argmax_ref = reference.fwd(x.astype(np.float64), **p, **lay)
     assert y.dtype == x.dtype and argmax.dtype == np.int32
     np.testing.assert_array_equal(argmax, argmax_ref)
     np.testing.assert_array_equal(y, y_ref.astype(x.dtype))  # a max is exact: bitwise
 
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     gy_before, argmax_before = gy.copy(), argmax.copy()
-    (gx,) = call(OP, backend, "bwd", gy, argmax, length=x.shape[2], **p)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=length, **p, **lay)
     np.testing.assert_array_equal(gy, gy_before)
     np.testing.assert_array_equal(argmax, argmax_before)
-    (gx_ref,) = reference.bwd(gy.astype(np.float64), argmax_ref, length=x.shape[2], **p)
+    (gx_ref,) = reference.bwd(gy.astype(np.float64), argmax_ref, length=length, **p, **lay)
     assert gx.dtype == x.dtype and gx.shape == x.shape
     terms = _overlap(p["kernel_size"], p["stride"])
     assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", terms)
@@ -300,5 +303,158 @@ def test_matches_torch_max_pool1d(backend, data):
 # (f) signature parity and (g) the CUDA source compiles ------------------------------------
 
 
+# (h) the channels-last layout: x (N, L, C) → y, argmax (N, Lo, C) ------------------------
 
 
+def _swap(a):
+    """(N, C, ·) ↔ (N, ·, C), contiguous."""
+    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
+
+
+def _assert_bitwise(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
+    assert a.tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+def _check_reference_channels_last(x, gy_seed, p):
+    """The reference on x (N, L, C) is its channels-first result on the transposed arrays,
+    transposed back, bit for bit (NaN included)."""
+    y, argmax = reference.fwd(x, channels_last=True, **p)
+    y_cf, argmax_cf = reference.fwd(_swap(x), **p)
+    _assert_bitwise(y, _swap(y_cf))
+    _assert_bitwise(argmax, _swap(argmax_cf))
+    assert argmax.dtype == np.int32
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    (gx,) = reference.bwd(gy, argmax, length=x.shape[1], channels_last=True, **p)
+    (gx_cf,) = reference.bwd(_swap(gy), argmax_cf, length=x.shape[1], **p)
+    _assert_bitwise(gx, _swap(gx_cf))
+
+
+def _check_channels_last(backend, x, gy_seed, p):
+    """x (N, L, C): the backend's channels-last run against the channels-last reference, and
+    against its own channels-first run on the transposed arrays, which must agree exactly
+    (the same comparisons and the same sums in the same order)."""
+    _check_against_reference(backend, x, gy_seed, p, channels_last=True)
+    y, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
+    y_cf, argmax_cf = call(OP, backend, "fwd", _swap(x), **p)
+    np.testing.assert_array_equal(argmax, _swap(argmax_cf))
+    np.testing.assert_array_equal(y, _swap(y_cf))
+    gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=x.shape[1], channels_last=True, **p)
+    (gx_cf,) = call(OP, backend, "bwd", _swap(gy), argmax_cf, length=x.shape[1], **p)
+    assert gx.shape == x.shape
+    np.testing.assert_array_equal(gx, _swap(gx_cf))
+
+
+def _draw_nlc_case(data):
+    """dtype, (N, L, C) input with ties or a NaN now and then, and pool parameters."""
+    dtype = data.draw(st.sampled_from(DTYPES))
+    N, C, L = data.draw(ncl_shapes())
+    p = data.draw(pool1d_params(L))
+    x = data.draw(arrays((N, L, C), dtype)).copy()
+    if data.draw(st.booleans()):
+        x = np.round(x)  # many ties
+    if data.draw(st.booleans()):
+        x.flat[data.draw(st.integers(0, x.size - 1))] = np.nan
+    return x, p
+
+
+@given(st.data())
+def test_reference_channels_last_is_the_transposed_channels_first(data):
+    x, p = _draw_nlc_case(data)
+    _check_reference_channels_last(x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
+    rng = np.random.default_rng(11)
+    p = _p(kernel_size, stride, padding)
+    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+        for dtype in DTYPES:
+            _check_reference_channels_last(rng.standard_normal((2, L, 3)).astype(dtype), 1, p)
+            ties = rng.integers(-1, 2, (2, L, 3)).astype(dtype)
+            _check_reference_channels_last(ties, 2, p)
+
+
+def test_reference_channels_last_rejects_inconsistent_input():
+    x = np.zeros((2, 4, 3))  # (N, L, C)
+    with pytest.raises(ValueError, match=r"maxpool1d: x must be \(N, L, C\)"):
+        reference.fwd(x[0], channels_last=True, **_p(2, 2, 0))
+    y, argmax = reference.fwd(x, channels_last=True, **_p(2, 2, 0))
+    assert y.shape == argmax.shape == (2, 2, 3)
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.bwd(y, argmax[:, :1], length=4, channels_last=True, **_p(2, 2, 0))
+    with pytest.raises(ValueError, match="maxpool1d"):
+        reference.bwd(y, argmax, length=9, channels_last=True, **_p(2, 2, 0))
+
+
+@given(st.data())
+def test_backend_channels_last_matches_reference(backend, data):
+    x, p = _draw_nlc_case(data)
+    _check_channels_last(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, padding):
+    rng = np.random.default_rng(11)
+    p = _p(kernel_size, stride, padding)
+    # L as in the channels-first cases (13: odd); C = 19: a vector body and a remainder
+    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+        for C in (1, 19):
+            _check_channels_last(backend, rng.standard_normal((2, L, C)).astype(dtype), 1, p)
+            ties = rng.integers(-1, 2, (2, L, C)).astype(dtype)  # many ties
+            _check_channels_last(backend, ties, 2, p)
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
+def test_channels_last_ties_go_to_the_first_maximum(backend, kernel_size, stride, padding):
+    p = _p(kernel_size, stride, padding)
+    crafted = np.array([[[1, 3, 3, 2, 3, 3, 3, 0, 5, 5, 1, 5],
+                         [2, 2, 1, 1, 4, 4, 4, 4, 0, 0, 0, 0],
+                         [0.5] * 12]])  # (1, C, L); the constant row ties everywhere
+    x = _swap(crafted)  # (1, L, C)
+    _, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
+    _, argmax_naive = naive_maxpool(crafted, **p)
+    np.testing.assert_array_equal(argmax, _swap(argmax_naive))
+    gy = np.arange(1.0, 1.0 + argmax.size).reshape(argmax.shape)
+    (gx,) = call(OP, backend, "bwd", gy, argmax, length=12, channels_last=True, **p)
+    np.testing.assert_array_equal(gx, _swap(naive_maxpool_grad(_swap(gy), argmax_naive, 12)))
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding, argmax0, isnan0, tail0", [
+    (3, 1, 1, [1, 1, 1, 3, 3, 5, 5, 7], [1, 1, 1, 1, 1, 0, 0, 0], [5.0, 5.0, 0.0]),
+    (2, 2, 0, [1, 3, 5, 7], [1, 1, 0, 0], [5.0, 0.0]),  # the fast path
+])
+def test_channels_last_nan_wins_its_window_once(backend, kernel_size, stride, padding,
+                                                argmax0, isnan0, tail0):
+    nan = np.nan
+    row = np.array([1.0, nan, 3.0, nan, 2.0, 5.0, -1.0, 0.0])
+    x = np.stack([row, row[::-1], np.zeros(8)], axis=1)[None]  # (1, 8, 3): channels last
+    p = _p(kernel_size, stride, padding)
+    y, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
+    np.testing.assert_array_equal(argmax[0, :, 0], argmax0)
+    np.testing.assert_array_equal(np.isnan(y[0, :, 0]), isnan0)
+    np.testing.assert_array_equal(y[0, -len(tail0):, 0], tail0)
+    y_ref, argmax_ref = reference.fwd(x, channels_last=True, **p)
+    np.testing.assert_array_equal(argmax, argmax_ref)
+    np.testing.assert_array_equal(y, y_ref)
+
+
+def test_channels_last_takes_a_transposed_view_and_an_empty_batch(backend):
+    x_cf = np.random.default_rng(3).standard_normal((3, 5, 10))
+    view = x_cf.transpose(0, 2, 1)  # (3, 10, 5) channels-last, not contiguous
+    p = _p(3, 2, 1)
+    y, argmax = call(OP, backend, "fwd", view, channels_last=True, **p)
+    y_c, argmax_c = call(OP, backend, "fwd", np.ascontiguousarray(view), channels_last=True, **p)
+    np.testing.assert_array_equal(y, y_c)
+    np.testing.assert_array_equal(argmax, argmax_c)
+    gy_view = _swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
+    (gx,) = call(OP, backend, "bwd", gy_view, argmax, length=10, channels_last=True, **p)
+    (gx_c,) = call(OP, backend, "bwd", y, argmax, length=10, channels_last=True, **p)
+    np.testing.assert_array_equal(gx, gx_c)
+    empty = np.zeros((0, 8, 3), dtype=np.float32)
+    y, argmax = call(OP, backend, "fwd", empty, channels_last=True, **_p(2, 2, 0))
+    assert y.shape == (0, 4, 3) and argmax.shape == (0, 4, 3) and y.dtype == np.float32
+    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, channels_last=True, **_p(2, 2, 0))
+    assert gx.shape == (0, 8, 3) and gx.dtype == np.float32

@@ -104,3 +104,34 @@ def test_bad_options_are_rejected_with_the_allowed_values():
         MultiTaskNet(8, 4, backend="numpy")
     with pytest.raises(ValueError, match="head"):
         MultiTaskNet(heads={"goods": "tanh"}, backend="numpy")
+
+
+@pytest.mark.parametrize("kw", [{}, {"extractor": "cnn+rnn", "rnn": "gru"}])
+def test_both_layouts_give_the_same_losses_and_gradients(kw, backend):
+    """channels_last changes only the activations' memory layout: with the same parameters
+    (one seed) the two layouts give the same losses and gradients, up to float64 rounding."""
+    rng = np.random.default_rng(3)
+    inputs = {t: mt.tensor(rng.standard_normal((4, 24, 5)), backend=backend) for t in TASKS}
+    targets = {"user": np.array([0, 1, 2, 3]), "goods": (rng.random((4, 10)) > 0.5) * 1.0,
+               "ads": np.array([3, 2, 1, 0])}
+    results = []
+    for cl in (True, False):
+        model = MultiTaskNet(24, 5, backend=backend, dtype=np.float64, channels_last=cl, **kw)
+        losses = model.losses(model(inputs), targets)
+        model.total_loss(losses).backward()
+        results.append(({t: float(v.item()) for t, v in losses.items()},
+                        {n: p.grad.copy() for n, p in model.named_parameters()}))
+    (loss_cl, grad_cl), (loss_cf, grad_cf) = results
+    for t in TASKS:
+        assert loss_cl[t] == pytest.approx(loss_cf[t], rel=1e-12)
+    assert grad_cl.keys() == grad_cf.keys()
+    for name in grad_cl:
+        np.testing.assert_allclose(grad_cl[name], grad_cf[name], rtol=1e-9, atol=1e-12,
+                                   err_msg=name)
+
+
+def test_default_layout_is_channels_last_on_the_cpu():
+    model = MultiTaskNet(24, 5, backend="numpy")
+    x = mt.tensor(np.zeros((2, 24, 5), np.float32), backend="numpy")
+    assert model.towers[0].layout(x) is True
+    assert MultiTaskNet(24, 5, backend="numpy", channels_last=False).towers[0].layout(x) is False
