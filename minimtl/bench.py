@@ -1241,7 +1241,21 @@ def build_parser() -> argparse.ArgumentParser:
     a("--probe-items", default="", help=argparse.SUPPRESS)
     a("--summary", metavar="JSON", default=None,
       help="print the short summary of an earlier results file and exit")
+    a("--add-keras", metavar="JSON", default=None,
+      help="put the Keras times given by --keras-ms-32/--keras-ms-256 (measured by the "
+      "reference script in the same sitting) next to an earlier results file's steps, "
+      "rewrite its .json and .md, and exit")
     return p
+
+
+def add_keras(path: str, cfg: argparse.Namespace) -> dict[str, Any]:
+    """Rewrite the results file ``path`` (and its .md) with Keras's step times and ratios."""
+    src = Path(path)
+    r = json.loads(src.read_text())
+    _join(r, cfg)
+    src.write_text(json.dumps(_clean(r), indent=1) + "\n")
+    src.with_suffix(".md").write_text(to_markdown(r))
+    return r
 
 
 def _resolve(cfg: argparse.Namespace) -> argparse.Namespace:
@@ -1297,6 +1311,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.summary:
         with open(cfg.summary) as f:
             print(summary(json.load(f)))
+        return 0
+    if cfg.add_keras:
+        print(summary(add_keras(cfg.add_keras, cfg)))
         return 0
     if cfg.probe_child:
         return _probe_child(cfg)

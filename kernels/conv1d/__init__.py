@@ -51,6 +51,21 @@ the layer has no bias). With ``need_gx=False`` steps 3-4 are skipped and gx is N
 op layer passes it when x needs no gradient (the network's first convolution reads data),
 which saves the gX̂ product and col2im.
 
+Layouts
+-------
+``fwd`` and ``bwd`` take ``channels_last`` (default False: the layout above). With
+``channels_last=True`` the activations are channels-last, Keras's layout: x (N, L, C),
+y and gy (N, Lo, O), gx (N, L, C); w stays (O, C, K). The math is the same with the last
+two axes swapped,
+
+    y[n,t,o] = b[o] + Σ_c Σ_k w[o,c,k]·xp[n,t·S+k·d,c],
+
+so every formula above holds after transposing x, y, gy and gx. In the matrix form the
+product is simply transposed: y viewed as (N·Lo, O) equals X̂ᵀ·W2ᵀ + b, whose rows (n, t)
+are already y's memory order, and gy viewed as (N·Lo, O) is Gᵀ; gw = (X̂·Gᵀ)ᵀ and
+gX̂ᵀ = Gᵀ·W2. That is why the CPU runs the network channels-last: no pass reorders a whole
+array between the products and the activations.
+
 Edge cases
 ----------
 - Padding positions read as 0 and their gradient is discarded (step 4).
@@ -68,7 +83,9 @@ Properties tested (tests/kernels/test_conv1d.py)
 - one channel, stride 1, no padding, d = 1 equals ``np.correlate(x, w, 'valid')``;
 - the output length follows the formula for Lo above;
 - agreement with naive loops, across backends, with finite differences and with PyTorch's
-  ``conv1d`` (stride, unequal padding, dilation, with and without bias).
+  ``conv1d`` (stride, unequal padding, dilation, with and without bias);
+- channels-last on every backend against the channels-first reference
+  (tests/kernels/test_conv1d_channels_last.py).
 """
 
 __all__: list[str] = []

@@ -1,4 +1,5 @@
-"""conv1d on the CPU: Numba packing loops around BLAS matrix products, a batch chunk at a time.
+"""conv1d on the CPU: Numba packing loops around BLAS matrix products, a batch chunk at a time,
+in either layout.
 
 Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: an njit
 loop packs the padded input into columns X̂[(c,k), (n,t)] (``_im2col``), the Python wrapper
@@ -27,6 +28,24 @@ L = 31; K = 3, stride 1, no padding):
              im2col + BLAS (this file)              5.6  |  7.6
              torch.nn.functional.conv1d             5.7  |  4.9
 At N = 256 the three matrix products take ~75% of the time at 180-250 GFLOP/s.
+
+Channels-last (``channels_last=True``, x (N, L, C) → y (N, Lo, O); what the network uses on
+the CPU): the same products with the roles of rows and columns swapped. The columns of one
+output row (n, t) are the window x[n, t·S+k·d, :] for each k, runs of C contiguous values
+(``_im2col_nlc``), and y viewed as (N·Lo, O) IS the product X̂ᵀ·W2ᵀ, so BLAS writes each
+chunk of ``_ROWS`` rows straight into y and only the bias (and ReLU) is added in place
+(``_bias_nlc``). Backward, gy viewed as (N·Lo, O) is already the product's layout: one
+pass masks it and sums gb (``_mask_nlc``, nothing to do for plain conv1d), then
+gW2ᵀ = X̂·G and gX̂ᵀ = G·W2, and ``_col2im_nlc`` adds rows of C values back. No pass reorders
+a whole array. conv1d_relu forward + backward, float32, 2 threads, same machine, median ms
+(channels-first on the transposed arrays, torch on channels-first):
+                         channels-last | channels-first | torch
+    N = 32,  32->64:         0.64      |     0.72       | 0.76
+    N = 32,  64->128:        0.87      |     0.99       | 1.00
+    N = 256, 32->64:         4.94      |     5.96       | 3.73
+    N = 256, 64->128:        6.51      |     7.87       | 4.86
+Chunks of 2,048, 4,096, 16,384 rows or the whole batch timed the same in the training step
+(50.8-53.7 ms at N = 256, 7.9-8.7 ms at N = 32, three runs each).
 
 math: see SPEC (kernels/conv1d/__init__.py).
 """

@@ -25,6 +25,12 @@ kept:
 returns exactly ``(gx, gw, gb)`` of step 2; the mask of step 1 is applied while gy is
 read, never stored. ``need_gx=False`` returns gx = None without computing it (as conv1d).
 
+Layouts
+-------
+``channels_last=True`` (fwd and bwd) takes x (N, L, C) and gives y (N, Lo, O), with gy and
+y (N, Lo, O) and gx (N, L, C) in bwd: conv1d's channels-last form (conv1d's SPEC,
+"Layouts") followed by the same ReLU and mask, elementwise, so unchanged.
+
 Edge cases
 ----------
 - z = 0 exactly (e.g. w = 0, b = 0) passes no gradient.
@@ -36,7 +42,9 @@ Properties tested (tests/kernels/test_conv1d_relu.py)
   bwd of gy·[y > 0]);
 - y ≥ 0; gradients vanish where y = 0 (all-negative bias gives zero gradients);
 - agreement with naive loops, across backends, with finite differences (inputs kept away
-  from the kink) and with PyTorch's ``relu(conv1d(...))``.
+  from the kink) and with PyTorch's ``relu(conv1d(...))``;
+- channels-last on every backend against the channels-first reference
+  (tests/kernels/test_conv1d_channels_last.py).
 """
 
 __all__: list[str] = []
