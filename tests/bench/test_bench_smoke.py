@@ -98,6 +98,16 @@ def test_runner_writes_json_and_markdown_for_tiny_shapes(tmp_path, capsys):
     assert bench.main(["--summary", str(tmp_path / "smoke.json")]) == 0
     assert "smoke" in capsys.readouterr().out
 
+    # Keras's times measured afterwards by the reference script, added to the same files
+    assert bench.main(["--add-keras", str(tmp_path / "smoke.json"), "--keras-ms-32", "7.0",
+                       "--keras-ms-256", "30.0"]) == 0
+    r2 = _strict_json((tmp_path / "smoke.json").read_text())
+    assert r2["keras"] == {"32": 7.0, "256": 30.0}
+    for s in r2["steps"]:
+        if s["system"] == "minimtl" and s["batch"] == 32 and s["device"] == "cpu":
+            assert s["ratio_keras"] == pytest.approx(7.0 / s["median_ms"], rel=1e-4)
+    assert "| 7.00 |" in (tmp_path / "smoke.md").read_text()
+
 
 def test_a_kernel_that_fails_to_import_is_recorded_and_skipped(tmp_path, monkeypatch):
     original = kernels.get
