@@ -25,6 +25,7 @@ __all__ = ["OPS", "BACKEND_MODULES", "get", "configure_numba"]
 OPS: tuple[str, ...] = (
     "conv1d",
     "conv1d_relu",
+    "conv1d_relu_maxpool",
     "maxpool1d",
     "avgpool1d",
     "rnn",

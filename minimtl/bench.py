@@ -293,6 +293,35 @@ def _conv_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]
     return out
 
 
+def _block_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
+    """conv1d_relu_maxpool: the towers' two conv blocks, both layouts (torch: max_pool1d of
+    relu of conv1d, channels-first)."""
+    out = []
+    for c, o, length, cl in ((features, 64, seq_len, False), (64, 128, (seq_len - 2) // 2, False),
+                             (features, 64, seq_len, True), (64, 128, (seq_len - 2) // 2, True)):
+        lo = length - 2
+        lp = lo // 2
+        a = {"x": _randn(rng, n, c, length), "w": _randn(rng, o, c, 3, scale=(3 * c) ** -0.5),
+             "b": _randn(rng, o, scale=0.1), "gy": _randn(rng, n, o, lp)}
+        ta = None
+        if cl:
+            ta, a = a, _swapped(a, ("x", "gy"))
+        kw = dict(CONV, pool_size=2, pool_stride=2, pool_padding=0, channels_last=cl)
+
+        def bwd(k, a, out, kw=kw):
+            return k.bwd(a["gy"], a["x"], a["w"], out[0], out[1], **kw)
+
+        def tf(torch, t, dev):
+            F = torch.nn.functional
+            return (lambda: F.max_pool1d(torch.relu(F.conv1d(t["x"], t["w"], t["b"])), 2),
+                    [t["x"], t["w"], t["b"]])
+        out.append(Case(op, f"{c}->{o} L={length} pool 2" + (" NLC" if cl else ""), n, a,
+                        lambda k, a, kw=kw: k.fwd(a["x"], a["w"], a["b"], **kw), bwd, tf,
+                        ("x", "w", "b"), 2 * n * o * lp * 4, 2 * n * o * c * 3 * lo,
+                        torch_arrays=ta))
+    return out
+
+
 def _pool_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
     """pools at the article's two shapes, channels-first and channels-last (torch: its own
     channels-first pool in both rows)."""
@@ -420,7 +449,8 @@ def _row_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
                  lambda k, a, out: k.bwd(a["gy"], a["x"], a["y"]), tf, keys, first.nbytes)]
 
 
-_BUILDERS = {"conv1d": _conv_cases, "conv1d_relu": _conv_cases, "maxpool1d": _pool_cases,
+_BUILDERS = {"conv1d": _conv_cases, "conv1d_relu": _conv_cases,
+             "conv1d_relu_maxpool": _block_cases, "maxpool1d": _pool_cases,
              "avgpool1d": _pool_cases, "rnn": _rnn_cases, "lstm": _rnn_cases,
              "gru": _rnn_cases}
 

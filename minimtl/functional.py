@@ -12,7 +12,8 @@ from .backend import xp_of
 from .tensor import Tensor
 
 __all__ = [
-    "conv1d", "conv1d_relu", "max_pool1d", "avg_pool1d", "rnn", "lstm", "gru", "linear",
+    "conv1d", "conv1d_relu", "conv1d_relu_maxpool1d", "max_pool1d", "avg_pool1d", "rnn",
+    "lstm", "gru", "linear",
     "softmax", "log_softmax", "cross_entropy", "binary_cross_entropy_with_logits",
     "binary_cross_entropy", "mse_loss", "relu", "sigmoid", "tanh", "exp", "log", "sqrt",
     "concatenate", "stack", "flatten", "dropout", "embedding", "where", "reduce",
@@ -69,6 +70,21 @@ def conv1d_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride
     return ops.Conv1dRelu.apply(x, weight, bias, stride=stride, padding_left=left,
                                 padding_right=right, dilation=dilation,
                                 channels_last=channels_last)
+
+
+def conv1d_relu_maxpool1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *,
+                          stride: int = 1, padding: int | str | tuple[int, int] = 0,
+                          dilation: int = 1, pool_size: int = 2, pool_stride: int | None = None,
+                          pool_padding: int = 0, channels_last: bool = False) -> Tensor:
+    """``max_pool1d(relu(conv1d(x, weight, bias, ...)), pool_size, pool_stride,
+    pool_padding)`` in one fused kernel (the full-length ReLU output is never stored on the
+    CPU); conv arguments as ``conv1d``, pool arguments as ``max_pool1d``."""
+    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
+    return ops.Conv1dReluMaxPool.apply(
+        x, weight, bias, stride=stride, padding_left=left, padding_right=right,
+        dilation=dilation, pool_size=pool_size,
+        pool_stride=pool_size if pool_stride is None else pool_stride,
+        pool_padding=pool_padding, channels_last=channels_last)
 
 
 def max_pool1d(x: Tensor, kernel_size: int, stride: int | None = None,

@@ -81,11 +81,25 @@ HEAVY: dict[str, Case] = {
     "conv1d_same_no_bias": (lambda x, w: F.conv1d(x, w, padding="same"),
                             lambda r: _conv(r)[:2]),
     "conv1d_relu": (F.conv1d_relu, _conv),
+    "conv1d_channels_last": (
+        lambda x, w, b: F.conv1d(x.transpose(0, 2, 1), w, b, stride=2, padding=(2, 1),
+                                 dilation=2, channels_last=True), _conv),
+    "conv1d_relu_maxpool1d": (F.conv1d_relu_maxpool1d, _conv),
+    "conv1d_relu_maxpool1d_channels_last_overlap": (
+        lambda x, w, b: F.conv1d_relu_maxpool1d(x.transpose(0, 2, 1), w, b, padding=1,
+                                                pool_size=3, pool_stride=2, pool_padding=1,
+                                                channels_last=True), _conv),
     "max_pool1d": (lambda x: F.max_pool1d(x, 2), lambda r: [_distinct(r, 2, 3, 8)]),
+    "max_pool1d_channels_last": (
+        lambda x: F.max_pool1d(x, 3, stride=2, padding=1, channels_last=True),
+        lambda r: [_distinct(r, 2, 9, 2)]),
     "max_pool1d_overlap_pad": (lambda x: F.max_pool1d(x, 3, stride=2, padding=1),
                                lambda r: [_distinct(r, 2, 2, 9)]),
     "avg_pool1d": (lambda x: F.avg_pool1d(x, 3, stride=2, padding=1),
                    lambda r: [_u(r, 2, 3, 8)]),
+    "avg_pool1d_channels_last": (
+        lambda x: F.avg_pool1d(x, 3, stride=2, padding=1, channels_last=True),
+        lambda r: [_u(r, 2, 8, 3)]),
     "rnn": (lambda x, h0, a, b, c, d: F.rnn(x, a, b, c, d, h0=h0)[0], lambda r: _rnn(r, 1)),
     "lstm": (lambda x, h0, a, b, c, d: F.lstm(x, a, b, c, d, h0=h0)[0],
              lambda r: _rnn(r, 4)),

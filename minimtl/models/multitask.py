@@ -28,7 +28,8 @@ The heads output logits; the losses are the fused, stable ``cross_entropy`` and
 cross-entropy and sigmoid + binary cross-entropy, without its probability clipping).
 Layouts: on the CPU the towers run channels-last, on the (N, L, C) inputs as they come
 (Keras's layout: each conv is one matrix product whose rows are already the output, no
-reordering passes); on the GPU channels-first (N, C, L), the layout of the CUDA kernels.
+reordering passes), each conv block as one fused conv+bias+ReLU+max-pool kernel; on the
+GPU channels-first (N, C, L), the layout of the CUDA kernels, as separate layers.
 Either way Flatten orders the features (L, C) as Keras does, so the same parameters give
 the same outputs in both layouts (``channels_last`` picks one explicitly).
 """
@@ -78,6 +79,14 @@ class Tower(nn.Module):
             self.rnn = cls(128, rnn_hidden, **kw)
             self.out_features = rnn_hidden
 
+    @staticmethod
+    def _block(h: Tensor, conv: nn.Conv1d, pool: nn.MaxPool1d) -> Tensor:
+        """pool(conv(h)) for channels-last h, through the fused kernel."""
+        return F.conv1d_relu_maxpool1d(
+            h, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding,
+            dilation=conv.dilation, pool_size=pool.kernel_size, pool_stride=pool.stride,
+            pool_padding=pool.padding, channels_last=True)
+
     def layout(self, x: Tensor) -> bool:
         """True when the convolutions run channels-last on ``x``: ``channels_last`` if set,
         else channels-last everywhere except on the cupy backend."""
@@ -88,8 +97,13 @@ class Tower(nn.Module):
         for layer in (self.conv1, self.pool1, self.conv2, self.pool2):
             layer.channels_last = cl
         h = x if cl else x.transpose(0, 2, 1)     # (N, L, F) or (N, F, L)
-        h = self.pool1(self.conv1(h))             # (N, (L-2)//2, 64) or (N, 64, (L-2)//2)
-        h = self.pool2(self.conv2(h))             # (N, Lo, 128) or (N, 128, Lo)
+        if cl:
+            # each conv block as one fused conv+bias+ReLU+max-pool kernel, the same math
+            h = self._block(h, self.conv1, self.pool1)    # (N, (L-2)//2, 64)
+            h = self._block(h, self.conv2, self.pool2)    # (N, Lo, 128)
+        else:
+            h = self.pool1(self.conv1(h))         # (N, 64, (L-2)//2)
+            h = self.pool2(self.conv2(h))         # (N, 128, Lo)
         if not cl:
             h = h.transpose(0, 2, 1)              # (N, Lo, 128): Keras's order
         if self.extractor == "cnn":

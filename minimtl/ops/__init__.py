@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .conv import Conv1d, Conv1dRelu
+from .conv import Conv1d, Conv1dRelu, Conv1dReluMaxPool
 from .elementwise import (
     Add,
     Cast,
@@ -35,7 +35,8 @@ from .softmax import LogSoftmax, Softmax
 __all__ = [
     "Add", "Sub", "Mul", "Div", "Neg", "Pow", "Exp", "Log", "Sqrt", "Tanh", "Sigmoid",
     "Relu", "Cast", "Where", "Sum", "Mean", "Max", "Reshape", "Transpose", "Concat", "Stack",
-    "GetItem", "MatMul", "Linear", "Conv1d", "Conv1dRelu", "MaxPool1d", "AvgPool1d", "RNN",
+    "GetItem", "MatMul", "Linear", "Conv1d", "Conv1dRelu", "Conv1dReluMaxPool",
+    "MaxPool1d", "AvgPool1d", "RNN",
     "LSTM", "GRU", "Softmax", "LogSoftmax", "CrossEntropy", "SoftCrossEntropy",
     "BCEWithLogits", "BCE", "MSE",
 ]

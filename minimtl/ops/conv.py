@@ -1,11 +1,12 @@
-"""Conv1d and the fused Conv1d+ReLU. Math: kernels/conv1d/__init__.py."""
+"""Conv1d, the fused Conv1d+ReLU and Conv1d+ReLU+MaxPool. Math: kernels/conv1d/__init__.py,
+kernels/conv1d_relu/__init__.py, kernels/conv1d_relu_maxpool/__init__.py."""
 
 from __future__ import annotations
 
 from ..function import Function
 from . import _checks
 
-__all__ = ["Conv1d", "Conv1dRelu", "conv_out_length"]
+__all__ = ["Conv1d", "Conv1dRelu", "Conv1dReluMaxPool", "conv_out_length"]
 
 
 def conv_out_length(length: int, k: int, stride: int, pad_left: int, pad_right: int,
@@ -81,5 +82,44 @@ class Conv1dRelu(Function):
     def backward(ctx, gy):
         x, w, y = ctx.saved
         gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, **ctx.params,
+                               need_gx=ctx.needs_grad[0])
+        return gx, gw, (gb if ctx.needs_grad[2] else None)
+
+
+class Conv1dReluMaxPool(Function):
+    """y = max_pool1d(max(conv1d(x, w, b), 0)) in one kernel (a conv block of the article's
+    towers); returns y, keeps argmax for backward. Pool: window pool_size, stride
+    pool_stride, padding pool_padding (max_pool1d's rules, on the conv's output length)."""
+
+    kernel = "conv1d_relu_maxpool"
+
+    @staticmethod
+    def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1,
+                pool_size=2, pool_stride=2, pool_padding=0, channels_last=False):
+        op = "conv1d_relu_maxpool"
+        x, w, b = _check(op, x, w, b, stride, padding_left, padding_right, dilation,
+                         channels_last)
+        _checks.positive(op, pool_size=pool_size, pool_stride=pool_stride)
+        if not 0 <= pool_padding <= pool_size // 2:
+            raise ValueError(f"{op}: pool_padding must lie in [0, pool_size // 2 = "
+                             f"{pool_size // 2}], got {pool_padding}")
+        lc = conv_out_length(x.shape[1 if channels_last else 2], w.shape[2], stride,
+                             padding_left, padding_right, dilation)
+        if lc + 2 * pool_padding < pool_size:
+            raise ValueError(f"{op}: pool window {pool_size} is longer than the padded "
+                             f"convolution output ({lc} + 2·{pool_padding}) for x {x.shape}, "
+                             f"weight {w.shape}")
+        ctx.params = dict(stride=stride, padding_left=padding_left,
+                          padding_right=padding_right, dilation=dilation,
+                          pool_size=pool_size, pool_stride=pool_stride,
+                          pool_padding=pool_padding, channels_last=bool(channels_last))
+        y, argmax = ctx.k.fwd(x, w, b, **ctx.params)
+        ctx.save(x, w, y, argmax)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, w, y, argmax = ctx.saved
+        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, argmax, **ctx.params,
                                need_gx=ctx.needs_grad[0])
         return gx, gw, (gb if ctx.needs_grad[2] else None)
