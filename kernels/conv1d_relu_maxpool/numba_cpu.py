@@ -89,6 +89,46 @@ def _gather_masked(gy, y, argmax, Kp, Sp, Pp, G, gb):
                 gb[o] += gy[n, p, o] if y[n, p, o] > 0.0 else 0.0
 
 
+@njit(cache=True)
+def _bias_relu_pool_pairs(z, b, y, argmax, zero):
+    """``_bias_relu_pool`` for Kp = Sp = 2, Pp = 0 (the network's pool): window p is rows
+    2p and 2p+1, unrolled; the same comparisons, so the same y and argmax."""
+    Nc, Lc, O = z.shape
+    Lp = y.shape[1]
+    for n in range(Nc):
+        for p in range(Lp):
+            for o in range(O):
+                u = max(z[n, 2 * p, o] + b[o], zero)
+                v = max(z[n, 2 * p + 1, o] + b[o], zero)
+                take = (v > u) | ((v != v) & (u == u))
+                y[n, p, o] = v if take else u
+                argmax[n, p, o] = 2 * p + 1 if take else 2 * p
+
+
+@njit(cache=True)
+def _gather_masked_pairs(gy, y, argmax, G, gb, zero):
+    """``_gather_masked`` for Kp = Sp = 2, Pp = 0: row t lies in window t // 2 only, so
+    G[n, t, :] = gy·[y > 0]·[argmax = t] of that window (rows past 2·Lp are 0). One loop
+    per written row, and ``zero`` in the arrays' dtype: with both rows' stores in one loop
+    (or a float64 0.0) the loop did not vectorise and ran 14x slower."""
+    Nc, Lp, O = gy.shape
+    Lc = G.shape[1]
+    for n in range(Nc):
+        for p in range(Lp):
+            t = 2 * p
+            for o in range(O):
+                g = gy[n, p, o] if y[n, p, o] > zero else zero
+                G[n, t, o] = g if argmax[n, p, o] == t else zero
+            for o in range(O):
+                g = gy[n, p, o] if y[n, p, o] > zero else zero
+                G[n, t + 1, o] = zero if argmax[n, p, o] == t else g
+            for o in range(O):
+                gb[o] += gy[n, p, o] if y[n, p, o] > zero else zero
+        for t in range(2 * Lp, Lc):
+            for o in range(O):
+                G[n, t, o] = zero
+
+
 def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
     x = np.ascontiguousarray(x)
     N, L, C = x.shape
@@ -99,6 +139,8 @@ def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N, Lp, O), dtype=x.dtype)
     argmax = np.empty((N, Lp, O), dtype=np.int32)
+    pairs = Kp == 2 and Sp == 2 and Pp == 0
+    zero = x.dtype.type(0)
     nb = max(1, conv._ROWS // Lc)
     rows = min(N, nb) * Lc
     cols_buf = np.empty(rows * K * C, dtype=x.dtype)
@@ -109,8 +151,12 @@ def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
         cols = cols_buf[:m * K * C].reshape(m, K * C)
         _im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
         z = np.matmul(cols, wm, out=z_buf[:m * O].reshape(m, O))           # (m, O)
-        _bias_relu_pool(z.reshape(n1 - n0, Lc, O), bias, Kp, Sp, Pp, y[n0:n1],
-                        argmax[n0:n1])
+        if pairs:
+            _bias_relu_pool_pairs(z.reshape(n1 - n0, Lc, O), bias, y[n0:n1], argmax[n0:n1],
+                                  zero)
+        else:
+            _bias_relu_pool(z.reshape(n1 - n0, Lc, O), bias, Kp, Sp, Pp, y[n0:n1],
+                            argmax[n0:n1])
     return y, argmax
 
 
@@ -131,11 +177,15 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
     rows = min(N, nb) * Lc
     cols_buf = np.empty(rows * K * C, dtype=x.dtype)
     g_buf = np.empty(rows * O, dtype=x.dtype)
+    zero = x.dtype.type(0)
     for n0 in range(0, N, nb):
         n1 = min(N, n0 + nb)
         m = (n1 - n0) * Lc
         G = g_buf[:m * O].reshape(n1 - n0, Lc, O)
-        _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb)
+        if Kp == 2 and Sp == 2 and Pp == 0:
+            _gather_masked_pairs(gy[n0:n1], y[n0:n1], argmax[n0:n1], G, gb, zero)
+        else:
+            _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb)
         G = G.reshape(m, O)
         cols = cols_buf[:m * K * C].reshape(m, K * C)
         _im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
