@@ -331,13 +331,22 @@ def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, nee
         G = g_buf[:m * O].reshape(m, O) if relu else g
         _mask_nlc(g, mask[n0 * Lo:n1 * Lo], relu, G, gb, x.dtype.type(0))  # gb +=
         cols = cols_buf[:m * K * C].reshape(m, K * C)
-        _im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)
-        gwm += np.matmul(cols.T, G, out=gw_chunk)                          # (K·C, O)
-        if need_gx:
-            gcols = np.matmul(G, wm.T, out=cols)                           # reuse the buffer
-            _col2im_nlc(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
+        chunk_products_nlc(x[n0:n1], G, wm, stride, padding_left, dilation, Lo, cols, gwm,
+                           gw_chunk, gx[n0:n1] if need_gx else None)
     gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))     # (O, C, K)
     return gx, gw, gb
+
+
+def chunk_products_nlc(x, G, wm, S, pl, d, Lo, cols, gwm, gw_chunk, gx):
+    """The backward products of one channels-last chunk, given its gradient rows G
+    (m, O) = Gᵀ: gwm += X̂·G (K·C, O) and, when gx is given, gx = col2im(G·W2), reusing
+    ``cols`` (m, K·C) first for X̂ᵀ, then for the product. Shared with conv1d_relu_maxpool."""
+    K = wm.shape[0] // x.shape[2]
+    _im2col_nlc(x, K, S, pl, d, Lo, cols)
+    gwm += np.matmul(cols.T, G, out=gw_chunk)                              # (K·C, O)
+    if gx is not None:
+        gcols = np.matmul(G, wm.T, out=cols)                               # reuse the buffer
+        _col2im_nlc(gcols, K, S, pl, d, Lo, gx)
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,

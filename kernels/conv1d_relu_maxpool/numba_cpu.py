@@ -31,7 +31,7 @@ import numpy as np
 from numba import njit
 
 from kernels.conv1d import numba_cpu as conv
-from kernels.conv1d.numba_cpu import _col2im_nlc, _im2col_nlc, _lo, _w_rows
+from kernels.conv1d.numba_cpu import _im2col_nlc, _lo, _w_rows, chunk_products_nlc
 from kernels.conv1d_relu import numba_cpu as conv_relu
 from kernels.maxpool1d import numba_cpu as maxpool
 from kernels.maxpool1d.reference import out_length
@@ -186,13 +186,9 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
             _gather_masked_pairs(gy[n0:n1], y[n0:n1], argmax[n0:n1], G, gb, zero)
         else:
             _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb)
-        G = G.reshape(m, O)
         cols = cols_buf[:m * K * C].reshape(m, K * C)
-        _im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
-        gwm += np.matmul(cols.T, G, out=gw_chunk)                          # (K·C, O)
-        if need_gx:
-            gcols = np.matmul(G, wm.T, out=cols)                           # reuse the buffer
-            _col2im_nlc(gcols, K, S, pl, d, Lc, gx[n0:n1])
+        chunk_products_nlc(x[n0:n1], G.reshape(m, O), wm, S, pl, d, Lc, cols, gwm, gw_chunk,
+                           gx[n0:n1] if need_gx else None)
     gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))     # (O, C, K)
     return gx, gw, gb.astype(x.dtype)
 
