@@ -28,6 +28,16 @@ def T(shape, dtype=np.float64, grad=True, backend="numpy"):
      r"conv1d: bias \(5,\) does not match weight \(4, 3, 3\)"),
     (lambda: F.conv1d(T((3, 8)), T((4, 3, 3))), ValueError,
      r"conv1d: x must be 3-D \(N, C, L\), got shape \(3, 8\)"),
+    (lambda: F.conv1d(T((2, 8, 3)), T((4, 5, 3)), channels_last=True), ValueError,
+     r"conv1d: x \(2, 8, 3\) has 3 channels but weight \(4, 5, 3\) expects 5 "
+     r"\(channels-last: x is \(N, L, C\)\)"),
+    (lambda: F.conv1d_relu(T((2, 2, 3)), T((4, 3, 3)), channels_last=True), ValueError,
+     r"conv1d_relu: window 3 .* longer than the padded input: x \(2, 2, 3\)"),
+    (lambda: F.conv1d_relu_maxpool1d(T((2, 3, 8)), T((4, 3, 3)), pool_size=7), ValueError,
+     r"conv1d_relu_maxpool: pool window 7 is longer than the padded convolution output "
+     r"\(6 \+ 2·0\)"),
+    (lambda: F.max_pool1d(T((2, 2, 8)), 3, channels_last=True), ValueError,
+     r"max_pool1d: window 3 is longer than the padded input: x \(2, 2, 8\)"),
     (lambda: F.max_pool1d(T((2, 3, 2)), 3, padding=0), ValueError,
      r"max_pool1d: window 3 is longer than the padded input: x \(2, 3, 2\)"),
     (lambda: F.max_pool1d(T((2, 3, 8)), 2, stride=0), ValueError,
