@@ -37,5 +37,5 @@ timeout "${GPU_STEP_TIMEOUT:-100}" python3 -m minimtl.bench --gpu-only --no-kern
 
 echo "== 3. kernels"
 timeout "${GPU_KERNEL_TIMEOUT:-120}" python3 -m minimtl.bench --gpu-only --no-step --no-probe \
-    --budget 0.5 --ops conv1d_relu,maxpool1d,avgpool1d,lstm,gru,rnn,softmax,cross_entropy \
+    --budget 0.5 --ops conv1d_relu,conv1d_relu_maxpool,maxpool1d,avgpool1d,lstm,gru,rnn,softmax,cross_entropy \
     --name "$gpu-kernels" --out "$out" 2>&1 | tail -n 45
