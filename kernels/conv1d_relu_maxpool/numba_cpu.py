@@ -18,9 +18,19 @@ Parallelism: inside BLAS only; the passes are serial and short (one chunk), as i
 Channels-first arrays go through the unfused composition (conv1d_relu, then maxpool1d;
 backward maxpool1d's, then conv1d's): the network uses this op channels-last on the CPU.
 
-Against conv1d_relu followed by maxpool1d (both channels-last Numba kernels), the pass
-saves writing r (forward) and the pool's full-length gradient (backward), and the reads of
-both; see benchmarks/NOTES.md for the training-step numbers.
+The network's pool (Kp = Sp = 2, Pp = 0) has its own unrolled passes
+(``_bias_relu_pool_pairs``, ``_gather_masked_pairs``): one loop per written row and the
+zero in the arrays' dtype, without which the loops did not vectorise (NOTES, experiment
+18).
+
+Against conv1d_relu followed by maxpool1d (both channels-last Numba kernels), the passes
+save writing r (forward) and the pool's full-length gradient (backward), and the reads of
+both. Forward + backward, float32, 2 threads, pool 2, median ms (fused | composed):
+    N = 32,  32->64 on L = 64:   0.72 | 1.04
+    N = 32,  64->128 on L = 31:  0.91 | 1.23
+    N = 256, 32->64:             5.19 | 6.14
+    N = 256, 64->128:            6.39 | 7.07
+benchmarks/NOTES.md has the training-step numbers.
 
 math: see SPEC (kernels/conv1d_relu_maxpool/__init__.py).
 """
