@@ -183,6 +183,15 @@ def load_checkpoint(path: str | os.PathLike, model, optimizer=None) -> dict[str,
     if "meta" not in arrays:
         raise CheckpointError(f"checkpoint {path} has no 'meta' entry: not a minimtl "
                               f"checkpoint")
+    meta = json.loads(str(arrays["meta"]))
+    saved_cfg, cfg = meta.get("config"), getattr(model, "config", None)
+    if isinstance(saved_cfg, dict) and isinstance(cfg, dict) and "flatten" in cfg \
+            and saved_cfg.get("flatten", "(C, L)") != cfg["flatten"]:
+        raise CheckpointError(
+            f"checkpoint {path} was written by a model that flattened its features "
+            f"{saved_cfg.get('flatten', '(C, L)')}; this one flattens {cfg['flatten']}, so "
+            f"the heads' weights would be misread: retrain (or load it with the minimtl "
+            f"version that wrote it)")
     model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     try:
         model.load_state_dict(model_state)
@@ -199,7 +208,7 @@ def load_checkpoint(path: str | os.PathLike, model, optimizer=None) -> dict[str,
                 from None
     extra = {k: v for k, v in arrays.items()
              if not k.startswith(("model/", "optim/")) and k != "meta"}
-    return {"meta": json.loads(str(arrays["meta"])), "extra": extra}
+    return {"meta": meta, "extra": extra}
 
 
 # --- progress ----------------------------------------------------------------------------

@@ -50,6 +50,9 @@ EXTRACTORS = ("cnn", "cnn+rnn")
 SHARING = ("separate", "shared")
 FUSIONS = ("concat", "weighted")
 RNN_CELLS = ("lstm", "gru", "rnn")
+#: How Flatten orders a tower's features (saved in checkpoints: the heads' weights depend
+#: on it). Versions before the channels-last towers flattened channel-major, (C, L).
+FLATTEN_ORDER = "(L, C)"
 
 
 class Tower(nn.Module):
@@ -155,7 +158,7 @@ class MultiTaskNet(nn.Module):
                            extractor=extractor, rnn=rnn, rnn_hidden=rnn_hidden,
                            sharing=sharing, fusion=fusion, heads=heads,
                            loss_weights=dict({t: 1.0 for t in TASKS}, **(loss_weights or {})),
-                           seed=seed)
+                           seed=seed, flatten=FLATTEN_ORDER)
         self.heads_kind = heads
         self.loss_weights = self.config["loss_weights"]
         rng = np.random.default_rng(seed)

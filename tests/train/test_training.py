@@ -124,6 +124,22 @@ def test_checkpoint_of_another_architecture_names_the_differences(small_data, tm
         load_checkpoint(path, other)
 
 
+def test_checkpoint_with_the_old_flatten_order_is_refused(small_data, tmp_path):
+    """Checkpoints of the channel-major Flatten (before the channels-last towers) have the
+    same shapes but other meanings for the heads' weights: loading one is an error."""
+    from minimtl.train import save_checkpoint
+
+    model = _model()
+    old_cfg = {k: v for k, v in model.config.items() if k != "flatten"}
+    path = tmp_path / "old.npz"
+    save_checkpoint(path, model, meta={"epoch": 1, "config": old_cfg})
+    with pytest.raises(CheckpointError, match=r"flattened its features \(C, L\); this one "
+                                              r"flattens \(L, C\)"):
+        load_checkpoint(path, _model())
+    save_checkpoint(path, model, meta={"epoch": 1, "config": model.config})
+    load_checkpoint(path, _model())                      # the current order loads
+
+
 def test_non_finite_loss_stops_training_naming_task_and_step(small_data):
     train, _, _, _ = small_data
     bad = train.subset(np.arange(64))
