@@ -305,3 +305,33 @@ def test_clip_grad_norm_on_cupy_matches_numpy():
         optim.clip_grad_norm_(host, 1.0), rel=1e-12)
     for p, q in zip(host, dev):
         np.testing.assert_allclose(cupy.asnumpy(q.grad), p.grad, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, kwargs", [c for c in CASES if c[0] != "SGD"],
+                         ids=[f"{n}-{kw}" for n, kw in CASES if n != "SGD"])
+def test_adam_on_numba_is_bitwise_the_numpy_update(name, kwargs, dtype):
+    """The numba backend runs Adam's update as one fused loop (kernels/optim_numba.py):
+    the same operations in the same order and dtype, so the same bits, including a
+    skipped parameter, gradients spanning 1e-8..1e2 and a strided gradient (which takes
+    the NumPy path)."""
+    rng = np.random.default_rng(9)
+    start = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
+    grads = _grads()
+    for gs in grads:
+        for i, g in enumerate(gs):
+            if g is not None:
+                gs[i] = (g * 10.0 ** rng.uniform(-8, 2, g.shape)).astype(dtype)
+    grads[3][0] = np.asfortranarray(grads[3][0])              # not C-contiguous
+    results = []
+    for backend in ("numpy", "numba"):
+        params = [nn.Parameter(a.copy(), backend=backend) for a in start]
+        opt = _run_ours(lambda ps: getattr(optim, name)(ps, **kwargs), params, grads)
+        results.append(([p.numpy() for p in params], opt.state_dict()))
+    (p_np, sd_np), (p_nb, sd_nb) = results
+    for a, b in zip(p_np, p_nb):
+        assert a.dtype == b.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(b, a)
+    assert sd_np.keys() == sd_nb.keys()
+    for key in sd_np:
+        np.testing.assert_array_equal(sd_nb[key], sd_np[key], err_msg=key)
