@@ -3,9 +3,10 @@
 An optimizer holds a list of parameters and, per parameter, a small state (momentum
 buffers, moment estimates). ``step()`` updates each parameter whose ``.grad`` is not None,
 in place on ``p.data`` with the array module of the parameter's backend (NumPy or CuPy);
-no graph is recorded, and ``p.grad`` is never written. On the numba backend Adam/AdamW run
-their update as one fused loop per parameter (``kernels/optim_numba.py``), with the same
-operations in the same order, so the same bits as the NumPy form. Build the optimizer after
+no graph is recorded, and ``p.grad`` is never written. On the numba and cupy backends
+Adam/AdamW run their update as one fused loop / one kernel launch per parameter
+(``kernels/optim_numba.py``, ``kernels/optim_cuda.py``), with the same operations in the
+same order and rounding, so the same bits as the NumPy form. Build the optimizer after
 ``Module.to(backend)``, which replaces parameters by new objects.
 
 ``state_dict()`` is a flat dict of scalars and NumPy arrays, so a checkpoint can store it
@@ -231,9 +232,13 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         state["step"] += 1
         t = state["step"]
-        if p.backend == "numba" and p.data.flags.c_contiguous and g.flags.c_contiguous:
-            from kernels.optim_numba import adam_update  # the same operations, one pass
-
+        if p.backend in ("numba", "cupy") and p.data.flags.c_contiguous \
+                and g.flags.c_contiguous:
+            # the same operations in one pass (Numba) or one launch (CUDA), same bits
+            if p.backend == "numba":
+                from kernels.optim_numba import adam_update
+            else:
+                from kernels.optim_cuda import adam_update
             adam_update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t),
                         eps=self.eps, step=self.lr / (1 - b1**t))
             return
