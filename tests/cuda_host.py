@@ -1,13 +1,20 @@
-"""Run simple CUDA kernels on the CPU: the ``SOURCE`` of a ``kernels/<op>/cupy_cuda.py`` is
-compiled as host C++ with one-line stand-ins for the CUDA built-ins, each thread of a
-launch runs in turn, and ``cupy`` is replaced by NumPy in the module under test. So the
-module's own Python wrappers (shapes, layouts, argument order) and its kernels' index
-arithmetic run without a GPU.
+"""Run CUDA kernels on the CPU: the ``SOURCE`` of a ``kernels/<op>/cupy_cuda.py`` is
+compiled as host C++ with stand-ins for the CUDA built-ins, every block of a launch runs
+in turn, and ``cupy`` is replaced by NumPy in the module under test. So the module's own
+Python wrappers (shapes, layouts, argument order) and its kernels' index arithmetic run
+without a GPU.
 
-Only kernels in which each thread works alone can run this way: no ``__shared__`` memory,
-no ``__syncthreads``, no warp operations (``supports`` says which sources qualify).
-Floating point: the host compiler runs without FMA contraction; the ``__f*_rn`` intrinsics
-map to the plain operations.
+Two ways of running a block:
+- kernels in which each thread works alone: the threads one after another;
+- kernels with ``__shared__`` memory and ``__syncthreads()``: every CUDA thread of a block
+  is a fiber (``ucontext``) with its own stack; ``__syncthreads()`` hands control back to
+  a scheduler that runs each fiber to its next barrier in turn, so no thread passes a
+  barrier before all have reached it. Shared arrays are static (one copy, used by one
+  block at a time). Every thread of a block must reach every barrier, as CUDA requires.
+``__shfl_xor_sync`` is two barrier rounds of the block (post, then read the partner's
+value); other warp operations and atomics are not emulated (``supports``).
+Floating point: the host compiler runs without FMA contraction; the ``__f*_rn``
+intrinsics map to the plain operations, ``#pragma unroll`` is ignored.
 """
 
 from __future__ import annotations
@@ -24,13 +31,46 @@ import numpy as np
 __all__ = ["supports", "HostModule", "patch_module"]
 
 PRELUDE = r"""
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <ucontext.h>
+#include <vector>
 #define __global__
 #define __device__
 #define __forceinline__ inline
 #define __restrict__
+#define __shared__ static
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
 struct minimtl_dim { unsigned x, y, z; };
-static minimtl_dim blockIdx, blockDim, threadIdx, gridDim;
+static minimtl_dim blockIdx, blockDim, gridDim, threadIdx;
+// cooperative blocks: every CUDA thread is a fiber; __syncthreads() returns to the
+// scheduler, which runs each fiber to its next barrier in turn
+static ucontext_t minimtl_scheduler;
+static ucontext_t* minimtl_current = nullptr;
+static void __syncthreads() {
+    if (minimtl_current) swapcontext(minimtl_current, &minimtl_scheduler);
+}
+static int __ffs(int v) { return __builtin_ffs(v); }
+static float __int_as_float(int v) { float f; std::memcpy(&f, &v, sizeof f); return f; }
+static double __longlong_as_double(long long v) {
+    double f; std::memcpy(&f, &v, sizeof f); return f;
+}
+// a warp shuffle as two barrier rounds: every thread posts its value, then reads its
+// partner's (lane ^ mask); the kernels' warps are whole, so every partner is live
+template <typename T> static T* minimtl_exchange() { static T slots[1024]; return slots; }
+template <typename T> static T __shfl_xor_sync(unsigned, T v, int lane_mask, int = 32) {
+    const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    T* slots = minimtl_exchange<T>();
+    slots[tid] = v;
+    __syncthreads();
+    const T partner = slots[tid ^ (unsigned)lane_mask];
+    __syncthreads();
+    return partner;
+}
 static float __fmul_rn(float a, float b) { return a * b; }
 static double __dmul_rn(double a, double b) { return a * b; }
 static float __fadd_rn(float a, float b) { return a + b; }
@@ -42,21 +82,115 @@ static double __ddiv_rn(double a, double b) { return a / b; }
 static float __fsqrt_rn(float a) { return std::sqrt(a); }
 static double __dsqrt_rn(double a) { return std::sqrt(a); }
 using std::exp; using std::log; using std::log1p; using std::fabs; using std::fmax;
+using std::fmin; using std::tanh; using std::min; using std::max;
+
+static std::function<void()>* minimtl_body = nullptr;
+static bool* minimtl_done_flag = nullptr;
+static void minimtl_fiber_main() {
+    (*minimtl_body)();
+    *minimtl_done_flag = true;
+}
+
+// Runs a launch of grid dims[0..2] x block dims[3..5], the blocks in turn; in a block the
+// threads one after another, or (together) as fibers that meet at every barrier.
+template <typename F>
+static void minimtl_run(const unsigned* dims, bool together, F kernel) {
+    gridDim = {dims[0], dims[1], dims[2]};
+    blockDim = {dims[3], dims[4], dims[5]};
+    std::vector<minimtl_dim> ids;
+    for (unsigned tz = 0; tz < dims[5]; ++tz)
+    for (unsigned ty = 0; ty < dims[4]; ++ty)
+    for (unsigned tx = 0; tx < dims[3]; ++tx) ids.push_back({tx, ty, tz});
+    const size_t nt = ids.size(), stack = 1 << 15;
+    std::vector<ucontext_t> fibers(together ? nt : 0);
+    std::unique_ptr<char[]> stacks(together ? new char[nt * stack] : nullptr);
+    std::function<void()> body = kernel;
+    for (unsigned bz = 0; bz < dims[2]; ++bz)
+    for (unsigned by = 0; by < dims[1]; ++by)
+    for (unsigned bx = 0; bx < dims[0]; ++bx) {
+        blockIdx = {bx, by, bz};
+        if (!together) {
+            for (const auto& id : ids) { threadIdx = id; kernel(); }
+            continue;
+        }
+        std::vector<char> done(nt, 0);
+        for (size_t i = 0; i < nt; ++i) {
+            getcontext(&fibers[i]);
+            fibers[i].uc_stack.ss_sp = &stacks[i * stack];
+            fibers[i].uc_stack.ss_size = stack;
+            fibers[i].uc_link = &minimtl_scheduler;
+            makecontext(&fibers[i], minimtl_fiber_main, 0);
+        }
+        minimtl_body = &body;
+        for (size_t left = nt; left > 0;) {      // one round: every fiber to its next barrier
+            for (size_t i = 0; i < nt; ++i) {
+                if (done[i]) continue;
+                threadIdx = ids[i];
+                minimtl_current = &fibers[i];
+                bool finished = false;
+                minimtl_done_flag = &finished;
+                swapcontext(&minimtl_scheduler, &fibers[i]);
+                if (finished) { done[i] = 1; --left; }
+            }
+        }
+        minimtl_current = nullptr;
+    }
+}
 """
 
 _CTYPES = {"float": "float", "double": "double"}
-_KERNEL = re.compile(r"template\s*<typename T>\s*__global__\s+void\s+(\w+)\s*\((.*?)\)\s*\{",
-                     re.S)
+_KERNEL = re.compile(r"template\s*<typename T>\s*__global__\s+void\s+"
+                     r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\((.*?)\)\s*\{", re.S)
 
 
 def supports(source: str) -> bool:
-    """True when every kernel of ``source`` can run one thread at a time."""
-    return not re.search(r"__shared__|__syncthreads|__shfl|atomic|__launch_bounds__", source)
+    """True when the kernels of ``source`` can run here: no atomics, and of the warp
+    operations only ``__shfl_xor_sync``."""
+    return not re.search(r"atomic|__shfl_(?!xor_sync)|__ballot|__any_sync|__all_sync", source)
+
+
+#: bytes behind each ``extern __shared__`` array (the largest opt-in block size of an H200
+#: is 227 KiB; ``FakeCupy`` reports that limit to the wrappers)
+DYNAMIC_SHARED = 232448
+
+
+def _host_source(source: str) -> str:
+    """``extern __shared__ T name[];`` (dynamic shared memory) as a static array."""
+    return re.sub(r"extern\s+__shared__\s+(__align__\(\d+\)\s+)?([\w ]+?)\s+(\w+)\[\];",
+                  lambda m: f"{m.group(1) or ''}static {m.group(2)} {m.group(3)}"
+                            f"[{DYNAMIC_SHARED}];", source)
+
+
+class FakeCupy:
+    """NumPy under cupy's name, plus the device queries the wrappers make."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    class cuda:  # noqa: N801 - cupy's spelling
+        class Device:
+            def __init__(self, device_id: int = 0) -> None:
+                self.id = device_id
+                self.attributes = {"MaxSharedMemoryPerBlockOptin": DYNAMIC_SHARED}
+
+        class runtime:  # noqa: N801
+            @staticmethod
+            def getDevice() -> int:  # noqa: N802
+                return 0
+
+            @staticmethod
+            def deviceGetAttribute(attr: int, device: int) -> int:  # noqa: N802
+                return DYNAMIC_SHARED
+
+
+def _cooperative(source: str) -> bool:
+    return bool(re.search(r"__shared__|__syncthreads|__shfl", source))
 
 
 def _params(text: str) -> list[tuple[str, str]]:
     """[(C type, name)] of a kernel's parameter list."""
     out = []
+    text = re.sub(r"//[^\n]*|/\*.*?\*/", " ", text, flags=re.S)   # comments
     for part in text.split(","):
         part = " ".join(part.replace("__restrict__", "").split())
         ctype, name = part.rsplit(" ", 1)
@@ -83,28 +217,23 @@ class HostModule:
             raise RuntimeError("g++ is needed to run CUDA sources on the host")
         self.kernels = {name: _params(params) for name, params in _KERNEL.findall(source)}
         runners = []
+        together = "true" if _cooperative(source) else "false"
         for name, params in self.kernels.items():
             for t in _CTYPES:
                 decl = ", ".join(re.sub(r"\bT\b", t, c) + " " + n for c, n in params)
                 args = ", ".join(n for _, n in params)
                 runners.append(
-                    f'extern "C" void run_{name}_{t}(unsigned minimtl_grid, '
-                    f"unsigned minimtl_block, {decl}) {{\n"
-                    f"    blockDim.x = minimtl_block; gridDim.x = minimtl_grid;\n"
-                    f"    for (unsigned mb = 0; mb < minimtl_grid; ++mb)\n"
-                    f"        for (unsigned mt = 0; mt < minimtl_block; ++mt) {{\n"
-                    f"            blockIdx.x = mb; threadIdx.x = mt;\n"
-                    f"            {name}<{t}>({args});\n"
-                    f"        }}\n}}\n")
-        text = PRELUDE + source + "\n" + "\n".join(runners)
+                    f'extern "C" void run_{name}_{t}(const unsigned* minimtl_dims, {decl}) '
+                    f"{{ minimtl_run(minimtl_dims, {together}, [=] {{ {name}<{t}>({args}); }}); }}")
+        text = PRELUDE + _host_source(source) + "\n" + "\n".join(runners)
         digest = hashlib.sha1(text.encode()).hexdigest()[:16]
         lib = cache / f"host_{digest}.so"
         if not lib.exists():
             src = cache / f"host_{digest}.cpp"
             src.write_text(text)
-            res = subprocess.run(["g++", "-std=c++14", "-O1", "-ffp-contract=off", "-shared",
-                                  "-fPIC", str(src), "-o", str(lib)], capture_output=True,
-                                 text=True, timeout=300)
+            res = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-shared",
+                                  "-fPIC", "-Wno-unknown-pragmas", str(src), "-o", str(lib)],
+                                 capture_output=True, text=True, timeout=300)
             if res.returncode != 0:
                 raise RuntimeError(res.stderr[-3000:])
         self.lib = ctypes.CDLL(str(lib))
@@ -112,8 +241,7 @@ class HostModule:
     def function(self, name: str, dtype) -> HostKernel:
         t = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}[np.dtype(dtype)]
         fn = getattr(self.lib, f"run_{name}_{t}")
-        fn.argtypes = [ctypes.c_uint, ctypes.c_uint] + [_ctype(c, t) for c, _ in
-                                                         self.kernels[name]]
+        fn.argtypes = [ctypes.c_void_p] + [_ctype(c, t) for c, _ in self.kernels[name]]
         fn.restype = None
         return HostKernel(fn, self.kernels[name])
 
@@ -135,7 +263,10 @@ class HostKernel:
                 conv.append(a.ctypes.data)
             else:
                 conv.append(a.item() if hasattr(a, "item") else a)
-        self.fn(int(grid[0]), int(block[0]), *conv)
+        g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
+        b = tuple(int(v) for v in block) + (1,) * (3 - len(block))
+        dims = np.array(g + b, dtype=np.uint32)
+        self.fn(dims.ctypes.data, *conv)
 
 
 def patch_module(monkeypatch, module, cache: Path) -> None:
@@ -148,5 +279,7 @@ def patch_module(monkeypatch, module, cache: Path) -> None:
             built[source] = HostModule(source, cache)
         return built[source].function(name, dtype)
 
-    monkeypatch.setattr(module, "cupy", lambda: np)
-    monkeypatch.setattr(module, "kernel", kernel)
+    fake = FakeCupy()
+    for attr, value in (("cupy", lambda: fake), ("kernel", kernel)):
+        if hasattr(module, attr):      # a module that only reuses another's wrappers has none
+            monkeypatch.setattr(module, attr, value)
