@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(t)
     t.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), default="auto",
                    help="auto = fastest available (cupy > numba > numpy)")
+    t.add_argument("--layout", choices=("auto", "channels-last", "channels-first"),
+                   default="auto", help="the towers' activation layout (auto: channels-last "
+                   "on the CPU, channels-first on the GPU); it changes speed, not results")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
@@ -99,7 +102,9 @@ def _build_model(a, backend: str):
     return MultiTaskNet(a.seq_len, a.features, extractor=a.extractor, rnn=a.rnn,
                         rnn_hidden=a.rnn_hidden, sharing=a.sharing, fusion=a.fusion,
                         heads={"goods": a.goods_head}, seed=getattr(a, "seed", 0),
-                        backend=backend)
+                        backend=backend,
+                        channels_last={"auto": None, "channels-last": True,
+                                       "channels-first": False}[getattr(a, "layout", "auto")])
 
 
 def _plot(history, path: str) -> bool:

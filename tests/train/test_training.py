@@ -176,6 +176,20 @@ def test_cli_train_writes_checkpoint_history_and_metrics(tmp_path, capsys):
     assert set(metrics["best_accuracy"]) == set(TASKS)
 
 
+def test_cli_layouts_train_to_the_same_losses(tmp_path):
+    """--layout changes the towers' memory layout only: the same run in both layouts gives
+    the same losses up to float32 rounding (the products sum in other orders)."""
+    losses = []
+    for layout in ("channels-last", "channels-first"):
+        out = tmp_path / layout
+        assert main(["train", "--epochs", "2", "--samples", "200", "--seq-len", "16",
+                     "--features", "4", "--out", str(out), "--backend", "numba", "--quiet",
+                     "--layout", layout]) == 0
+        history = json.loads((out / "history.json").read_text())
+        losses.append([e["loss"] for e in history["epochs"]])
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-4)
+
+
 def test_cli_resume_continues_from_the_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     args = ["train", "--samples", "200", "--seq-len", "16", "--features", "4", "--out",
