@@ -9,6 +9,8 @@ signatures:
     cupy_cuda.py   CUDA C compiled at first use through ``cupy.RawModule``
 
 Kernels are pure array functions: arrays in, arrays out, no state, inputs never written.
+Besides the operators, ``optim_numba.py`` and ``optim_cuda.py`` hold the optimizer's fused
+Adam update (in place on the parameter and its moments, by design).
 This package never imports ``minimtl``; ``get`` imports a backend module on first use, so
 importing ``kernels`` pulls in neither numba nor cupy.
 """
