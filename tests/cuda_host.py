@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["supports", "HostModule", "patch_module"]
+__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend"]
 
 PRELUDE = r"""
 #include <algorithm>
@@ -283,3 +283,30 @@ def patch_module(monkeypatch, module, cache: Path) -> None:
     for attr, value in (("cupy", lambda: fake), ("kernel", kernel)):
         if hasattr(module, attr):      # a module that only reuses another's wrappers has none
             monkeypatch.setattr(module, attr, value)
+
+
+def patch_cupy_backend(monkeypatch, cache: Path) -> None:
+    """The whole ``cupy`` backend on the host: tensors hold NumPy arrays, every
+    ``cupy_cuda`` module (and the Adam kernel) runs through ``patch_module``. For the
+    model-level paths that only the cupy backend takes (layouts, Adam's kernel)."""
+    import importlib
+
+    import kernels
+    import minimtl.backend as backend
+    from minimtl.tensor import Tensor
+
+    fake = FakeCupy()
+    real_xp_of = backend.xp_of
+
+    def xp_of(name):
+        return fake if name == "cupy" else real_xp_of(name)
+
+    monkeypatch.setitem(backend._available, "cupy", True)
+    for name in ("minimtl.backend", "minimtl.tensor", "minimtl.function", "minimtl.functional",
+                 "minimtl.optim", "minimtl.train", "minimtl.gradcheck", "minimtl.nn.module",
+                 "minimtl.nn.layers"):
+        monkeypatch.setattr(importlib.import_module(name), "xp_of", xp_of)
+    monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
+    for op in kernels.OPS:
+        patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
+    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)

@@ -1,0 +1,58 @@
+"""The cupy backend's own paths through the model, run on the CPU (tests/cuda_host.py):
+the towers channels-first with the transpose before Flatten, every CUDA kernel of the
+step, and Adam's CUDA kernel, against the numba backend. The GPU test of the same (the
+seed network's losses on the GPU equal the CPU's) needs a GPU; this one runs anywhere
+with g++."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+import minimtl as mt
+from minimtl.data import TASKS
+from minimtl.models import MultiTaskNet
+from minimtl.optim import Adam
+from tests.cuda_host import patch_cupy_backend
+
+pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+
+
+@pytest.mark.parametrize("kw", [{}, {"extractor": "cnn+rnn", "rnn": "gru"}])
+def test_training_steps_on_the_host_cupy_backend_match_numba(monkeypatch, tmp_path, kw):
+    patch_cupy_backend(monkeypatch, tmp_path)
+    rng = np.random.default_rng(0)
+    x = {t: rng.standard_normal((6, 24, 5)).astype(np.float32) for t in TASKS}
+    y = {"user": rng.integers(0, 10, 6), "goods": (rng.random((6, 10)) > 0.5) * 1.0,
+         "ads": rng.integers(0, 10, 6)}
+    runs = {}
+    for backend in ("numba", "cupy"):
+        model = MultiTaskNet(24, 5, backend=backend, **kw)
+        assert model.towers[0].layout(mt.tensor(x["user"], backend=backend)) is \
+            (backend != "cupy")
+        opt = Adam(list(model.parameters()), lr=1e-2)
+        inputs = {t: mt.tensor(v, backend=backend) for t, v in x.items()}
+        losses, first_grads = [], None
+        for _ in range(3):
+            opt.zero_grad()
+            total = model.total_loss(model.losses(model(inputs), y))
+            total.backward()
+            if first_grads is None:
+                first_grads = {n: p.grad.copy() for n, p in model.named_parameters()}
+            opt.step()
+            losses.append(total.item())
+        runs[backend] = (losses, first_grads,
+                         {n: p.numpy().copy() for n, p in model.named_parameters()})
+    (l_nb, g_nb, p_nb), (l_cu, g_cu, p_cu) = runs["numba"], runs["cupy"]
+    np.testing.assert_allclose(l_cu, l_nb, rtol=1e-5)
+    for name in g_nb:       # float32 sums in other orders: relative to the largest entry
+        scale = float(np.abs(g_nb[name]).max())
+        np.testing.assert_allclose(g_cu[name], g_nb[name], rtol=1e-4, atol=1e-5 * scale,
+                                   err_msg=name)
+    # Adam makes every step about lr long whatever the gradient's size, so an entry whose
+    # gradient is near 0 turns rounding into a visible move: allow 1 % of the 3 steps
+    for name in p_nb:
+        np.testing.assert_allclose(p_cu[name], p_nb[name], rtol=0, atol=0.01 * 3 * 1e-2,
+                                   err_msg=name)
