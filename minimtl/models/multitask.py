@@ -96,18 +96,15 @@ class Tower(nn.Module):
         return self.channels_last if self.channels_last is not None else x.backend != "cupy"
 
     def forward(self, x: Tensor) -> Tensor:
-        cl = self.layout(x)
-        for layer in (self.conv1, self.pool1, self.conv2, self.pool2):
-            layer.channels_last = cl
-        h = x if cl else x.transpose(0, 2, 1)     # (N, L, F) or (N, F, L)
-        if cl:
-            # each conv block as one fused conv+bias+ReLU+max-pool kernel, the same math
-            h = self._block(h, self.conv1, self.pool1)    # (N, (L-2)//2, 64)
+        if self.layout(x):
+            # (N, L, F) as it comes; each conv block as one fused conv+bias+ReLU+max-pool
+            # kernel, the same math as the layers
+            h = self._block(x, self.conv1, self.pool1)    # (N, (L-2)//2, 64)
             h = self._block(h, self.conv2, self.pool2)    # (N, Lo, 128)
         else:
+            h = x.transpose(0, 2, 1)              # (N, F, L): the layers' channels-first
             h = self.pool1(self.conv1(h))         # (N, 64, (L-2)//2)
             h = self.pool2(self.conv2(h))         # (N, 128, Lo)
-        if not cl:
             h = h.transpose(0, 2, 1)              # (N, Lo, 128): Keras's order
         if self.extractor == "cnn":
             return F.flatten(h)                   # (N, Lo·128)
