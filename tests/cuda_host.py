@@ -173,14 +173,6 @@ class FakeCupy:
                 self.id = device_id
                 self.attributes = {"MaxSharedMemoryPerBlockOptin": DYNAMIC_SHARED}
 
-        class runtime:  # noqa: N801
-            @staticmethod
-            def getDevice() -> int:  # noqa: N802
-                return 0
-
-            @staticmethod
-            def deviceGetAttribute(attr: int, device: int) -> int:  # noqa: N802
-                return DYNAMIC_SHARED
 
 
 def _cooperative(source: str) -> bool:
