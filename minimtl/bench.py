@@ -260,65 +260,42 @@ def _swapped(a: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, np.nd
 
 
 def _conv_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
-    """conv at the article's two shapes, channels-first and channels-last (torch times its
-    own channels-first conv on the same values in both rows)."""
+    """conv1d, conv1d_relu and the fused block conv1d_relu_maxpool (with the towers' pool
+    of 2) at the article's two conv shapes, channels-first and channels-last (torch times
+    its own channels-first layers on the same values in both rows)."""
+    pooled = op == "conv1d_relu_maxpool"
     out = []
     for c, o, length, cl in ((features, 64, seq_len, False), (64, 128, (seq_len - 2) // 2, False),
                              (features, 64, seq_len, True), (64, 128, (seq_len - 2) // 2, True)):
         lo = length - 2
+        ly = lo // 2 if pooled else lo                       # the op's output length
         a = {"x": _randn(rng, n, c, length), "w": _randn(rng, o, c, 3, scale=(3 * c) ** -0.5),
-             "b": _randn(rng, o, scale=0.1), "gy": _randn(rng, n, o, lo)}
+             "b": _randn(rng, o, scale=0.1), "gy": _randn(rng, n, o, ly)}
         ta = None
         if cl:
             ta, a = a, _swapped(a, ("x", "gy"))
         kw = dict(CONV, channels_last=cl)
-        if op == "conv1d":
-            def bwd(k, a, y, kw=kw):
-                return k.bwd(a["gy"], a["x"], a["w"], **kw)
+        if pooled:
+            kw.update(pool_size=2, pool_stride=2, pool_padding=0)
 
-            def tf(torch, t, dev):
-                return (lambda: torch.nn.functional.conv1d(t["x"], t["w"], t["b"]),
-                        [t["x"], t["w"], t["b"]])
-        else:
-            def bwd(k, a, y, kw=kw):
-                return k.bwd(a["gy"], a["x"], a["w"], y, **kw)
-
-            def tf(torch, t, dev):
-                return (lambda: torch.relu(torch.nn.functional.conv1d(t["x"], t["w"], t["b"])),
-                        [t["x"], t["w"], t["b"]])
-        out.append(Case(op, f"{c}->{o} L={length}" + (" NLC" if cl else ""), n, a,
-                        lambda k, a, kw=kw: k.fwd(a["x"], a["w"], a["b"], **kw), bwd, tf,
-                        ("x", "w", "b"), n * o * lo * 4, 2 * n * o * c * 3 * lo,
-                        torch_arrays=ta))
-    return out
-
-
-def _block_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
-    """conv1d_relu_maxpool: the towers' two conv blocks, both layouts (torch: max_pool1d of
-    relu of conv1d, channels-first)."""
-    out = []
-    for c, o, length, cl in ((features, 64, seq_len, False), (64, 128, (seq_len - 2) // 2, False),
-                             (features, 64, seq_len, True), (64, 128, (seq_len - 2) // 2, True)):
-        lo = length - 2
-        lp = lo // 2
-        a = {"x": _randn(rng, n, c, length), "w": _randn(rng, o, c, 3, scale=(3 * c) ** -0.5),
-             "b": _randn(rng, o, scale=0.1), "gy": _randn(rng, n, o, lp)}
-        ta = None
-        if cl:
-            ta, a = a, _swapped(a, ("x", "gy"))
-        kw = dict(CONV, pool_size=2, pool_stride=2, pool_padding=0, channels_last=cl)
-
-        def bwd(k, a, out, kw=kw):
-            return k.bwd(a["gy"], a["x"], a["w"], out[0], out[1], **kw)
+        def bwd(k, a, y, kw=kw):
+            saved = {"conv1d": (), "conv1d_relu": (y,), "conv1d_relu_maxpool": y}[op]
+            return k.bwd(a["gy"], a["x"], a["w"], *saved, **kw)   # y: (y, argmax) if pooled
 
         def tf(torch, t, dev):
             F = torch.nn.functional
-            return (lambda: F.max_pool1d(torch.relu(F.conv1d(t["x"], t["w"], t["b"])), 2),
-                    [t["x"], t["w"], t["b"]])
-        out.append(Case(op, f"{c}->{o} L={length} pool 2" + (" NLC" if cl else ""), n, a,
+            if op == "conv1d":
+                f = lambda: F.conv1d(t["x"], t["w"], t["b"])  # noqa: E731
+            elif op == "conv1d_relu":
+                f = lambda: torch.relu(F.conv1d(t["x"], t["w"], t["b"]))  # noqa: E731
+            else:
+                f = lambda: F.max_pool1d(torch.relu(F.conv1d(t["x"], t["w"], t["b"])), 2)  # noqa: E731
+            return f, [t["x"], t["w"], t["b"]]
+        label = f"{c}->{o} L={length}" + (" pool 2" if pooled else "") + (" NLC" if cl else "")
+        out.append(Case(op, label, n, a,
                         lambda k, a, kw=kw: k.fwd(a["x"], a["w"], a["b"], **kw), bwd, tf,
-                        ("x", "w", "b"), 2 * n * o * lp * 4, 2 * n * o * c * 3 * lo,
-                        torch_arrays=ta))
+                        ("x", "w", "b"), n * o * ly * 4 * (2 if pooled else 1),
+                        2 * n * o * c * 3 * lo, torch_arrays=ta))
     return out
 
 
@@ -450,7 +427,7 @@ def _row_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
 
 
 _BUILDERS = {"conv1d": _conv_cases, "conv1d_relu": _conv_cases,
-             "conv1d_relu_maxpool": _block_cases, "maxpool1d": _pool_cases,
+             "conv1d_relu_maxpool": _conv_cases, "maxpool1d": _pool_cases,
              "avgpool1d": _pool_cases, "rnn": _rnn_cases, "lstm": _rnn_cases,
              "gru": _rnn_cases}
 
