@@ -12,18 +12,23 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels.avgpool1d import reference
-from minimtl.testing import arrays, elements, ncl_shapes, pool1d_params
+from minimtl.testing import arrays, elements
 from tests._util import bound, call, rel_err
+from tests.kernels._pool_util import (
+    DTYPES,
+    PARAMS,
+    assert_bitwise,
+    check_fwd_rejects_inconsistent_input,
+    draw_case,
+    draw_seed,
+    draw_shape_and_params,
+    fixed_lengths,
+    overlap,
+    params,
+    swap,
+)
 
 OP = "avgpool1d"
-DTYPES = ("float32", "float64")
-
-# (kernel_size, stride, padding): overlapping, non-overlapping, gapped, padded, K = 1
-PARAMS = [(2, 2, 0), (3, 1, 1), (3, 2, 0), (2, 1, 1), (4, 3, 2), (5, 2, 2), (1, 1, 0), (3, 5, 1)]
-
-
-def _p(kernel_size, stride, padding):
-    return dict(kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def naive_avgpool(x, kernel_size, stride, padding):
@@ -63,18 +68,13 @@ def depthwise_conv(x, weight, stride, padding):
     return np.einsum("nctk,ck->nct", windows[:, :, ::stride], weight)
 
 
-def _overlap(kernel_size, stride):
-    """How many windows one input position can belong to (terms of a gradient sum)."""
-    return -(-kernel_size // stride)
-
-
 # (a) the reference against naive loops ------------------------------------------------
 
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_reference_matches_naive_loops(kernel_size, stride, padding):
     rng = np.random.default_rng(kernel_size * 100 + stride * 10 + padding)
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     x = rng.standard_normal((2, 3, 11))
     y = reference.fwd(x, **p)
     assert rel_err(y, naive_avgpool(x, **p)) <= 1e-12
@@ -84,15 +84,9 @@ def test_reference_matches_naive_loops(kernel_size, stride, padding):
 
 
 def test_reference_rejects_inconsistent_input():
-    x = np.zeros((2, 3, 4))
+    check_fwd_rejects_inconsistent_input(reference, "avgpool1d")
     with pytest.raises(ValueError, match="avgpool1d"):
-        reference.fwd(x[0], **_p(2, 2, 0))
-    with pytest.raises(ValueError, match="avgpool1d"):
-        reference.fwd(x, **_p(2, 2, 2))  # padding > kernel_size // 2
-    with pytest.raises(ValueError, match="avgpool1d"):
-        reference.fwd(x, **_p(7, 1, 1))  # window longer than the padded input
-    with pytest.raises(ValueError, match="avgpool1d"):
-        reference.bwd(np.zeros((2, 3, 2)), length=9, **_p(2, 2, 0))
+        reference.bwd(np.zeros((2, 3, 2)), length=9, **params(2, 2, 0))
 
 
 # (b) every backend against the reference ----------------------------------------------
@@ -116,43 +110,38 @@ def _check_against_reference(backend, x, gy_seed, p, channels_last=False):
     np.testing.assert_array_equal(gy, gy_before)
     assert gx.dtype == x.dtype and gx.shape == x.shape
     (gx_ref,) = reference.bwd(gy.astype(np.float64), length=length, **p, **lay)
-    assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", _overlap(p["kernel_size"], p["stride"]))
+    assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", overlap(p["kernel_size"], p["stride"]))
 
 
 @given(st.data())
 def test_backend_matches_reference(backend, data):
-    dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
-    x = data.draw(arrays(shape, dtype))
-    _check_against_reference(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+    x, p = draw_case(data)
+    _check_against_reference(backend, x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stride, padding):
     rng = np.random.default_rng(7)
-    # L = K − 2P: shorter than the window, only the padding makes it fit; L = K with P = 0:
-    # a single window
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    for L in fixed_lengths(kernel_size, padding):
         x = rng.standard_normal((2, 3, L)).astype(dtype)
-        _check_against_reference(backend, x, 1, _p(kernel_size, stride, padding))
+        _check_against_reference(backend, x, 1, params(kernel_size, stride, padding))
 
 
 def test_backend_handles_empty_batch(backend):
     x = np.zeros((0, 3, 8), dtype=np.float32)
-    y = call(OP, backend, "fwd", x, **_p(3, 2, 1))
+    y = call(OP, backend, "fwd", x, **params(3, 2, 1))
     assert y.shape == (0, 3, 4) and y.dtype == np.float32
-    (gx,) = call(OP, backend, "bwd", y, length=8, **_p(3, 2, 1))
+    (gx,) = call(OP, backend, "bwd", y, length=8, **params(3, 2, 1))
     assert gx.shape == (0, 3, 8) and gx.dtype == np.float32
 
 
 def test_backend_gives_same_result_on_non_contiguous_input(backend):
     x = np.random.default_rng(3).standard_normal((3, 2, 20))
     strided = x[:, :, ::2]  # (3, 2, 10), not contiguous
-    y = call(OP, backend, "fwd", strided, **_p(3, 2, 1))
+    y = call(OP, backend, "fwd", strided, **params(3, 2, 1))
     np.testing.assert_array_equal(y, call(OP, backend, "fwd", np.ascontiguousarray(strided),
-                                          **_p(3, 2, 1)))
+                                          **params(3, 2, 1)))
 
 
 # (c) finite differences ---------------------------------------------------------------
@@ -161,10 +150,9 @@ def test_backend_gives_same_result_on_non_contiguous_input(backend):
 @pytest.mark.parametrize("fd_backend", ["numpy", "numba"])
 @given(st.data())
 def test_bwd_matches_finite_differences(fd_backend, data):
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(arrays(shape, "float64"))
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    rng = np.random.default_rng(draw_seed(data))
     mod = kernels.get(OP, fd_backend)
     y = mod.fwd(x, **p)
     gy = rng.standard_normal(y.shape)
@@ -182,8 +170,7 @@ def test_bwd_matches_finite_differences(fd_backend, data):
 @given(st.data())
 def test_avgpool_is_linear(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     # magnitudes below 2⁻²⁰ drawn as 0: with a tiny a or x (a normal float64 a can even be
     # a subnormal float32) a·x underflows in float32, an error no relative bound covers
     x, z = (data.draw(arrays(shape, dtype, min_magnitude=2.0**-20)) for _ in range(2))
@@ -201,35 +188,29 @@ def test_avgpool_is_linear(backend, data):
 @given(st.data())
 def test_bwd_is_the_adjoint_of_fwd(backend, data):
     # ⟨fwd(x), g⟩ = ⟨x, bwd(g)⟩: checks the backward with no derivative at all
-    dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
-    x = data.draw(arrays(shape, dtype))
+    x, p = draw_case(data)
     y = call(OP, backend, "fwd", x, **p)
-    g = data.draw(arrays(y.shape, dtype))
-    (gx,) = call(OP, backend, "bwd", g, length=shape[2], **p)
+    g = data.draw(arrays(y.shape, x.dtype))
+    (gx,) = call(OP, backend, "bwd", g, length=x.shape[2], **p)
     lhs = np.multiply(y, g, dtype=np.float64)
     rhs = np.multiply(x, gx, dtype=np.float64)
     scale = np.abs(lhs).sum() + np.abs(rhs).sum() + 1e-300
-    assert abs(lhs.sum() - rhs.sum()) <= bound(dtype, "sum", p["kernel_size"]) * scale
+    assert abs(lhs.sum() - rhs.sum()) <= bound(x.dtype, "sum", p["kernel_size"]) * scale
 
 
 @given(st.data())
 def test_avgpool_equals_depthwise_conv_with_weight_one_over_k(backend, data):
-    dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
-    x = data.draw(arrays(shape, dtype))
+    x, p = draw_case(data)
     K = p["kernel_size"]
-    weight = np.full((shape[1], K), 1.0 / K)  # (C, K): one filter per channel
+    weight = np.full((x.shape[1], K), 1.0 / K)  # (C, K): one filter per channel
     conv = depthwise_conv(x.astype(np.float64), weight, p["stride"], p["padding"])
-    assert rel_err(call(OP, backend, "fwd", x, **p), conv) <= bound(dtype, "sum", K)
+    assert rel_err(call(OP, backend, "fwd", x, **p), conv) <= bound(x.dtype, "sum", K)
 
 
 def test_window_of_one_is_the_identity(backend):
     x = np.random.default_rng(5).standard_normal((2, 3, 7))
-    np.testing.assert_array_equal(call(OP, backend, "fwd", x, **_p(1, 1, 0)), x)
-    np.testing.assert_array_equal(call(OP, backend, "bwd", x, length=7, **_p(1, 1, 0))[0], x)
+    np.testing.assert_array_equal(call(OP, backend, "fwd", x, **params(1, 1, 0)), x)
+    np.testing.assert_array_equal(call(OP, backend, "bwd", x, length=7, **params(1, 1, 0))[0], x)
 
 
 # (e) PyTorch as a second oracle ----------------------------------------------------------
@@ -239,14 +220,13 @@ def test_window_of_one_is_the_identity(backend):
 def test_matches_torch_avg_pool1d(backend, data):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(arrays(shape, "float64"))
     xt = torch.tensor(x, requires_grad=True)
     yt = F.avg_pool1d(xt, p["kernel_size"], p["stride"], p["padding"], count_include_pad=True)
     y = call(OP, backend, "fwd", x, **p)
     assert rel_err(y, yt.detach().numpy()) <= 1e-10
-    gy = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(y.shape)
+    gy = np.random.default_rng(draw_seed(data)).standard_normal(y.shape)
     yt.backward(torch.tensor(gy))
     (gx,) = call(OP, backend, "bwd", gy, length=shape[2], **p)
     assert rel_err(gx, xt.grad.numpy()) <= 1e-10
@@ -258,25 +238,15 @@ def test_matches_torch_avg_pool1d(backend, data):
 # (h) the channels-last layout: x (N, L, C) → y (N, Lo, C) --------------------------------
 
 
-def _swap(a):
-    """(N, C, ·) ↔ (N, ·, C), contiguous."""
-    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
-
-
-def _assert_bitwise(a, b):
-    assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
-    assert a.tobytes() == np.ascontiguousarray(b).tobytes()
-
-
 def _check_reference_channels_last(x, gy_seed, p):
     """The reference on x (N, L, C) is its channels-first result on the transposed arrays,
     transposed back, bit for bit."""
     y = reference.fwd(x, channels_last=True, **p)
-    _assert_bitwise(y, _swap(reference.fwd(_swap(x), **p)))
+    assert_bitwise(y, swap(reference.fwd(swap(x), **p)))
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     (gx,) = reference.bwd(gy, length=x.shape[1], channels_last=True, **p)
-    (gx_cf,) = reference.bwd(_swap(gy), length=x.shape[1], **p)
-    _assert_bitwise(gx, _swap(gx_cf))
+    (gx_cf,) = reference.bwd(swap(gy), length=x.shape[1], **p)
+    assert_bitwise(gx, swap(gx_cf))
 
 
 def _check_channels_last(backend, x, gy_seed, p):
@@ -285,32 +255,24 @@ def _check_channels_last(backend, x, gy_seed, p):
     which must agree exactly (the same sums in the same order)."""
     _check_against_reference(backend, x, gy_seed, p, channels_last=True)
     y = call(OP, backend, "fwd", x, channels_last=True, **p)
-    np.testing.assert_array_equal(y, _swap(call(OP, backend, "fwd", _swap(x), **p)))
+    np.testing.assert_array_equal(y, swap(call(OP, backend, "fwd", swap(x), **p)))
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     (gx,) = call(OP, backend, "bwd", gy, length=x.shape[1], channels_last=True, **p)
-    (gx_cf,) = call(OP, backend, "bwd", _swap(gy), length=x.shape[1], **p)
-    np.testing.assert_array_equal(gx, _swap(gx_cf))
-
-
-def _draw_nlc_case(data):
-    """dtype, an (N, L, C) input and pool parameters."""
-    dtype = data.draw(st.sampled_from(DTYPES))
-    N, C, L = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(L))
-    return data.draw(arrays((N, L, C), dtype)), p
+    (gx_cf,) = call(OP, backend, "bwd", swap(gy), length=x.shape[1], **p)
+    np.testing.assert_array_equal(gx, swap(gx_cf))
 
 
 @given(st.data())
 def test_reference_channels_last_is_the_transposed_channels_first(data):
-    x, p = _draw_nlc_case(data)
-    _check_reference_channels_last(x, data.draw(st.integers(0, 2**32 - 1)), p)
+    x, p = draw_case(data, channels_last=True)
+    _check_reference_channels_last(x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
     rng = np.random.default_rng(11)
-    p = _p(kernel_size, stride, padding)
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    p = params(kernel_size, stride, padding)
+    for L in fixed_lengths(kernel_size, padding):
         for dtype in DTYPES:
             _check_reference_channels_last(rng.standard_normal((2, L, 3)).astype(dtype), 1, p)
 
@@ -318,28 +280,28 @@ def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
 def test_reference_channels_last_rejects_inconsistent_input():
     x = np.zeros((2, 4, 3))  # (N, L, C)
     with pytest.raises(ValueError, match=r"avgpool1d: x must be \(N, L, C\)"):
-        reference.fwd(x[0], channels_last=True, **_p(2, 2, 0))
-    y = reference.fwd(x, channels_last=True, **_p(2, 2, 0))
+        reference.fwd(x[0], channels_last=True, **params(2, 2, 0))
+    y = reference.fwd(x, channels_last=True, **params(2, 2, 0))
     assert y.shape == (2, 2, 3)
     with pytest.raises(ValueError, match=r"avgpool1d: gy must be \(N, Lo, C\)"):
-        reference.bwd(y[0], length=4, channels_last=True, **_p(2, 2, 0))
+        reference.bwd(y[0], length=4, channels_last=True, **params(2, 2, 0))
     with pytest.raises(ValueError, match="avgpool1d"):
-        reference.bwd(y, length=9, channels_last=True, **_p(2, 2, 0))
+        reference.bwd(y, length=9, channels_last=True, **params(2, 2, 0))
 
 
 @given(st.data())
 def test_backend_channels_last_matches_reference(backend, data):
-    x, p = _draw_nlc_case(data)
-    _check_channels_last(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+    x, p = draw_case(data, channels_last=True)
+    _check_channels_last(backend, x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, padding):
     rng = np.random.default_rng(11)
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     # L as in the channels-first cases (13: odd); C = 19: a vector body and a remainder
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    for L in fixed_lengths(kernel_size, padding):
         for C in (1, 19):
             _check_channels_last(backend, rng.standard_normal((2, L, C)).astype(dtype), 1, p)
 
@@ -347,11 +309,11 @@ def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, 
 def test_channels_last_takes_a_transposed_view_and_an_empty_batch(backend):
     x_cf = np.random.default_rng(3).standard_normal((3, 5, 10))
     view = x_cf.transpose(0, 2, 1)  # (3, 10, 5) channels-last, not contiguous
-    p = _p(3, 2, 1)
+    p = params(3, 2, 1)
     y = call(OP, backend, "fwd", view, channels_last=True, **p)
     np.testing.assert_array_equal(y, call(OP, backend, "fwd", np.ascontiguousarray(view),
                                           channels_last=True, **p))
-    gy_view = _swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
+    gy_view = swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
     (gx,) = call(OP, backend, "bwd", gy_view, length=10, channels_last=True, **p)
     (gx_c,) = call(OP, backend, "bwd", y, length=10, channels_last=True, **p)
     np.testing.assert_array_equal(gx, gx_c)

@@ -14,18 +14,23 @@ from hypothesis import strategies as st
 
 import kernels
 from kernels.maxpool1d import reference
-from minimtl.testing import arrays, distinct_arrays, ncl_shapes, pool1d_params
+from minimtl.testing import arrays, distinct_arrays, ncl_shapes
 from tests._util import bound, call, rel_err
+from tests.kernels._pool_util import (
+    DTYPES,
+    PARAMS,
+    assert_bitwise,
+    check_fwd_rejects_inconsistent_input,
+    draw_case,
+    draw_seed,
+    draw_shape_and_params,
+    fixed_lengths,
+    overlap,
+    params,
+    swap,
+)
 
 OP = "maxpool1d"
-DTYPES = ("float32", "float64")
-
-# (kernel_size, stride, padding): overlapping, non-overlapping, gapped, padded, K = 1
-PARAMS = [(2, 2, 0), (3, 1, 1), (3, 2, 0), (2, 1, 1), (4, 3, 2), (5, 2, 2), (1, 1, 0), (3, 5, 1)]
-
-
-def _p(kernel_size, stride, padding):
-    return dict(kernel_size=kernel_size, stride=stride, padding=padding)
 
 
 def naive_maxpool(x, kernel_size, stride, padding):
@@ -58,18 +63,13 @@ def naive_maxpool_grad(gy, argmax, length):
     return gx
 
 
-def _overlap(kernel_size, stride):
-    """How many windows one input position can belong to (terms of a gradient sum)."""
-    return -(-kernel_size // stride)
-
-
 # (a) the reference against naive loops ------------------------------------------------
 
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_reference_matches_naive_loops(kernel_size, stride, padding):
     rng = np.random.default_rng(kernel_size * 100 + stride * 10 + padding)
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     for x in (rng.standard_normal((2, 3, 11)), rng.integers(0, 3, (2, 3, 11)).astype(float)):
         y, argmax = reference.fwd(x, **p)
         y_naive, argmax_naive = naive_maxpool(x, **p)
@@ -82,18 +82,12 @@ def test_reference_matches_naive_loops(kernel_size, stride, padding):
 
 
 def test_reference_rejects_inconsistent_input():
-    x = np.zeros((2, 3, 4))
+    check_fwd_rejects_inconsistent_input(reference, "maxpool1d")
+    y, argmax = reference.fwd(np.zeros((2, 3, 4)), **params(2, 2, 0))
     with pytest.raises(ValueError, match="maxpool1d"):
-        reference.fwd(x[0], **_p(2, 2, 0))
+        reference.bwd(y, argmax[:, :1], length=4, **params(2, 2, 0))
     with pytest.raises(ValueError, match="maxpool1d"):
-        reference.fwd(x, **_p(2, 2, 2))  # padding > kernel_size // 2
-    with pytest.raises(ValueError, match="maxpool1d"):
-        reference.fwd(x, **_p(7, 1, 1))  # window longer than the padded input
-    y, argmax = reference.fwd(x, **_p(2, 2, 0))
-    with pytest.raises(ValueError, match="maxpool1d"):
-        reference.bwd(y, argmax[:, :1], length=4, **_p(2, 2, 0))
-    with pytest.raises(ValueError, match="maxpool1d"):
-        reference.bwd(y, argmax, length=9, **_p(2, 2, 0))
+        reference.bwd(y, argmax, length=9, **params(2, 2, 0))
 
 
 # (b) every backend against the reference ----------------------------------------------
@@ -120,27 +114,22 @@ def _check_against_reference(backend, x, gy_seed, p, channels_last=False):
     np.testing.assert_array_equal(argmax, argmax_before)
     (gx_ref,) = reference.bwd(gy.astype(np.float64), argmax_ref, length=length, **p, **lay)
     assert gx.dtype == x.dtype and gx.shape == x.shape
-    terms = _overlap(p["kernel_size"], p["stride"])
+    terms = overlap(p["kernel_size"], p["stride"])
     assert rel_err(gx, gx_ref) <= bound(x.dtype, "sum", terms)
 
 
 @given(st.data())
 def test_backend_matches_reference(backend, data):
-    dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
-    x = data.draw(arrays(shape, dtype))
-    _check_against_reference(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+    x, p = draw_case(data)
+    _check_against_reference(backend, x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stride, padding):
     rng = np.random.default_rng(7)
-    p = _p(kernel_size, stride, padding)
-    # L = K − 2P: shorter than the window, only the padding makes it fit; L = K with P = 0:
-    # a single window
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    p = params(kernel_size, stride, padding)
+    for L in fixed_lengths(kernel_size, padding):
         x = rng.standard_normal((2, 3, L)).astype(dtype)
         _check_against_reference(backend, x, 1, p)
         ties = rng.integers(-1, 2, (2, 3, L)).astype(dtype)  # many ties
@@ -149,17 +138,17 @@ def test_backend_matches_reference_fixed_cases(backend, dtype, kernel_size, stri
 
 def test_backend_handles_empty_batch(backend):
     x = np.zeros((0, 3, 8), dtype=np.float32)
-    y, argmax = call(OP, backend, "fwd", x, **_p(2, 2, 0))
+    y, argmax = call(OP, backend, "fwd", x, **params(2, 2, 0))
     assert y.shape == (0, 3, 4) and argmax.shape == (0, 3, 4)
-    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, **_p(2, 2, 0))
+    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, **params(2, 2, 0))
     assert gx.shape == (0, 3, 8) and gx.dtype == np.float32
 
 
 def test_backend_gives_same_result_on_non_contiguous_input(backend):
     x = np.random.default_rng(3).standard_normal((3, 2, 20))
     strided = x[:, :, ::2]  # (3, 2, 10), not contiguous
-    y, argmax = call(OP, backend, "fwd", strided, **_p(3, 2, 1))
-    y_c, argmax_c = call(OP, backend, "fwd", np.ascontiguousarray(strided), **_p(3, 2, 1))
+    y, argmax = call(OP, backend, "fwd", strided, **params(3, 2, 1))
+    y_c, argmax_c = call(OP, backend, "fwd", np.ascontiguousarray(strided), **params(3, 2, 1))
     np.testing.assert_array_equal(y, y_c)
     np.testing.assert_array_equal(argmax, argmax_c)
 
@@ -170,10 +159,9 @@ def test_backend_gives_same_result_on_non_contiguous_input(backend):
 @pytest.mark.parametrize("fd_backend", ["numpy", "numba"])
 @given(st.data())
 def test_bwd_matches_finite_differences(fd_backend, data):
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(distinct_arrays(shape, "float64"))  # no ties within eps
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    rng = np.random.default_rng(draw_seed(data))
     mod = kernels.get(OP, fd_backend)
     y, argmax = mod.fwd(x, **p)
     gy = rng.standard_normal(y.shape)
@@ -191,8 +179,7 @@ def test_bwd_matches_finite_differences(fd_backend, data):
 
 @given(st.data())
 def test_output_is_the_window_max(backend, data):
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(arrays(shape, "float64"))
     y, argmax = call(OP, backend, "fwd", x, **p)
     K, S, P = p["kernel_size"], p["stride"], p["padding"]
@@ -205,12 +192,9 @@ def test_output_is_the_window_max(backend, data):
 @given(st.data())
 def test_shift_and_positive_scale_commute_with_pool(backend, data):
     # x ↦ fl(x + c) and x ↦ fl(a·x), a > 0, are monotone, so they commute with max exactly
-    dtype = data.draw(st.sampled_from(DTYPES))
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
-    x = data.draw(arrays(shape, dtype))
-    c = np.dtype(dtype).type(data.draw(st.floats(-100, 100, allow_subnormal=False)))
-    a = np.dtype(dtype).type(data.draw(st.floats(0.01, 100, allow_subnormal=False)))
+    x, p = draw_case(data)
+    c = x.dtype.type(data.draw(st.floats(-100, 100, allow_subnormal=False)))
+    a = x.dtype.type(data.draw(st.floats(0.01, 100, allow_subnormal=False)))
     (y, _), (y_shift, _), (y_scale, _) = (call(OP, backend, "fwd", v, **p)
                                          for v in (x, x + c, a * x))
     np.testing.assert_array_equal(y_shift, y + c)
@@ -219,7 +203,7 @@ def test_shift_and_positive_scale_commute_with_pool(backend, data):
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_ties_go_to_the_first_maximum(backend, kernel_size, stride, padding):
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     L = 12
     # constant input: every window ties everywhere, so its first real position wins
     const = np.full((1, 2, L), 0.5)
@@ -240,8 +224,7 @@ def test_ties_go_to_the_first_maximum(backend, kernel_size, stride, padding):
 
 @given(st.data())
 def test_gradient_goes_only_to_the_argmax(backend, data):
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(arrays(shape, "float64", min_value=-2, max_value=2).map(np.round))  # ties
     _, argmax = call(OP, backend, "fwd", x, **p)
     gy = np.ones(argmax.shape)
@@ -258,7 +241,7 @@ def test_window_gradient_sums_equal_upstream_gradient(backend, data):
     dtype = data.draw(st.sampled_from(DTYPES))
     shape = data.draw(ncl_shapes(min_l=2))
     K = data.draw(st.integers(1, min(shape[2], 4)))
-    p = _p(K, data.draw(st.integers(K, K + 2)), data.draw(st.integers(0, K // 2)))  # S ≥ K
+    p = params(K, data.draw(st.integers(K, K + 2)), data.draw(st.integers(0, K // 2)))  # S ≥ K
     x = data.draw(arrays(shape, dtype))
     gy = data.draw(arrays((shape[0], shape[1], reference.out_length(shape[2], **p)), dtype))
     _, argmax = call(OP, backend, "fwd", x, **p)
@@ -272,7 +255,7 @@ def test_window_gradient_sums_equal_upstream_gradient(backend, data):
 def test_nan_wins_its_window_once(backend):
     nan = np.nan
     x = np.array([[[1.0, nan, 3.0, nan, 2.0, 5.0, -1.0, 0.0]]])
-    y, argmax = call(OP, backend, "fwd", x, **_p(3, 1, 1))
+    y, argmax = call(OP, backend, "fwd", x, **params(3, 1, 1))
     # windows over positions: [-1..1], [0..2], [1..3], [2..4], [3..5], [4..6], [5..7], [6..8]
     np.testing.assert_array_equal(argmax[0, 0], [1, 1, 1, 3, 3, 5, 5, 7])
     np.testing.assert_array_equal(np.isnan(y[0, 0]), [1, 1, 1, 1, 1, 0, 0, 0])
@@ -286,15 +269,14 @@ def test_nan_wins_its_window_once(backend):
 def test_matches_torch_max_pool1d(backend, data):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
-    shape = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(shape[2]))
+    shape, p = draw_shape_and_params(data)
     x = data.draw(distinct_arrays(shape, "float64"))
     y, argmax = call(OP, backend, "fwd", x, **p)
     xt = torch.tensor(x, requires_grad=True)
     yt, it = F.max_pool1d(xt, p["kernel_size"], p["stride"], p["padding"], return_indices=True)
     assert rel_err(y, yt.detach().numpy()) <= 1e-10
     np.testing.assert_array_equal(argmax, it.numpy())
-    gy = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).standard_normal(y.shape)
+    gy = np.random.default_rng(draw_seed(data)).standard_normal(y.shape)
     yt.backward(torch.tensor(gy))
     (gx,) = call(OP, backend, "bwd", gy, argmax, length=shape[2], **p)
     assert rel_err(gx, xt.grad.numpy()) <= 1e-10
@@ -306,28 +288,18 @@ def test_matches_torch_max_pool1d(backend, data):
 # (h) the channels-last layout: x (N, L, C) → y, argmax (N, Lo, C) ------------------------
 
 
-def _swap(a):
-    """(N, C, ·) ↔ (N, ·, C), contiguous."""
-    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
-
-
-def _assert_bitwise(a, b):
-    assert a.shape == b.shape and a.dtype == b.dtype and a.flags.c_contiguous
-    assert a.tobytes() == np.ascontiguousarray(b).tobytes()
-
-
 def _check_reference_channels_last(x, gy_seed, p):
     """The reference on x (N, L, C) is its channels-first result on the transposed arrays,
     transposed back, bit for bit (NaN included)."""
     y, argmax = reference.fwd(x, channels_last=True, **p)
-    y_cf, argmax_cf = reference.fwd(_swap(x), **p)
-    _assert_bitwise(y, _swap(y_cf))
-    _assert_bitwise(argmax, _swap(argmax_cf))
+    y_cf, argmax_cf = reference.fwd(swap(x), **p)
+    assert_bitwise(y, swap(y_cf))
+    assert_bitwise(argmax, swap(argmax_cf))
     assert argmax.dtype == np.int32
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     (gx,) = reference.bwd(gy, argmax, length=x.shape[1], channels_last=True, **p)
-    (gx_cf,) = reference.bwd(_swap(gy), argmax_cf, length=x.shape[1], **p)
-    _assert_bitwise(gx, _swap(gx_cf))
+    (gx_cf,) = reference.bwd(swap(gy), argmax_cf, length=x.shape[1], **p)
+    assert_bitwise(gx, swap(gx_cf))
 
 
 def _check_channels_last(backend, x, gy_seed, p):
@@ -336,22 +308,21 @@ def _check_channels_last(backend, x, gy_seed, p):
     (the same comparisons and the same sums in the same order)."""
     _check_against_reference(backend, x, gy_seed, p, channels_last=True)
     y, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
-    y_cf, argmax_cf = call(OP, backend, "fwd", _swap(x), **p)
-    np.testing.assert_array_equal(argmax, _swap(argmax_cf))
-    np.testing.assert_array_equal(y, _swap(y_cf))
+    y_cf, argmax_cf = call(OP, backend, "fwd", swap(x), **p)
+    np.testing.assert_array_equal(argmax, swap(argmax_cf))
+    np.testing.assert_array_equal(y, swap(y_cf))
     gy = np.random.default_rng(gy_seed).uniform(-1, 1, y.shape).astype(x.dtype)
     (gx,) = call(OP, backend, "bwd", gy, argmax, length=x.shape[1], channels_last=True, **p)
-    (gx_cf,) = call(OP, backend, "bwd", _swap(gy), argmax_cf, length=x.shape[1], **p)
+    (gx_cf,) = call(OP, backend, "bwd", swap(gy), argmax_cf, length=x.shape[1], **p)
     assert gx.shape == x.shape
-    np.testing.assert_array_equal(gx, _swap(gx_cf))
+    np.testing.assert_array_equal(gx, swap(gx_cf))
 
 
 def _draw_nlc_case(data):
-    """dtype, (N, L, C) input with ties or a NaN now and then, and pool parameters."""
-    dtype = data.draw(st.sampled_from(DTYPES))
-    N, C, L = data.draw(ncl_shapes())
-    p = data.draw(pool1d_params(L))
-    x = data.draw(arrays((N, L, C), dtype)).copy()
+    """An (N, L, C) input (dtype from DTYPES) with ties or a NaN now and then, and pool
+    parameters."""
+    x, p = draw_case(data, channels_last=True)
+    x = x.copy()
     if data.draw(st.booleans()):
         x = np.round(x)  # many ties
     if data.draw(st.booleans()):
@@ -362,14 +333,14 @@ def _draw_nlc_case(data):
 @given(st.data())
 def test_reference_channels_last_is_the_transposed_channels_first(data):
     x, p = _draw_nlc_case(data)
-    _check_reference_channels_last(x, data.draw(st.integers(0, 2**32 - 1)), p)
+    _check_reference_channels_last(x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
     rng = np.random.default_rng(11)
-    p = _p(kernel_size, stride, padding)
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    p = params(kernel_size, stride, padding)
+    for L in fixed_lengths(kernel_size, padding):
         for dtype in DTYPES:
             _check_reference_channels_last(rng.standard_normal((2, L, 3)).astype(dtype), 1, p)
             ties = rng.integers(-1, 2, (2, L, 3)).astype(dtype)
@@ -379,28 +350,28 @@ def test_reference_channels_last_fixed_cases(kernel_size, stride, padding):
 def test_reference_channels_last_rejects_inconsistent_input():
     x = np.zeros((2, 4, 3))  # (N, L, C)
     with pytest.raises(ValueError, match=r"maxpool1d: x must be \(N, L, C\)"):
-        reference.fwd(x[0], channels_last=True, **_p(2, 2, 0))
-    y, argmax = reference.fwd(x, channels_last=True, **_p(2, 2, 0))
+        reference.fwd(x[0], channels_last=True, **params(2, 2, 0))
+    y, argmax = reference.fwd(x, channels_last=True, **params(2, 2, 0))
     assert y.shape == argmax.shape == (2, 2, 3)
     with pytest.raises(ValueError, match="maxpool1d"):
-        reference.bwd(y, argmax[:, :1], length=4, channels_last=True, **_p(2, 2, 0))
+        reference.bwd(y, argmax[:, :1], length=4, channels_last=True, **params(2, 2, 0))
     with pytest.raises(ValueError, match="maxpool1d"):
-        reference.bwd(y, argmax, length=9, channels_last=True, **_p(2, 2, 0))
+        reference.bwd(y, argmax, length=9, channels_last=True, **params(2, 2, 0))
 
 
 @given(st.data())
 def test_backend_channels_last_matches_reference(backend, data):
     x, p = _draw_nlc_case(data)
-    _check_channels_last(backend, x, data.draw(st.integers(0, 2**32 - 1)), p)
+    _check_channels_last(backend, x, draw_seed(data), p)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, padding):
     rng = np.random.default_rng(11)
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     # L as in the channels-first cases (13: odd); C = 19: a vector body and a remainder
-    for L in (max(1, kernel_size - 2 * padding), kernel_size, kernel_size + 1, 13):
+    for L in fixed_lengths(kernel_size, padding):
         for C in (1, 19):
             _check_channels_last(backend, rng.standard_normal((2, L, C)).astype(dtype), 1, p)
             ties = rng.integers(-1, 2, (2, L, C)).astype(dtype)  # many ties
@@ -409,17 +380,17 @@ def test_backend_channels_last_fixed_cases(backend, dtype, kernel_size, stride, 
 
 @pytest.mark.parametrize("kernel_size, stride, padding", PARAMS)
 def test_channels_last_ties_go_to_the_first_maximum(backend, kernel_size, stride, padding):
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     crafted = np.array([[[1, 3, 3, 2, 3, 3, 3, 0, 5, 5, 1, 5],
                          [2, 2, 1, 1, 4, 4, 4, 4, 0, 0, 0, 0],
                          [0.5] * 12]])  # (1, C, L); the constant row ties everywhere
-    x = _swap(crafted)  # (1, L, C)
+    x = swap(crafted)  # (1, L, C)
     _, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
     _, argmax_naive = naive_maxpool(crafted, **p)
-    np.testing.assert_array_equal(argmax, _swap(argmax_naive))
+    np.testing.assert_array_equal(argmax, swap(argmax_naive))
     gy = np.arange(1.0, 1.0 + argmax.size).reshape(argmax.shape)
     (gx,) = call(OP, backend, "bwd", gy, argmax, length=12, channels_last=True, **p)
-    np.testing.assert_array_equal(gx, _swap(naive_maxpool_grad(_swap(gy), argmax_naive, 12)))
+    np.testing.assert_array_equal(gx, swap(naive_maxpool_grad(swap(gy), argmax_naive, 12)))
 
 
 @pytest.mark.parametrize("kernel_size, stride, padding, argmax0, isnan0, tail0", [
@@ -431,7 +402,7 @@ def test_channels_last_nan_wins_its_window_once(backend, kernel_size, stride, pa
     nan = np.nan
     row = np.array([1.0, nan, 3.0, nan, 2.0, 5.0, -1.0, 0.0])
     x = np.stack([row, row[::-1], np.zeros(8)], axis=1)[None]  # (1, 8, 3): channels last
-    p = _p(kernel_size, stride, padding)
+    p = params(kernel_size, stride, padding)
     y, argmax = call(OP, backend, "fwd", x, channels_last=True, **p)
     np.testing.assert_array_equal(argmax[0, :, 0], argmax0)
     np.testing.assert_array_equal(np.isnan(y[0, :, 0]), isnan0)
@@ -444,17 +415,17 @@ def test_channels_last_nan_wins_its_window_once(backend, kernel_size, stride, pa
 def test_channels_last_takes_a_transposed_view_and_an_empty_batch(backend):
     x_cf = np.random.default_rng(3).standard_normal((3, 5, 10))
     view = x_cf.transpose(0, 2, 1)  # (3, 10, 5) channels-last, not contiguous
-    p = _p(3, 2, 1)
+    p = params(3, 2, 1)
     y, argmax = call(OP, backend, "fwd", view, channels_last=True, **p)
     y_c, argmax_c = call(OP, backend, "fwd", np.ascontiguousarray(view), channels_last=True, **p)
     np.testing.assert_array_equal(y, y_c)
     np.testing.assert_array_equal(argmax, argmax_c)
-    gy_view = _swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
+    gy_view = swap(y).transpose(0, 2, 1)  # the values of y, (N, Lo, C), not contiguous
     (gx,) = call(OP, backend, "bwd", gy_view, argmax, length=10, channels_last=True, **p)
     (gx_c,) = call(OP, backend, "bwd", y, argmax, length=10, channels_last=True, **p)
     np.testing.assert_array_equal(gx, gx_c)
     empty = np.zeros((0, 8, 3), dtype=np.float32)
-    y, argmax = call(OP, backend, "fwd", empty, channels_last=True, **_p(2, 2, 0))
+    y, argmax = call(OP, backend, "fwd", empty, channels_last=True, **params(2, 2, 0))
     assert y.shape == (0, 4, 3) and argmax.shape == (0, 4, 3) and y.dtype == np.float32
-    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, channels_last=True, **_p(2, 2, 0))
+    (gx,) = call(OP, backend, "bwd", y, argmax, length=8, channels_last=True, **params(2, 2, 0))
     assert gx.shape == (0, 8, 3) and gx.dtype == np.float32
