@@ -3,15 +3,15 @@
 Parallel strategy: as softmax's: a group of G lanes of one warp owns one row (lane j
 takes columns j, j + G, ...), the row's max, sum and tie count are combined with
 butterfly shuffles (the shared helpers of kernels/softmax/cupy_cuda.py, whose
-row_max_logsum computes (m, L)). Sums in double.
+row_max_logsum computes (m, L)); fwd and bwd launch through its map_rows. Sums in
+double.
 
 math: see SPEC (kernels/log_softmax/__init__.py).
 """
 
 from __future__ import annotations
 
-from kernels._cuda import cupy
-from kernels.softmax.cupy_cuda import ROW_HELPERS, launch_rows
+from kernels.softmax.cupy_cuda import ROW_HELPERS, map_rows
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
@@ -58,20 +58,9 @@ KERNELS = ("log_softmax_fwd", "log_softmax_bwd")
 
 def fwd(x):
     """y = log_softmax(x) along the last axis. x (M, K) -> y (M, K)."""
-    cp = cupy()
-    x = cp.ascontiguousarray(x)
-    M, K = x.shape
-    y = cp.empty((M, K), dtype=x.dtype)
-    launch_rows(SOURCE, KERNELS, "log_softmax_fwd", x.dtype, M, K, (x, y))
-    return y
+    return map_rows(SOURCE, KERNELS, "log_softmax_fwd", x)
 
 
 def bwd(gy, y):
     """gx = gy − exp(y)·Σ_k gy. gy, y (M, K) -> (gx (M, K),)."""
-    cp = cupy()
-    gy = cp.ascontiguousarray(gy)
-    y = cp.ascontiguousarray(y)
-    M, K = y.shape
-    gx = cp.empty((M, K), dtype=y.dtype)
-    launch_rows(SOURCE, KERNELS, "log_softmax_bwd", y.dtype, M, K, (gy, y, gx))
-    return (gx,)
+    return (map_rows(SOURCE, KERNELS, "log_softmax_bwd", gy, y),)

@@ -1,7 +1,8 @@
 """soft_cross_entropy (probability targets), Numba CPU kernels.
 
 Parallel strategy: rows are independent; one loop iteration computes one row (max, the sum
-below the max and the tie count, then the weighted loss; backward: Σ p, then gx and gp in
+below the max and the tie count: the row_max_logsum of kernels/log_softmax/numba_cpu.py;
+then the weighted loss; backward: Σ p, then gx and gp in
 one sweep). Rows are read while they sit in L1 and outputs are written contiguously.
 Inputs below PARALLEL_MIN logits run a serial loop: the article's 32..256 × 10 logits take
 2–20 µs, less than a parallel region costs. Measured on the shared 2-core machine
@@ -19,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from kernels.log_softmax.numba_cpu import row_max_logsum
+
 __all__ = ["fwd", "bwd", "PARALLEL_MIN"]
 
 #: From this many logits on, rows are split between threads (see the module docstring).
@@ -29,18 +32,7 @@ PARALLEL_MIN = 1 << 18
 def _fwd_rows(x, p, loss, lse, start, stop):
     K = x.shape[1]
     for i in range(start, stop):
-        m = -np.inf
-        for k in range(K):
-            m = max(m, np.float64(x[i, k]))
-        below = 0.0
-        ties = 0
-        for k in range(K):
-            v = np.float64(x[i, k])
-            if v < m:
-                below += np.exp(v - m)
-            elif v == m:
-                ties += 1
-        L = np.log1p(below + (ties - 1))
+        m, L = row_max_logsum(x, i)
         acc = 0.0
         for k in range(K):
             acc += np.float64(p[i, k]) * ((m - np.float64(x[i, k])) + L)

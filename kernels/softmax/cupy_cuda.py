@@ -6,7 +6,8 @@ Parallel strategy: a group of G lanes (a power of two ≤ 32, chosen from K by
 bytes). Row maxima and sums are combined across the group with butterfly shuffles
 (__shfl_xor_sync), so no shared memory and no atomics. The row is read three times
 (max, sum, write), the later reads from L1. Sums in double; exp of a double argument
-(see exp_acc). Also exports the row helpers the other row-wise kernels share.
+(see exp_acc). Also exports the row helpers and launchers the other row-wise kernels
+share.
 
 math: see SPEC (kernels/softmax/__init__.py).
 """
@@ -17,7 +18,8 @@ import numpy as np
 
 from kernels._cuda import cupy, kernel, launch
 
-__all__ = ["fwd", "bwd", "SOURCE", "KERNELS", "ROW_HELPERS", "lanes_per_row", "launch_rows"]
+__all__ = ["fwd", "bwd", "SOURCE", "KERNELS", "ROW_HELPERS", "lanes_per_row", "launch_rows",
+           "map_rows"]
 
 #: Device helpers shared by the row-wise kernels (softmax, log_softmax, cross-entropies).
 ROW_HELPERS = r"""
@@ -148,22 +150,23 @@ def launch_rows(source: str, names: tuple, name: str, dtype, M: int, K: int, arr
     launch(fn, M * G, (*arrays, np.int64(M), np.int32(K), np.int32(G)))
 
 
+def map_rows(source: str, names: tuple, name: str, *inputs):
+    """out = a new (M, K) array of the last input's dtype, written by row kernel ``name``
+    of (*inputs, out, long long M, int K, int G) from C-contiguous copies of the (M, K)
+    inputs. The element-wise row families (softmax, log_softmax) share it."""
+    cp = cupy()
+    inputs = tuple(cp.ascontiguousarray(a) for a in inputs)
+    M, K = inputs[-1].shape
+    out = cp.empty((M, K), dtype=inputs[-1].dtype)
+    launch_rows(source, names, name, out.dtype, M, K, (*inputs, out))
+    return out
+
+
 def fwd(x):
     """y = softmax(x) along the last axis. x (M, K) -> y (M, K)."""
-    cp = cupy()
-    x = cp.ascontiguousarray(x)
-    M, K = x.shape
-    y = cp.empty((M, K), dtype=x.dtype)
-    launch_rows(SOURCE, KERNELS, "softmax_fwd", x.dtype, M, K, (x, y))
-    return y
+    return map_rows(SOURCE, KERNELS, "softmax_fwd", x)
 
 
 def bwd(gy, y):
     """gx = y ⊙ (gy − Σ_k gy·y). gy, y (M, K) -> (gx (M, K),)."""
-    cp = cupy()
-    gy = cp.ascontiguousarray(gy)
-    y = cp.ascontiguousarray(y)
-    M, K = y.shape
-    gx = cp.empty((M, K), dtype=y.dtype)
-    launch_rows(SOURCE, KERNELS, "softmax_bwd", y.dtype, M, K, (gy, y, gx))
-    return (gx,)
+    return (map_rows(SOURCE, KERNELS, "softmax_bwd", gy, y),)

@@ -8,7 +8,8 @@ the shared 2-core machine (float32, 4096..262144 rows of 10): the serial loop sp
 10 ns a logit, and the `prange` version gained nothing (the other core was busy) while
 OpenMP's spin-waiting made it up to 10 ms slower under load; it is kept for inputs of ≥
 2¹⁸ logits (≥ 2.5 ms of serial work), where its fixed cost is noise and a free core halves
-the time. Arithmetic in float64 for every dtype.
+the time (map_rows makes that choice, for log_softmax too). Arithmetic in float64 for
+every dtype.
 
 math: see SPEC (kernels/softmax/__init__.py).
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["fwd", "bwd", "PARALLEL_MIN"]
+__all__ = ["fwd", "bwd", "PARALLEL_MIN", "map_rows"]
 
 #: From this many logits on, rows are split between threads (see the module docstring).
 PARALLEL_MIN = 1 << 18
@@ -64,21 +65,25 @@ def _bwd_parallel(gy, y, gx):
         _bwd_rows(gy, y, gx, i, i + 1)
 
 
+def map_rows(rows, parallel, parallel_min, *inputs):
+    """out = a new array like the last of the (M, K) inputs, filled by a row kernel:
+    rows(*inputs, out, 0, M) below parallel_min elements, else parallel(*inputs, out).
+    The element-wise row families (softmax, log_softmax) share it; each passes its own
+    PARALLEL_MIN."""
+    last = inputs[-1]
+    out = np.empty_like(last)
+    if last.size < parallel_min:
+        rows(*inputs, out, 0, last.shape[0])
+    else:
+        parallel(*inputs, out)
+    return out
+
+
 def fwd(x):
     """y = softmax(x) along the last axis. x (M, K) -> y (M, K)."""
-    y = np.empty_like(x)
-    if x.size < PARALLEL_MIN:
-        _fwd_rows(x, y, 0, x.shape[0])
-    else:
-        _fwd_parallel(x, y)
-    return y
+    return map_rows(_fwd_rows, _fwd_parallel, PARALLEL_MIN, x)
 
 
 def bwd(gy, y):
     """gx = y ⊙ (gy − Σ_k gy·y). gy, y (M, K) -> (gx (M, K),)."""
-    gx = np.empty_like(y)
-    if y.size < PARALLEL_MIN:
-        _bwd_rows(gy, y, gx, 0, y.shape[0])
-    else:
-        _bwd_parallel(gy, y, gx)
-    return (gx,)
+    return (map_rows(_bwd_rows, _bwd_parallel, PARALLEL_MIN, gy, y),)
