@@ -10,6 +10,12 @@ import numpy as np
 import kernels
 
 
+def kernel_backend(backend: str) -> str:
+    """The kernels' backend of a test backend name: ``cuda_host`` runs the ``cupy`` modules
+    (patched to run on the host by the ``backend`` fixture, tests/conftest.py)."""
+    return "cupy" if backend == "cuda_host" else backend
+
+
 def to_device(a, backend: str):
     """A NumPy array (or None/int) as the array type the backend's kernels take."""
     if backend == "cupy" and isinstance(a, np.ndarray):
@@ -30,12 +36,25 @@ def to_host(a):
 
 
 def kernel(op: str, backend: str):
-    return kernels.get(op, backend)
+    """``kernels.get`` for a test backend name (``cuda_host`` included)."""
+    return kernels.get(op, kernel_backend(backend))
+
+
+def tensor_backend(backend: str, monkeypatch) -> str:
+    """The minimtl backend for tensors of a test backend name: for ``cuda_host`` the whole
+    ``cupy`` backend is put on the host for this test (tests/cuda_host.py)."""
+    if backend != "cuda_host":
+        return backend
+    from tests.cuda_host import default_cache, lower_thresholds, patch_cupy_backend
+
+    patch_cupy_backend(monkeypatch, default_cache())
+    lower_thresholds(monkeypatch)
+    return "cupy"
 
 
 def call(op: str, backend: str, fn: str, *args, **params):
     """Run ``kernels.<op>.<backend>.<fn>`` on host arrays; return host arrays."""
-    mod = kernels.get(op, backend)
+    mod = kernel(op, backend)
     out = getattr(mod, fn)(*(to_device(a, backend) for a in args), **params)
     return to_host(out)
 

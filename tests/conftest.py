@@ -1,5 +1,12 @@
 """Shared test configuration: Hypothesis profiles, the backend fixture, GPU auto-skip.
 
+The ``backend`` fixture runs a test on ``numpy``, ``numba`` and ``cupy`` (a GPU), and,
+on a machine without a GPU but with g++, on ``cuda_host``: the CUDA kernels of every
+``kernels/<op>/cupy_cuda.py`` compiled for the CPU (tests/cuda_host.py) and fed NumPy
+arrays, at the same parameter draws as the other backends. Kernel-level helpers
+(``tests._util.kernel``, ``call``, ``to_device``) know the name; a test that builds
+tensors maps it with ``tests._util.tensor_backend``.
+
 Profiles (``HYPOTHESIS_PROFILE``; default ``ci`` when ``CI`` is set, else ``dev``):
 ``ci`` 25 derandomized examples, ``dev`` 10 examples, ``thorough`` 300 examples (by hand).
 ``MINIMTL_REQUIRE_GPU=1`` turns the skip of ``gpu`` tests into a failure.
@@ -8,6 +15,7 @@ Profiles (``HYPOTHESIS_PROFILE``; default ``ci`` when ``CI`` is set, else ``dev`
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,15 +56,28 @@ def pytest_sessionstart(session):
         raise pytest.UsageError("MINIMTL_REQUIRE_GPU=1 but no CUDA GPU/cupy is available")
 
 
+#: The CUDA kernels run on the host where no GPU runs them (never both: on a GPU machine
+#: the host patch would swap cupy out from under the gpu tests).
+HOST_CUDA = not GPU and shutil.which("g++") is not None
+
 #: Backends as pytest params; ``cupy`` carries the gpu mark.
 BACKENDS = [
     pytest.param("numpy", id="numpy"),
     pytest.param("numba", id="numba"),
     pytest.param("cupy", id="cupy", marks=pytest.mark.gpu),
-]
+] + ([pytest.param("cuda_host", id="cuda_host", marks=pytest.mark.cuda_host)]
+     if HOST_CUDA else [])
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request) -> str:
-    """Each backend name in turn (session-scoped so @given tests may use it)."""
-    return request.param
+    """Each backend name in turn (session-scoped so @given tests may use it). For
+    ``cuda_host`` the ``cupy_cuda`` kernel modules run on the host while its tests run."""
+    if request.param != "cuda_host":
+        yield request.param
+        return
+    from tests.cuda_host import patch_kernels
+
+    with pytest.MonkeyPatch.context() as mp:
+        patch_kernels(mp)
+        yield "cuda_host"

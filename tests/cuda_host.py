@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend"]
+__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend",
+           "patch_kernels", "default_cache", "lower_thresholds"]
 
 PRELUDE = r"""
 #include <algorithm>
@@ -220,14 +222,22 @@ class HostModule:
         text = PRELUDE + _host_source(source) + "\n" + "\n".join(runners)
         digest = hashlib.sha1(text.encode()).hexdigest()[:16]
         lib = cache / f"host_{digest}.so"
-        if not lib.exists():
-            src = cache / f"host_{digest}.cpp"
+        if not lib.exists():       # compiled under a private name, then renamed: another
+            cache.mkdir(parents=True, exist_ok=True)     # process never sees half a library
+            tag = f"{digest}.{os.getpid()}"
+            src, tmp = cache / f"host_{tag}.cpp", cache / f"host_{tag}.so.tmp"
             src.write_text(text)
-            res = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-shared",
-                                  "-fPIC", "-Wno-unknown-pragmas", str(src), "-o", str(lib)],
-                                 capture_output=True, text=True, timeout=300)
-            if res.returncode != 0:
-                raise RuntimeError(res.stderr[-3000:])
+            try:
+                res = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off",
+                                      "-shared", "-fPIC", "-Wno-unknown-pragmas", str(src),
+                                      "-o", str(tmp)], capture_output=True, text=True,
+                                     timeout=300)
+                if res.returncode != 0:
+                    raise RuntimeError(res.stderr[-3000:])
+                os.replace(tmp, lib)
+            finally:
+                src.unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
         self.lib = ctypes.CDLL(str(lib))
 
     def function(self, name: str, dtype) -> HostKernel:
@@ -275,6 +285,49 @@ def patch_module(monkeypatch, module, cache: Path) -> None:
     for attr, value in (("cupy", lambda: fake), ("kernel", kernel)):
         if hasattr(module, attr):      # a module that only reuses another's wrappers has none
             monkeypatch.setattr(module, attr, value)
+
+
+def default_cache() -> Path:
+    """Where host builds of the CUDA sources are kept between runs: ``MINIMTL_CUDA_HOST_CACHE``
+    or ``build/cuda_host`` in the repository. A build is named after the hash of its whole
+    text, so a changed source is never served an old build."""
+    env = os.environ.get("MINIMTL_CUDA_HOST_CACHE")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "build" / "cuda_host"
+
+
+def _host_rows_per_block(N: int) -> int:
+    """Rows per block for the recurrences on the host: 1, 2 or 4 rows from N = 1, 2, 4 on
+    (the GPU's thresholds are 512 and 1024), so the small batches of the tests cross every
+    rows-per-block path, partial last blocks included (N = 3: a block of 2 and one of 1)."""
+    return 1 if N < 2 else (2 if N < 4 else 4)
+
+
+def lower_thresholds(monkeypatch) -> None:
+    """Launch thresholds sized for a GPU, lowered so that test-sized inputs take each path:
+    the recurrences' rows per block, and the conv weight gradient's block target (about
+    1,024 blocks on a GPU; on the host a few, still more than one, so its reduction is split
+    across blocks)."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("kernels.rnn.cupy_cuda"), "_rows_per_block",
+                        _host_rows_per_block)
+    monkeypatch.setattr(importlib.import_module("kernels.conv1d.cupy_cuda"), "_TARGET_BLOCKS",
+                        8)
+
+
+def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
+    """Every ``kernels/<op>/cupy_cuda`` module (and Adam's CUDA kernel) on the host, with the
+    thresholds lowered (``lower_thresholds``): ``kernels.get(op, "cupy")`` then runs the CUDA
+    sources on NumPy arrays. Only the kernel modules change, not minimtl's backends."""
+    import importlib
+
+    import kernels
+
+    cache = default_cache() if cache is None else cache
+    for op in kernels.OPS:
+        patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
+    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)
+    lower_thresholds(monkeypatch)
 
 
 def patch_cupy_backend(monkeypatch, cache: Path) -> None:

@@ -210,10 +210,10 @@ def input_grads(g_in, g_rec, x, h0, hs, w_ih):
     N, steps, D = x.shape
     H = h0.shape[1]
     hprev = cp.concatenate([h0[:, None, :], hs[:, :-1]], axis=1)  # (N, T, H): h_{t-1}
-    gi = g_in.reshape(N * steps, -1)
+    gi = g_in.reshape(N * steps, g_in.shape[2])     # explicit widths: N = 0 has no -1
     gx = (gi @ w_ih).reshape(N, steps, D)
     gw_ih = gi.T @ x.reshape(N * steps, D)
-    gw_hh = g_rec.reshape(N * steps, -1).T @ hprev.reshape(N * steps, H)
+    gw_hh = g_rec.reshape(N * steps, g_rec.shape[2]).T @ hprev.reshape(N * steps, H)
     return gx, gw_ih, gw_hh
 
 

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 
 import kernels
 from minimtl.testing import elements, ncl_shapes
-from tests._util import bound, call, rel_err, to_device, to_host
+from tests._util import bound, call, kernel, rel_err, to_device, to_host
 
 OP = "conv1d"
 DTYPES = ("float32", "float64")
@@ -178,7 +178,7 @@ def check_against_reference(backend, x, w, b, gy, p):
     y_abs = ref.fwd(ax, aw, ab, **p)
     g_abs = ref.bwd(agy, ax, aw, **p)
 
-    mod = kernels.get(OP, backend)
+    mod = kernel(OP, backend)
     dev = [to_device(a, backend) for a in (x, w, b, gy)]
     y = to_host(mod.fwd(dev[0], dev[1], dev[2], **p))
     grads = to_host(mod.bwd(dev[3], dev[0], dev[1], **p))

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kernels
-from tests._util import bound, call, to_device, to_host
+from tests._util import bound, call, kernel, to_device, to_host
 from tests.kernels.test_conv1d import (
     DTYPES,
     EDGE_CASES,
@@ -54,7 +54,7 @@ def check_channels_last(op, backend, x, w, b, gy, p):
     g_abs = conv.bwd(agy, ax, aw, **p)
 
     xl, gyl, yl = swap(x), swap(gy), swap(y_in)
-    mod = kernels.get(op, backend)
+    mod = kernel(op, backend)
     dev = [to_device(a, backend) for a in (xl, w, b, gyl, yl)]
     y = to_host(mod.fwd(dev[0], dev[1], dev[2], **p, channels_last=True))
     saved = (dev[4],) if relu else ()

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kernels
-from tests._util import bound, call, rel_err, to_device, to_host
+from tests._util import bound, call, kernel, rel_err, to_device, to_host
 from tests.kernels.test_conv1d import (
     DTYPES,
     abs_or_none,
@@ -65,7 +65,7 @@ def check_against_reference(backend, x, w, b, gy, p):
     y_abs = conv.fwd(ax, aw, ab, **p)
     g_abs = conv.bwd(agy, ax, aw, **p)
 
-    mod = kernels.get(OP, backend)
+    mod = kernel(OP, backend)
     dev = [to_device(a, backend) for a in (x, w, b, gy, y_in)]
     y = to_host(mod.fwd(dev[0], dev[1], dev[2], **p))
     grads = to_host(mod.bwd(dev[3], dev[0], dev[1], dev[4], **p))

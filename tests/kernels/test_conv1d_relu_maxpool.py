@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import kernels
 from minimtl.testing import pool1d_params
-from tests._util import bound, call, to_device, to_host
+from tests._util import bound, call, kernel, to_device, to_host
 from tests.kernels.test_conv1d import (
     DTYPES,
     abs_or_none,
@@ -129,7 +129,7 @@ def test_backend_matches_reference(backend, dtype, cl, case):
     y_abs = conv.fwd(ax, aw, ab, **conv_p)
     g_abs = conv.bwd(np.full((xs[0], ws[0], lc), np.abs(gy).max()), ax, aw, **conv_p)
 
-    mod = kernels.get(OP, backend)
+    mod = kernel(OP, backend)
     xin, gyin, yin = (swap(x), swap(gy), swap(y_ref.astype(dtype))) if cl else \
         (x, gy, y_ref.astype(dtype))
     ain = swap(a_ref) if cl else a_ref

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import kernels
 from minimtl.testing import arrays
-from tests._util import bound, call, rel_err
+from tests._util import bound, call, kernel, rel_err
 
 OPS = ("softmax", "log_softmax")
 DTYPES = ("float32", "float64")
@@ -209,9 +209,9 @@ def fd_check(op, backend, seed, shape=(3, 5)):
     gy = rng.standard_normal(shape)
     u = rng.standard_normal(shape)
     eps = 1e-6
-    f = kernels.get(op, backend).fwd
+    f = kernel(op, backend).fwd
     numeric = np.sum(gy * (f(x + eps * u) - f(x - eps * u))) / (2 * eps)
-    (gx,) = kernels.get(op, backend).bwd(gy, f(x))
+    (gx,) = kernel(op, backend).bwd(gy, f(x))
     analytic = np.sum(gx * u)
     assert abs(numeric - analytic) <= 1e-7 * max(abs(numeric), abs(analytic))
 

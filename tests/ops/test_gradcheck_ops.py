@@ -10,6 +10,7 @@ import pytest
 import minimtl as mt
 from minimtl import ops
 from minimtl.opcases import GENERIC, HEAVY
+from tests._util import tensor_backend
 
 
 def _tensors(arrays, backend):
@@ -23,12 +24,14 @@ def test_generic_op_passes_gradcheck(name):
 
 
 @pytest.mark.parametrize("name", list(HEAVY))
-def test_heavy_op_passes_gradcheck(name, backend):
+def test_heavy_op_passes_gradcheck(name, backend, monkeypatch):
     fn, make = HEAVY[name]
+    backend = tensor_backend(backend, monkeypatch)
     assert mt.gradcheck(fn, _tensors(make(np.random.default_rng(7)), backend))
 
 
-def test_lstm_passes_fast_gradcheck_at_moderate_size(backend):
+def test_lstm_passes_fast_gradcheck_at_moderate_size(backend, monkeypatch):
+    backend = tensor_backend(backend, monkeypatch)
     rng = np.random.default_rng(3)
     h = 7
     arrays = [rng.uniform(-1, 1, s) for s in [(3, 6, 5), (3, h), (4 * h, 5), (4 * h, h),
