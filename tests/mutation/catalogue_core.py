@@ -1,0 +1,154 @@
+"""Mutants of the engine, the optimizers, the metrics and the data pipeline."""
+
+from __future__ import annotations
+
+from tests.mutation.mutant import edits
+
+ENGINE = ("tests/autograd", "tests/ops", "tests/gradcheck", "tests/nn", "-k", "not cuda_host")
+OPTIM = ("tests/optim", "tests/autograd/test_aliasing.py", "-k", "not cuda_host")
+METRICS = ("tests/train/test_metrics.py", "tests/train/test_training.py")
+DATA = ("tests/train/test_data.py",)
+
+MUTANTS = (
+    edits("minimtl/tensor.py", "engine", ENGINE, [
+        # a leaf's grad is the caller's gradient array itself
+        ("self.grad = gradient.copy() if self.grad is None", "self.grad = gradient if "
+         "self.grad is None"),
+        # fan-out into a leaf: the second path's gradient replaces the first
+        ("leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)",
+         "leaf_grads[id(t)] = (t, g)"),
+        # fan-out inside the graph
+        ("slots[t._index] = g if prev is None else prev + g", "slots[t._index] = g"),
+        # aliasing: views, shared arrays and the caller's gradient kept as .grad
+        ("if id(g) in owned or g.base is not None or g is gradient:",
+         "if id(g) in owned or g is gradient:"),
+        ("if id(g) in owned or g.base is not None or g is gradient:",
+         "if id(g) in owned or g.base is not None:"),
+        ("if id(g) in owned or g.base is not None or g is gradient:",
+         "if g.base is not None or g is gradient:"),
+        # accumulation in place into an array someone else may hold
+        ("t.grad = t.grad + g", "t.grad += g"),
+        # the graph kept after backward (a second backward then silently double-counts)
+        ("            if not retain_graph:\n                node.ctx = None",
+         "            if retain_graph:\n                node.ctx = None"),
+        # the walk in the wrong order
+        ("    order.reverse()\n    return order", "    return order"),
+        ("gradient = xp.ones(self.data.shape, dtype=self.data.dtype)",
+         "gradient = xp.full(self.data.shape, 2, dtype=self.data.dtype)"),
+    ]),
+    edits("minimtl/function.py", "engine", ENGINE, [
+        ("g = g.sum(axis=stretched, keepdims=True)", "g = g.mean(axis=stretched, keepdims=True)"),
+        ("g = g.sum(axis=tuple(range(extra)))", "g = g.mean(axis=tuple(range(extra)))"),
+        ("record = _grad_enabled and any(needs_grad)", "record = any(needs_grad)"),
+        ("elif t.backend != backend:", "elif t.backend is None:"),
+    ]),
+    edits("minimtl/ops/reduce.py", "engine", ENGINE, [
+        ("return tuple(sorted(a % ndim for a in axes))", "return tuple(a % ndim for a in axes)"),
+        # the issue's mutant: squeezes every size-1 axis, wrong only at batch size 1
+        ("return y if keepdims else ctx.xp.squeeze(y, axis=axes)",
+         "return y if keepdims else ctx.xp.squeeze(y)"),
+        ("return ((hit * (g / count)).astype(x.dtype, copy=False),)",
+         "return ((hit * g).astype(x.dtype, copy=False),)"),
+        ('/ gy.dtype.type(max(p["n"], 1))', '/ gy.dtype.type(max(p["n"] - 1, 1))'),
+        ('return (ctx.xp.broadcast_to(g, p["shape"]).copy(),)',
+         'return (ctx.xp.broadcast_to(g, p["shape"]),)', 0),
+    ]),
+    edits("minimtl/ops/shape.py", "engine", ENGINE, [
+        ('ctx.params = {"inverse": tuple(axes.index(i) for i in range(x.ndim))}',
+         'ctx.params = {"inverse": axes}'),
+        ("            start += n\n", "            start += 1\n"),
+        ("return tuple(ctx.xp.take(gy, i, axis=axis) for i in range(ctx.params[\"n\"]))",
+         "return tuple(ctx.xp.take(gy, i, axis=0) for i in range(ctx.params[\"n\"]))"),
+        ('xp.add.at(gx, p["index"], gy)', 'gx[p["index"]] = gy'),
+    ]),
+    edits("minimtl/ops/elementwise.py", "engine", ENGINE, [
+        ("gb = -gy * a / (b * b)", "gb = -gy * a / b"),
+        ("return (gy * y * (1 - y),)", "return (gy * y * (1 + y),)"),
+        ("return (gy * (y > 0),)", "return (gy * (y >= 0),)"),
+        ("return (gy * (1 - y * y),)", "return (gy * (1 - y),)"),
+        ("return (gy * (p * x ** (p - 1)),)", "return (gy * (p * x ** p),)"),
+        ("ctx.xp.where(cond, zero, gy)", "ctx.xp.where(cond, gy, zero)"),
+        ("return gy, -gy", "return gy, gy"),
+    ]),
+    edits("minimtl/ops/linalg.py", "engine", ENGINE, [
+        ("gb = gy.sum(axis=0) if ctx.needs_grad[2] else None",
+         "gb = gy.mean(axis=0) if ctx.needs_grad[2] else None"),
+        ("gw = gy.T @ x if ctx.needs_grad[1] else None", "gw = gy.T @ x[::-1] if "
+         "ctx.needs_grad[1] else None"),
+    ]),
+    edits("minimtl/functional.py", "engine", ENGINE, [
+        # the issue's mutant: 'same' padding's odd extra zero on the left
+        ("return total // 2, total - total // 2", "return total - total // 2, total // 2"),
+    ]),
+    edits("minimtl/gradcheck.py", "engine", ("tests/gradcheck",), [
+        ("bad = err > atol + rtol * np.abs(numerical)",
+         "bad = err > atol + rtol * np.abs(numerical) + 1.0"),
+        ("return [(p - m) / (2 * eps) for p, m in zip(plus, minus)]",
+         "return [(p - m) / eps for p, m in zip(plus, minus)]"),
+    ]),
+    edits("minimtl/optim.py", "optim", OPTIM, [
+        # the issue's mutant: the momentum buffer aliases the gradient
+        ('b = state["momentum_buffer"] = g.copy()', 'b = state["momentum_buffer"] = g'),
+        ("b *= self.momentum\n", "b *= 1 - self.momentum\n"),
+        ("g = g + self.momentum * b if self.nesterov else b",
+         "g = g + b if self.nesterov else b"),
+        ("g = g + self.weight_decay * p.data  # a new array",
+         "g = g - self.weight_decay * p.data  # a new array"),
+        ("tmp /= math.sqrt(1 - b2**t)", "tmp /= math.sqrt(1 - b2**(t + 1))"),
+        ("tmp += self.eps", "tmp -= self.eps"),
+        ("        m *= b1\n", "        m *= b2\n"),
+        ("p.data *= 1 - self.lr * self.weight_decay", "p.data *= 1 - self.weight_decay"),
+        ("c2=math.sqrt(1 - b2**t)", "c2=math.sqrt(1 - b1**t)"),
+        ('state["step"] += 1', 'state["step"] = 1'),
+        ("coef = min(1.0, max_norm / (total + 1e-6))", "coef = max(1.0, max_norm / (total + 1e-6))"),
+        ("p.grad = p.grad * p.grad.dtype.type(coef)", "p.grad *= p.grad.dtype.type(coef)"),
+    ]),
+    edits("minimtl/train.py", "metrics", METRICS, [
+        # ties not averaged
+        ("ranks[order[s:e]] = 0.5 * (s + e - 1) + 1", "ranks[order[s:e]] = s + 1"),
+        # the Mann–Whitney offset
+        ("n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)", "n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)"),
+        # swapped positives
+        ("positive = positive.astype(bool)", "positive = ~positive.astype(bool)"),
+        # the wrong label column / positives of the softmax head's one-vs-rest AUC
+        ("roc_auc(output[:, k], target == k)",
+         "roc_auc(output[:, (k + 1) % output.shape[1]], target == k)"),
+        ("roc_auc(output[:, k], target == k)", "roc_auc(output[:, k], target != k)"),
+        # thresholds
+        ("acc = float(np.mean((output > 0.5) == (target > 0.5)))",
+         "acc = float(np.mean((output >= 0.5) == (target > 0.5)))"),
+        ("roc_auc(output[:, k], target[:, k] > 0.5)", "roc_auc(output[:, k], target[:, 0] > 0.5)"),
+        # MSE reported as RMSE; signed error as MAE
+        ('"rmse": float(np.sqrt(np.mean(err**2)))', '"rmse": float(np.mean(err**2))'),
+        ('"mae": float(np.mean(np.abs(err)))', '"mae": float(np.mean(err))'),
+        ("acc = float(np.mean(np.argmax(output, axis=1) == target))",
+         "acc = float(np.mean(np.argmax(output, axis=1) != target))"),
+        # batch means averaged without their batch sizes
+        ("loss_sums[t] += float(losses[t].item()) * n",
+         "loss_sums[t] += float(losses[t].item()) * batch_size"),
+        ("total += model.loss_weights[t] * loss", "total += loss"),
+        # the training accuracy of fit
+        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
+         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
+        ("return float(np.sum(np.argmax(logits, axis=1) == target))",
+         "return float(np.sum(np.argmax(logits, axis=-1) == target[::-1]))"),
+        ("sums[t] += values[t] * n", "sums[t] += values[t]"),
+    ]),
+    edits("minimtl/data.py", "data", DATA, [
+        ("self.std = np.where(std > 0, std, 1.0)", "self.std = np.where(std > 0, std, 0.5)"),
+        ("return ((x - self.mean) / self.std).astype(_float_dtype(x))",
+         "return ((x - self.mean) * self.std).astype(_float_dtype(x))"),
+        ("        axes = tuple(range(x.ndim - 1))\n        self.mean",
+         "        axes = tuple(range(x.ndim - 2))\n        self.mean"),
+        ("span = self.max - self.min", "span = self.max + self.min"),
+        ("        a = (self.window - 1) // 2\n        b = self.window - 1 - a\n        # Prefix",
+         "        a = self.window // 2\n        b = self.window - 1 - a\n        # Prefix"),
+        ("hi = np.clip(t + b + 1, 0, length)", "hi = np.clip(t + b, 0, length)"),
+        ("ds.subset(perm[n_train:n_train + n_val])", "ds.subset(perm[n_train - 1:n_train + n_val])"),
+        ("n_val = int(round(n * val_fraction))", "n_val = int(n * val_fraction)"),
+        ("if drop_last and len(idx) < batch_size:", "if drop_last and len(idx) <= batch_size:"),
+        ("for start in range(0, n, batch_size):", "for start in range(1, n, batch_size):"),
+        ("                x = step.fit_transform(x)\n", "                step.fit(x)\n"),
+    ]),
+)
+MUTANTS = [m for group in MUTANTS for m in group]
