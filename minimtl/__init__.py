@@ -5,10 +5,11 @@
     y = (x * x).sum()
     y.backward()          # x.grad == 2·x
 
-Importing minimtl imports neither numba nor cupy: a backend loads on first use.
+``mt.nn`` (layers), ``mt.optim`` (SGD, Adam, AdamW) and ``mt.functional`` come with the
+import. Importing minimtl imports neither numba nor cupy: a backend loads on first use.
 """
 
-from . import functional, ops
+from . import functional, nn, ops, optim
 from .backend import (
     BACKENDS,
     available_backends,
@@ -25,5 +26,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "tensor", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "BACKENDS", "available_backends", "default_backend", "set_default_backend",
-    "use_backend", "functional", "ops", "gradcheck", "__version__",
+    "use_backend", "functional", "nn", "ops", "optim", "gradcheck", "__version__",
 ]

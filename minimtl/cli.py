@@ -76,22 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default="runs/seed", help="output folder (runs/seed)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz "
+                   "(the run's settings must be the same; see OUT/run.json)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace a run that OUT already holds (refused otherwise)")
     t.add_argument("--quiet", action="store_true", help="no summary or progress")
     t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
                    help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
+    t.set_defaults(parser=t)
     s = sub.add_parser("summary", help="print the network's layer table")
     _model_args(s)
+    s.set_defaults(parser=s)
 
     g = sub.add_parser("gradcheck", help="gradient-check operators on every backend")
     g.add_argument("ops", nargs="*", help="operator names (default: all); see --list")
     g.add_argument("--list", action="store_true", help="list the operator cases")
     g.add_argument("--backend", action="append", help="restrict to these backends")
+    g.set_defaults(parser=g)
 
     sub.add_parser("bench", help="kernel and training-step benchmarks (minimtl bench --help)")
 
-    sub.add_parser("info", help="versions, available backends, GPU")
+    i = sub.add_parser("info", help="versions, available backends, GPU")
+    i.set_defaults(parser=i)
     return parser
 
 
@@ -139,15 +146,155 @@ def _plot(history, path: str) -> bool:
     return True
 
 
+#: flag -> (attribute, smallest value) of the integer flags
+_INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
+              "--samples": ("samples", 10), "--seq-len": ("seq_len", 1),
+              "--features": ("features", 1), "--rnn-hidden": ("rnn_hidden", 1)}
+
+#: the settings that decide a run's numbers: a resumed run must repeat them
+_RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharing", "fusion",
+                 "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
+                 "preprocess", "seed")
+
+#: the files a run writes into --out
+_RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png")
+
+
+def _check_flags(a) -> None:
+    """One line per bad flag value, naming the flag (the first one found)."""
+    for flag, (attr, lo) in _INT_FLAGS.items():
+        value = getattr(a, attr, None)
+        if value is not None and value < lo:
+            raise CLIError(f"{flag} must be an integer >= {lo}, got {value}")
+    lr = getattr(a, "lr", None)
+    if lr is not None and not (np.isfinite(lr) and lr > 0):
+        raise CLIError(f"--lr must be a positive finite number, got {lr}")
+
+
+def _flag(attr: str) -> str:
+    return "--" + attr.replace("_", "-")
+
+
+def _write_json(path: str, obj) -> None:
+    """Write JSON atomically: a private temporary file in the same folder, then renamed."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
+                               suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _checkpoint_epoch(path: str) -> int:
+    """The last finished epoch recorded in a checkpoint's metadata."""
+    from .train import CheckpointError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+        return int(meta["epoch"])
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same line
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
+                              f"pass --overwrite to start the run afresh") from None
+
+
+def _prepare_out(a) -> list[str]:
+    """Check --out before any work: a run there is resumed (--resume, same settings),
+    replaced (--overwrite) or refused; the folder must be writable. Returns the folders this
+    call created (removed again if the run fails before writing anything). Nothing is
+    written or removed here: ``_start_run`` does that once the data and model are ready."""
+    import tempfile
+
+    out = a.out
+    ckpt = os.path.join(out, "checkpoint.npz")
+    settings = {k: getattr(a, k) for k in _RUN_SETTINGS}
+    present = [f for f in _RUN_FILES if os.path.exists(os.path.join(out, f))]
+    if a.resume:
+        if not os.path.exists(ckpt):
+            raise CLIError(f"--resume: there is no checkpoint at {ckpt}")
+        run_file = os.path.join(out, "run.json")
+        if os.path.exists(run_file):
+            try:
+                with open(run_file) as f:
+                    saved = json.load(f)["settings"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise CLIError(f"--resume: {run_file} is unreadable ({e})") from None
+            diff = [f"{_flag(k)} {saved.get(k)!r} -> {settings[k]!r}" for k in _RUN_SETTINGS
+                    if k in saved and saved[k] != settings[k]]
+            if diff:
+                raise CLIError(f"--resume: the run in {out} was trained with other settings "
+                               f"({'; '.join(diff)}); repeat them, or start a new run with "
+                               f"--overwrite or another --out")
+        done = _checkpoint_epoch(ckpt)
+        if a.epochs <= done:
+            raise CLIError(f"--resume: the checkpoint in {out} has already trained {done} "
+                           f"epoch(s); --epochs {a.epochs} trains nothing (pass --epochs N "
+                           f"with N > {done})")
+    elif present and not a.overwrite:
+        raise CLIError(f"{out} already holds a run ({', '.join(present)}); pass --resume to "
+                       f"continue it, --overwrite to replace it, or choose another --out")
+    created, head = [], os.path.abspath(out)
+    while not os.path.exists(head):
+        created.append(head)
+        head = os.path.dirname(head)
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        _remove_empty(created)
+        raise CLIError(f"--out {out} is not writable ({e.strerror or e})") from None
+    return created
+
+
+def _start_run(a) -> None:
+    """Just before the first epoch: --overwrite removes the old run's files, and a new run
+    records its settings in OUT/run.json (what --resume compares against)."""
+    if a.resume:
+        return
+    for f in _RUN_FILES:
+        path = os.path.join(a.out, f)
+        if os.path.exists(path):
+            os.remove(path)
+    _write_json(os.path.join(a.out, "run.json"),
+                {"command": "train", "settings": {k: getattr(a, k) for k in _RUN_SETTINGS}})
+
+
+def _remove_empty(folders: list[str]) -> None:
+    for d in folders:                      # innermost first
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+
+
 def cmd_train(a) -> int:
+    _check_flags(a)
+    created = _prepare_out(a)
+    try:
+        return _train(a)
+    except BaseException:
+        run_file = os.path.join(a.out, "run.json")
+        if not a.resume and os.path.exists(run_file) and \
+                not os.path.exists(os.path.join(a.out, "checkpoint.npz")):
+            os.remove(run_file)            # no epoch finished: nothing to resume
+        _remove_empty(created)             # a failed run leaves no empty folder
+        raise
+
+
+def _train(a) -> int:
     from . import data as D
     from .backend import check_backend
     from .data import TASKS
     from .optim import Adam
     from .train import evaluate, fit
 
-    if a.epochs < 1 or a.batch_size < 1 or a.samples < 10 or a.lr <= 0:
-        raise CLIError("--epochs, --batch-size and --lr must be positive and --samples >= 10")
     backend = _fastest_backend() if a.backend == "auto" else a.backend
     if a.malloc_tuned:
         from .bench import tune_malloc
@@ -173,7 +320,6 @@ def cmd_train(a) -> int:
     train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)
 
     model = _build_model(a, backend)
-    os.makedirs(a.out, exist_ok=True)
     ckpt = os.path.join(a.out, "checkpoint.npz")
     out = None if a.quiet else sys.stdout
     if out:
@@ -181,6 +327,7 @@ def cmd_train(a) -> int:
         print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
               f"samples; preprocessing: {', '.join(steps) or 'none'} (fitted on train)")
     optimizer = Adam(list(model.parameters()), lr=a.lr)
+    _start_run(a)
     t0 = time.perf_counter()
     history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
                   batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
@@ -207,9 +354,9 @@ def cmd_train(a) -> int:
         print("  learned fusion weights (rows: task head; columns: user, goods, ads features):")
         for t, row in fw.items():
             print(f"    {t:<6} " + "  ".join(f"{s}={w:.3f}" for s, w in row.items()))
-    with open(os.path.join(a.out, "test_metrics.json"), "w") as f:
-        json.dump({"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
-                   "wall_s": wall, "backend": backend, "fusion_weights": fw}, f, indent=1)
+    _write_json(os.path.join(a.out, "test_metrics.json"),
+                {"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
+                 "wall_s": wall, "backend": backend, "fusion_weights": fw})
     plotted = _plot(history, os.path.join(a.out, "curves.png"))
     print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
           + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
@@ -218,6 +365,7 @@ def cmd_train(a) -> int:
 
 
 def cmd_summary(a) -> int:
+    _check_flags(a)
     print(_build_model(a, "numpy").summary())
     return 0
 
@@ -293,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return bench.main(argv[1:])
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a, unknown = parser.parse_known_args(argv)
+    if unknown:                # the command's own usage, not the top level's
+        a.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {"train": cmd_train, "summary": cmd_summary, "gradcheck": cmd_gradcheck,
                 "info": cmd_info}
     try:

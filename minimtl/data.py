@@ -86,6 +86,9 @@ from __future__ import annotations
 
 import json
 import os
+import tokenize
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -750,6 +753,43 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"save_npz: meta value of type {type(o).__name__} is not JSON-serialisable")
 
 
+#: what np.load and reading a member raise on a file that is not a well-formed .npz
+_NPZ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError,
+               SyntaxError, tokenize.TokenError, MemoryError)
+
+
+def _read_npz(path: str | os.PathLike, where: str, required: list[str]) -> dict[str, np.ndarray]:
+    """The members of an .npz that ``load_npz`` uses (the required ones, ``meta`` and the
+    ``latent_*``), read one by one (an unused member is never decompressed); one
+    ``ValueError`` naming the file, and the member where there is one, for anything
+    unreadable: not a zip, truncated, a bad CRC, a corrupt .npy header, pickled objects."""
+    if not os.path.exists(path):
+        raise ValueError(f"{where}: no such file")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except _NPZ_ERRORS as e:
+        raise ValueError(f"{where}: not a readable .npz archive (a zip of .npy arrays, as "
+                         f"np.savez writes): {type(e).__name__}") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise ValueError(f"{where}: holds a single .npy array, not an .npz archive of named "
+                         f"arrays (save with np.savez(path, user=..., ...))")
+    with f:
+        names = set(f.files)
+        missing = [k for k in required if k not in names]
+        if missing:
+            raise ValueError(f"{where}: missing key(s) {missing}; keys found: "
+                             f"{sorted(names)}; required: {required}")
+        data = {}
+        for k in sorted(names):
+            if k in required or k == "meta" or k.startswith("latent_"):
+                try:
+                    data[k] = f[k]
+                except _NPZ_ERRORS as e:
+                    raise ValueError(f"{where}: member {k!r} is truncated or corrupted "
+                                     f"({type(e).__name__})") from None
+    return data
+
+
 def load_npz(path: str | os.PathLike, classes: int | None = None) -> Dataset:
     """Load user data from an .npz file (``allow_pickle=False``) and check it.
 
@@ -786,16 +826,9 @@ def load_npz(path: str | os.PathLike, classes: int | None = None) -> Dataset:
         (expected and actual), mismatched N, non-numeric or non-finite values (with the
         count), labels that are not integers / not 0 or 1, labels out of range.
     """
-    with np.load(path, allow_pickle=False) as f:
-        data = {k: f[k] for k in f.files}
     where = f"load_npz({os.fspath(path)!r})"
     required = list(TASKS) + [_LABEL_KEYS[t] for t in TASKS]
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ValueError(
-            f"{where}: missing key(s) {missing}; keys found: {sorted(data)}; "
-            f"required: {required}"
-        )
+    data = _read_npz(path, where, required)
 
     meta: dict[str, Any] = {}
     if "meta" in data:
@@ -830,7 +863,12 @@ def load_npz(path: str | os.PathLike, classes: int | None = None) -> Dataset:
         bad = int(np.count_nonzero(~np.isfinite(inputs[task])))
         if bad:
             raise ValueError(f"{where}: key {task!r} contains {bad} NaN/inf value(s)")
-        inputs[task] = inputs[task].astype(np.float32)
+        with np.errstate(over="ignore"):
+            inputs[task] = inputs[task].astype(np.float32)
+        bad = int(np.count_nonzero(~np.isfinite(inputs[task])))   # beyond float32's range
+        if bad:
+            raise ValueError(f"{where}: key {task!r} has {bad} value(s) beyond float32's "
+                             f"range (|x| > 3.4e38): they would train as inf")
 
     # Labels.
     labels = {t: data[_LABEL_KEYS[t]] for t in TASKS}

@@ -27,6 +27,13 @@ def _rng(rng: np.random.Generator | None) -> np.random.Generator:
     return np.random.default_rng() if rng is None else rng
 
 
+def _check_sizes(layer: str, **sizes) -> None:
+    """Every size a positive integer, else one line naming the layer and the argument."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{layer}: {name} must be an integer >= 1, got {value!r}")
+
+
 class Linear(Module):
     """Fully connected layer y = x Wᵀ + b (Keras's Dense, PyTorch's Linear).
 
@@ -52,6 +59,7 @@ class Linear(Module):
                  rng: np.random.Generator | None = None, dtype=np.float32,
                  backend: str | None = None) -> None:
         super().__init__()
+        _check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features = in_features, out_features
         w = init.glorot_uniform((out_features, in_features), in_features, out_features,
                                 _rng(rng), dtype)
@@ -103,6 +111,8 @@ class Conv1d(Module):
         super().__init__()
         if activation not in (None, "relu"):
             raise ValueError(f"Conv1d: activation must be None or 'relu', got {activation!r}")
+        _check_sizes("Conv1d", in_channels=in_channels, out_channels=out_channels,
+                     kernel_size=kernel_size)
         self.in_channels, self.out_channels, self.kernel_size = (in_channels, out_channels,
                                                                  kernel_size)
         self.stride, self.padding, self.dilation = stride, padding, dilation
@@ -189,6 +199,7 @@ class _Recurrent(Module):
                  rng: np.random.Generator | None = None, dtype=np.float32,
                  backend: str | None = None) -> None:
         super().__init__()
+        _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
         rng, rows, bound = _rng(rng), self.gates * hidden_size, 1 / math.sqrt(hidden_size)
 

@@ -201,7 +201,7 @@ def test_cli_resume_continues_from_the_checkpoint(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["train", "--epochs", "0"], "must be positive"),
+    (["train", "--epochs", "0"], "--epochs must be an integer >= 1"),
     (["train", "--backend", "cupy", "--epochs", "1"], "not available"),
     (["train", "--resume", "--out", "/nonexistent-minimtl-dir/x", "--epochs", "1"], ""),
     (["gradcheck", "no_such_op"], "unknown operator"),
