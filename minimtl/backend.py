@@ -11,6 +11,10 @@ name       arrays        heavy operators (conv, pool, RNNs, softmax...)
 The default backend is ``numba`` when numba is installed, else ``numpy``; change it with
 ``set_default_backend`` or, for a block, ``with use_backend("cupy"): ...``. Nothing here
 imports numba or cupy until a backend is actually used.
+
+``set_num_threads`` chooses how many threads the CPU kernels use (Numba's parallel loops
+and the BLAS behind NumPy's products): on a machine that other work keeps busy, fewer
+threads than cores avoid pools spinning against each other.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ __all__ = [
     "default_backend",
     "set_default_backend",
     "use_backend",
+    "set_num_threads",
 ]
 
 BACKENDS: tuple[str, ...] = ("numpy", "numba", "cupy")
@@ -104,3 +109,33 @@ def use_backend(name: str) -> Iterator[str]:
         yield name
     finally:
         _default = previous
+
+
+def set_num_threads(n: int) -> dict[str, int | None]:
+    """Use ``n`` threads for the CPU kernels: Numba's ``prange`` loops and the BLAS library
+    under NumPy (through threadpoolctl). Process-wide; returns what was set (None for a
+    part that is not installed).
+
+    Raises ``ValueError`` for n < 1 or more threads than Numba started with (its
+    ``NUMBA_NUM_THREADS``, by default the number of cores)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
+    out: dict[str, int | None] = {"numba": None, "blas": None}
+    if available("numba"):
+        import kernels
+        import numba
+
+        kernels.configure_numba()        # the threading layer is chosen before it starts
+        if n > numba.config.NUMBA_NUM_THREADS:
+            raise ValueError(f"set_num_threads: {n} threads, but Numba has "
+                             f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS before "
+                             f"starting Python for more)")
+        numba.set_num_threads(int(n))
+        out["numba"] = int(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return out
+    threadpool_limits(limits=int(n), user_api="blas")
+    out["blas"] = int(n)
+    return out

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true",
                    help="replace a run that OUT already holds (refused otherwise)")
     t.add_argument("--quiet", action="store_true", help="no summary or progress")
+    t.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the kernels and BLAS (default: all cores); 1 or 2 "
+                   "fewer than the cores when other work runs on the machine")
     t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
                    help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
@@ -114,47 +117,77 @@ def _build_model(a, backend: str):
                                        "channels-first": False}[getattr(a, "layout", "auto")])
 
 
-def _plot(history, path: str) -> bool:
+def _plot(history, path: str, best: dict | None = None) -> bool:
+    """Loss per task (train solid, validation dashed) and validation accuracy per task next
+    to its best achievable accuracy (dotted), one colour per task, markers at every epoch
+    (a 1-epoch run is one visible point), whole-epoch ticks, legends outside the axes.
+    Written atomically (a private temporary file, then renamed). False without matplotlib."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return False
+    import tempfile
+
     from .data import TASKS
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = range(1, len(history.epochs) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    epochs = list(range(1, len(history.epochs) + 1))
     for t in TASKS:
-        (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), label=f"{t} train")
+        (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), "o-", ms=3,
+                               label=f"{t} train")
         color = line.get_color()  # a task keeps its colour in every curve
         if history.series(f"val_{t}_loss"):
-            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "--", color=color,
+            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "s--", ms=3, color=color,
                          label=f"{t} val")
         key = f"val_{t}_accuracy"
         if history.series(key):
-            axes[1].plot(epochs, history.series(key), color=color, label=f"{t} val")
-    axes[0].set(title="loss per task", xlabel="epoch")
-    axes[1].set(title="validation accuracy", xlabel="epoch")
+            axes[1].plot(epochs, history.series(key), "o-", ms=3, color=color,
+                         label=f"{t} val")
+        if best and best.get(t) is not None:
+            axes[1].axhline(best[t], color=color, ls=":", lw=1.2, label=f"{t} best achievable")
+    axes[0].set(title="loss per task", xlabel="epoch", ylabel="loss")
+    axes[1].set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
     for ax in axes:
-        ax.legend(fontsize=8)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(epochs) + 0.5)
         ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0.0)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
+                               suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, dpi=100, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return True
 
 
 #: flag -> (attribute, smallest value) of the integer flags
 _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
               "--samples": ("samples", 10), "--seq-len": ("seq_len", 1),
-              "--features": ("features", 1), "--rnn-hidden": ("rnn_hidden", 1)}
+              "--features": ("features", 1), "--rnn-hidden": ("rnn_hidden", 1),
+              "--threads": ("threads", 1)}
 
 #: the settings that decide a run's numbers: a resumed run must repeat them
 _RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharing", "fusion",
                  "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
                  "preprocess", "seed")
+
+#: below this many validation or test samples the metrics get a warning
+_FEW = 50
 
 #: the files a run writes into --out
 _RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png")
@@ -254,8 +287,12 @@ def _prepare_out(a) -> list[str]:
 
 
 def _start_run(a) -> None:
-    """Just before the first epoch: --overwrite removes the old run's files, and a new run
-    records its settings in OUT/run.json (what --resume compares against)."""
+    """Just before the first epoch: the temporary files of an interrupted earlier write
+    (a killed process leaves them) are removed; --overwrite removes the old run's files, and
+    a new run records its settings in OUT/run.json (what --resume compares against)."""
+    for name in os.listdir(a.out):
+        if name.startswith(".tmp-") or any(name.startswith(f + ".tmp") for f in _RUN_FILES):
+            os.remove(os.path.join(a.out, name))
     if a.resume:
         return
     for f in _RUN_FILES:
@@ -296,6 +333,10 @@ def _train(a) -> int:
     from .train import evaluate, fit
 
     backend = _fastest_backend() if a.backend == "auto" else a.backend
+    if a.threads is not None:
+        from .backend import set_num_threads
+
+        set_num_threads(a.threads)
     if a.malloc_tuned:
         from .bench import tune_malloc
 
@@ -315,6 +356,16 @@ def _train(a) -> int:
         a.seq_len, a.features = full.seq_len, full.features
     train, val, test = D.train_val_test_split(full, val_fraction=0.1, test_fraction=0.1,
                                               seed=a.seed)
+    source = f"the --data file ({a.data})" if a.data else "--samples"
+    if len(val) == 0 or len(test) == 0:
+        raise CLIError(f"{len(full)} samples from {source} leave no validation or test "
+                       f"samples (10 % each): at least 10 are needed, and many more for "
+                       f"meaningful metrics")
+    if min(len(val), len(test)) < _FEW:
+        print(f"warning: only {len(val)} validation and {len(test)} test samples (from "
+              f"{len(full)}): accuracies move in steps of 1/{min(len(val), len(test))} and "
+              f"an AUC is n/a where a split holds one class only; use more samples",
+              file=sys.stderr)
     steps = tuple(s for s in a.preprocess.split(",") if s)
     prep = D.Preprocessor(steps=steps).fit(train)
     train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)
@@ -346,7 +397,8 @@ def _train(a) -> int:
         auc = metrics.get(f"{t}_auc", float("nan"))
         b = best.get(t)
         c = chance.get(t)
-        print(f"  {t:<6} {metrics[f'{t}_loss']:7.4f} {acc:9.4f} {auc:6.3f}  "
+        auc_text = "n/a" if not np.isfinite(auc) else f"{auc:.3f}"
+        print(f"  {t:<6} {metrics[f'{t}_loss']:7.4f} {acc:9.4f} {auc_text:>6}  "
               f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
               f"{(f'{c:.3f}' if c is not None else '-'):>6}")
     fw = model.fusion_weights()
@@ -357,7 +409,7 @@ def _train(a) -> int:
     _write_json(os.path.join(a.out, "test_metrics.json"),
                 {"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
                  "wall_s": wall, "backend": backend, "fusion_weights": fw})
-    plotted = _plot(history, os.path.join(a.out, "curves.png"))
+    plotted = _plot(history, os.path.join(a.out, "curves.png"), best)
     print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
           + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
              " (install the 'plot' extra for curves.png)"))

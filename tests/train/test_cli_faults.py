@@ -232,3 +232,59 @@ def test_layers_of_size_zero_are_refused_by_name(make, needle):
 def test_nn_and_optim_come_with_the_package():
     assert mt.nn.Linear is not None and mt.optim.Adam is not None
     assert os.path.basename(mt.nn.__file__) == "__init__.py"
+
+
+# --- threads, small splits, leftovers, the picture ---------------------------------------
+def test_set_num_threads_limits_numba_and_blas():
+    pytest.importorskip("numba")
+    import numba
+    from threadpoolctl import threadpool_info
+
+    from minimtl.backend import set_num_threads
+
+    before = numba.get_num_threads()
+    try:
+        assert set_num_threads(1) == {"numba": 1, "blas": 1}
+        assert numba.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        with pytest.raises(ValueError, match="set_num_threads: n must be an integer >= 1"):
+            set_num_threads(0)
+        with pytest.raises(ValueError, match="but Numba has"):
+            set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
+    finally:
+        set_num_threads(before)
+
+
+def test_threads_flag_at_its_boundary(tmp_path, capsys):
+    assert main(["train", "--threads", "0", "--out", str(tmp_path / "r")] + TINY) == 2
+    assert "--threads must be an integer >= 1, got 0" in _one_line_error(capsys)
+    assert main(["train", "--threads", "1", "--epochs", "1", "--out", str(tmp_path / "r")]
+                + TINY) == 0
+
+
+def test_a_tiny_split_is_warned_about_and_its_auc_shown_as_na(tmp_path, capsys):
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "r"), "--samples", "12",
+                 "--seq-len", "16", "--features", "4", "--backend", "numba"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: only 1 validation and 1 test samples (from 12)" in captured.err
+    table = captured.out[captured.out.index("Test set"):]
+    assert " n/a " in table and "nan" not in table
+
+
+def test_leftover_temporary_files_of_a_killed_run_are_removed_on_resume(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out)] + TINY) == 0
+    for name in ("checkpoint.npz.tmp-12345", "history.json.tmp", ".tmp-abcd.json"):
+        (out / name).write_bytes(b"half a file")
+    assert main(["train", "--epochs", "2", "--resume", "--out", str(out)] + TINY) == 0
+    assert not [p.name for p in out.iterdir() if "tmp" in p.name]
+
+
+def test_the_curves_of_a_one_epoch_run_are_not_blank(tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--out", str(out)] + TINY) == 0
+    rgb = image.imread(out / "curves.png")[..., :3]
+    left = rgb[:, : rgb.shape[1] // 2]                     # the loss axes: markers only
+    blue = np.array([0x1F, 0x77, 0xB4]) / 255.0            # the user task's colour (C0)
+    assert np.sum(np.all(np.abs(left - blue) < 0.08, axis=-1)) > 20
