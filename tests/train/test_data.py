@@ -632,3 +632,15 @@ def test_load_npz_refuses_pickled_objects(tmp_path):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match="allow_pickle"):
         load_npz(path)
+
+
+@pytest.mark.parametrize("n,val_fraction,test_fraction,sizes", [
+    (17, 0.1, 0.1, (13, 2, 2)),     # 1.7 rounds up: a floor would give (15, 1, 1)
+    (19, 0.2, 0.1, (13, 4, 2)),     # 3.8 -> 4, 1.9 -> 2
+    (10, 0.1, 0.1, (8, 1, 1)),
+    (24, 0.25, 0.0, (18, 6, 0)),
+])
+def test_split_sizes_round_to_the_nearest_sample(n, val_fraction, test_fraction, sizes):
+    ds = make_synthetic(samples=n, seq_len=8, features=2, seed=0)
+    parts = train_val_test_split(ds, val_fraction=val_fraction, test_fraction=test_fraction)
+    assert tuple(len(p) for p in parts) == sizes
