@@ -247,15 +247,19 @@ def _prepare_out(a) -> list[str]:
     ckpt = os.path.join(out, "checkpoint.npz")
     settings = {k: getattr(a, k) for k in _RUN_SETTINGS}
     present = [f for f in _RUN_FILES if os.path.exists(os.path.join(out, f))]
+    # a run.json alone is a run that never finished an epoch: nothing there to lose
+    kept = [f for f in present if f != "run.json"]
     if a.resume:
         if not os.path.exists(ckpt):
             raise CLIError(f"--resume: there is no checkpoint at {ckpt}")
         run_file = os.path.join(out, "run.json")
+        finished = os.path.exists(os.path.join(out, "test_metrics.json"))
         if os.path.exists(run_file):
             try:
                 with open(run_file) as f:
-                    saved = json.load(f)["settings"]
-            except (OSError, ValueError, KeyError, TypeError) as e:
+                    run = json.load(f)
+                saved, finished = run["settings"], bool(run.get("finished"))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise CLIError(f"--resume: {run_file} is unreadable ({e})") from None
             diff = [f"{_flag(k)} {saved.get(k)!r} -> {settings[k]!r}" for k in _RUN_SETTINGS
                     if k in saved and saved[k] != settings[k]]
@@ -264,11 +268,13 @@ def _prepare_out(a) -> list[str]:
                                f"({'; '.join(diff)}); repeat them, or start a new run with "
                                f"--overwrite or another --out")
         done = _checkpoint_epoch(ckpt)
-        if a.epochs <= done:
+        if a.epochs < done or (a.epochs == done and finished):
             raise CLIError(f"--resume: the checkpoint in {out} has already trained {done} "
                            f"epoch(s); --epochs {a.epochs} trains nothing (pass --epochs N "
                            f"with N > {done})")
-    elif present and not a.overwrite:
+        # a.epochs == done, unfinished: stopped after the last epoch, before all of the
+        # outputs were written; resuming writes them
+    elif kept and not a.overwrite:
         raise CLIError(f"{out} already holds a run ({', '.join(present)}); pass --resume to "
                        f"continue it, --overwrite to replace it, or choose another --out")
     created, head = [], os.path.abspath(out)
@@ -410,6 +416,9 @@ def _train(a) -> int:
                 {"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
                  "wall_s": wall, "backend": backend, "fusion_weights": fw})
     plotted = _plot(history, os.path.join(a.out, "curves.png"), best)
+    _write_json(os.path.join(a.out, "run.json"),
+                {"command": "train", "settings": {k: getattr(a, k) for k in _RUN_SETTINGS},
+                 "finished": True, "epochs": len(history.epochs)})
     print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
           + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
              " (install the 'plot' extra for curves.png)"))

@@ -1,0 +1,1 @@
+"""Fault injection: kills, interrupts, corrupt files, bad input at every boundary."""
