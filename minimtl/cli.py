@@ -225,15 +225,12 @@ def _write_json(path: str, obj) -> None:
 
 def _checkpoint_epoch(path: str) -> int:
     """The last finished epoch recorded in a checkpoint's metadata."""
-    from .train import CheckpointError
+    from .checkpoint import CheckpointError, read_meta
 
     try:
-        with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
-        return int(meta["epoch"])
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint gets the same line
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); "
-                              f"pass --overwrite to start the run afresh") from None
+        return int(read_meta(path)["epoch"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}; pass --overwrite to start the run afresh") from None
 
 
 def _prepare_out(a) -> list[str]:
@@ -372,6 +369,13 @@ def _train(a) -> int:
               f"{len(full)}): accuracies move in steps of 1/{min(len(val), len(test))} and "
               f"an AUC is n/a where a split holds one class only; use more samples",
               file=sys.stderr)
+    if a.goods_head == "softmax" and full.targets["goods"].ndim == 2:
+        from .train import _check_distributions
+
+        try:
+            _check_distributions("goods", full.targets["goods"])
+        except ValueError as e:
+            raise CLIError(f"--goods-head softmax: {e}") from None
     steps = tuple(s for s in a.preprocess.split(",") if s)
     prep = D.Preprocessor(steps=steps).fit(train)
     train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)
@@ -509,8 +513,8 @@ def main(argv: list[str] | None = None) -> int:
                 "info": cmd_info}
     try:
         return commands[a.command](a)
-    except KeyboardInterrupt:
-        print("\nminimtl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"\nminimtl: {e or 'interrupted'}", file=sys.stderr)
         return 130
     except (CLIError, ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("MINIMTL_DEBUG"):

@@ -784,6 +784,13 @@ def _read_npz(path: str | os.PathLike, where: str, required: list[str]) -> dict[
             if k in required or k == "meta" or k.startswith("latent_"):
                 try:
                     data[k] = f[k]
+                except ValueError as e:
+                    if "pickle" not in str(e):
+                        raise ValueError(f"{where}: member {k!r} is truncated or corrupted "
+                                         f"(ValueError)") from None
+                    raise ValueError(f"{where}: member {k!r} holds Python objects "
+                                     f"(pickled), which are never loaded: store numeric "
+                                     f"arrays") from None
                 except _NPZ_ERRORS as e:
                     raise ValueError(f"{where}: member {k!r} is truncated or corrupted "
                                      f"({type(e).__name__})") from None

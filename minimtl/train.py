@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from .backend import xp_of
+from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
 from .data import TASKS, Dataset, iterate_batches
 from .function import no_grad
 from .tensor import Tensor
@@ -36,11 +38,7 @@ __all__ = ["fit", "evaluate", "History", "TrainingError", "CheckpointError",
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss)."""
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is unreadable or does not fit the model."""
+    """Training cannot go on (a non-finite loss, parameters or optimizer state)."""
 
 
 # --- metrics --------------------------------------------------------------------------
@@ -98,15 +96,29 @@ def _to_tensors(model, inputs: dict, targets: dict):
     for t in TASKS:
         kind = model.heads_kind[t]
         target = targets[t]
-        if kind == "softmax":
+        if kind == "softmax" and np.ndim(target) == 2:   # probability rows: soft targets
+            _check_distributions(t, target)
+            y[t] = xp.asarray(target, dtype=dtype)
+        elif kind == "softmax":
             y[t] = xp.asarray(target, dtype=np.int64)
         else:
             y[t] = xp.asarray(target, dtype=dtype)
     return x, y
 
 
+def _check_distributions(task: str, target: np.ndarray) -> None:
+    """A softmax head's (N, K) targets must be probability rows (one-hot or soft)."""
+    sums = np.sum(target, axis=1)
+    if np.any(target < 0) or not np.allclose(sums, 1.0, atol=1e-4):
+        raise ValueError(f"the {task} head is softmax, but its targets {target.shape} are not "
+                         f"probability rows (row sums {sums.min():g}..{sums.max():g}; "
+                         f"multi-hot labels need a sigmoid head)")
+
+
 def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
     """Mean losses and metrics of every task over ``ds`` (no graph, eval mode)."""
+    if len(ds) == 0:
+        raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
     was_training = model.training
     model.eval()
     outs: dict[str, list] = {t: [] for t in TASKS}
@@ -136,79 +148,6 @@ def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
             result[f"{t}_{name}"] = value
     result["loss"] = total
     return result
-
-
-# --- checkpoints -----------------------------------------------------------------------
-def save_checkpoint(path: str | os.PathLike, model, optimizer=None, *,
-                    meta: dict[str, Any] | None = None,
-                    extra: dict[str, np.ndarray] | None = None) -> None:
-    """Write model (and optimizer, extra arrays, JSON ``meta``) to ``path`` atomically."""
-    arrays: dict[str, np.ndarray] = {}
-    for k, v in model.state_dict().items():
-        arrays[f"model/{k}"] = np.asarray(v)
-    if optimizer is not None:
-        for k, v in optimizer.state_dict().items():
-            arrays[f"optim/{k}"] = np.asarray(v)
-    for k, v in (extra or {}).items():
-        arrays[k] = np.asarray(v)
-    arrays["meta"] = np.asarray(json.dumps(meta or {}))
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, model, optimizer=None) -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint`` into ``model`` (and ``optimizer``).
-
-    Returns ``{"meta": dict, "extra": {name: array}}``. Raises ``CheckpointError`` naming
-    the file and the problem when it is missing, truncated, corrupted or does not fit.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupted "
-                              f"({type(e).__name__}: {e})") from None
-    if "meta" not in arrays:
-        raise CheckpointError(f"checkpoint {path} has no 'meta' entry: not a minimtl "
-                              f"checkpoint")
-    meta = json.loads(str(arrays["meta"]))
-    saved_cfg, cfg = meta.get("config"), getattr(model, "config", None)
-    if isinstance(saved_cfg, dict) and isinstance(cfg, dict) and "flatten" in cfg \
-            and saved_cfg.get("flatten", "(C, L)") != cfg["flatten"]:
-        raise CheckpointError(
-            f"checkpoint {path} was written by a model that flattened its features "
-            f"{saved_cfg.get('flatten', '(C, L)')}; this one flattens {cfg['flatten']}, so "
-            f"the heads' weights would be misread: retrain (or load it with the minimtl "
-            f"version that wrote it)")
-    model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
-    try:
-        model.load_state_dict(model_state)
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path} does not fit the model: {e}") from None
-    if optimizer is not None:
-        optim_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
-        if not optim_state:
-            raise CheckpointError(f"checkpoint {path} holds no optimizer state")
-        try:
-            optimizer.load_state_dict(optim_state)
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {path}: optimizer state does not fit: {e}") \
-                from None
-    extra = {k: v for k, v in arrays.items()
-             if not k.startswith(("model/", "optim/")) and k != "meta"}
-    return {"meta": meta, "extra": extra}
 
 
 # --- progress ----------------------------------------------------------------------------
@@ -268,10 +207,8 @@ class History:
         return json.dumps({"epochs": self.epochs}, indent=1)
 
     def save(self, path: str | os.PathLike) -> None:
-        tmp = f"{os.fspath(path)}.tmp"
-        with open(tmp, "w") as f:
-            f.write(self.to_json())
-        os.replace(tmp, path)
+        text = self.to_json()
+        atomic_write(path, lambda f: f.write(text), binary=False)
 
 
 def _batch_hits(kind: str, logits: np.ndarray, target: np.ndarray) -> float | None:
@@ -291,6 +228,48 @@ def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
                                 f"inputs for NaN/inf)")
 
 
+class _Interrupts:
+    """Ctrl-C during ``fit``: the first one lets the current step finish (its optimizer
+    update is never left half done), then ``fit`` saves and stops; a second one stops at
+    once. Only in the main thread (Python delivers signals there) and only while fitting."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _check_state(model, optimizer, logs: dict[str, float], epoch: int) -> None:
+    """Refuse to keep (or checkpoint) an epoch that diverged: NaN/inf in the validation
+    loss, a parameter or the optimizer state."""
+    bad = [k for k, v in logs.items() if k.startswith("val_") and k.endswith("loss")
+           and not math.isfinite(v)]
+    bad += [name for name, p in model.named_parameters()
+            if not bool(xp_of(p.backend).isfinite(p.data).all())]
+    bad += [f"optimizer {key}.{i}" for i, state in enumerate(getattr(optimizer, "state", []))
+            for key, v in state.items() if hasattr(v, "shape")
+            and not bool(xp_of(optimizer.params[i].backend).isfinite(v).all())]
+    if bad:
+        kept = f"the last checkpoint (of epoch {epoch - 1}) is kept" if epoch > 1 else \
+            "no checkpoint was written"
+        raise TrainingError(f"training diverged in epoch {epoch}: NaN/inf in "
+                            f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''}; {kept} "
+                            f"(try a lower learning rate)")
+
+
 def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         epochs: int = 10, batch_size: int = 32, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
@@ -301,11 +280,18 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     Parameters
     ----------
     optimizer       default Adam(lr=1e-3) as in the article
-    checkpoint      path of the ``.npz`` written after every epoch (atomically)
+    checkpoint      path of the ``.npz`` written after every epoch (atomically), and on
+                    Ctrl-C after the step in progress (``meta["partial"]``: the epoch, the
+                    steps done and their running sums), so that ``resume`` continues
+                    inside the epoch exactly as if never stopped
     resume          continue from ``checkpoint`` (model, optimizer, epoch, history)
     stream          where progress goes (None: silent)
     extra           arrays stored with each checkpoint (e.g. preprocessing statistics)
     callbacks       callables ``cb(epoch, logs)`` run after each epoch
+
+    Raises ``TrainingError`` when a loss, a parameter or the optimizer state becomes
+    NaN/inf (the last good checkpoint is kept) and ``KeyboardInterrupt`` after saving, on
+    Ctrl-C.
 
     Returns
     -------
@@ -320,7 +306,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         raise ValueError("fit: the training set is empty")
     optimizer = Adam(list(model.parameters()), lr=1e-3) if optimizer is None else optimizer
     history = History()
-    start = 1
+    start, partial = 1, None
     if resume:
         if checkpoint is None or not os.path.exists(checkpoint):
             raise CheckpointError(f"fit: resume=True but there is no checkpoint at "
@@ -328,52 +314,75 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         state = load_checkpoint(checkpoint, model, optimizer)
         history = History(state["meta"].get("history", []))
         start = int(state["meta"]["epoch"]) + 1
+        partial = state["meta"].get("partial")
     steps = math.ceil(len(train) / batch_size)
     progress = _Progress(stream, steps, epochs)
-    for epoch in range(start, epochs + 1):
-        model.train()
-        progress.epoch_start(epoch)
-        t0 = time.perf_counter()
-        sums = {t: 0.0 for t in TASKS}
-        correct = {t: 0.0 for t in TASKS}
-        seen = 0
-        rng = np.random.default_rng([seed, epoch])
-        for step, (inputs, targets) in enumerate(
-                iterate_batches(train, batch_size, shuffle=True, rng=rng), start=1):
-            x, y = _to_tensors(model, inputs, targets)
-            logits = model(x)
-            losses = model.losses(logits, y)
-            total = model.total_loss(losses)
-            optimizer.zero_grad()
-            total.backward()
-            values = {t: float(losses[t].item()) for t in TASKS}
-            _check_finite(values, epoch, step)
-            optimizer.step()
-            n = len(targets[TASKS[0]])
-            seen += n
+
+    def save(epoch_done: int, partial_state: dict | None = None) -> None:
+        meta = {"epoch": epoch_done, "history": history.epochs,
+                "config": getattr(model, "config", {})}
+        if partial_state is not None:
+            meta["partial"] = partial_state
+        save_checkpoint(checkpoint, model, optimizer, extra=extra, meta=meta)
+
+    with _Interrupts() as interrupts:
+        for epoch in range(start, epochs + 1):
+            model.train()
+            progress.epoch_start(epoch)
+            t0 = time.perf_counter()
+            sums = {t: 0.0 for t in TASKS}
+            correct = {t: 0.0 for t in TASKS}
+            seen, skip, before = 0, 0, 0.0
+            if partial is not None and partial["epoch"] == epoch:
+                sums, correct = dict(partial["sums"]), dict(partial["correct"])
+                seen, skip, before = partial["seen"], partial["step"], partial["elapsed"]
+            partial = None
+            rng = np.random.default_rng([seed, epoch])
+            for step, (inputs, targets) in enumerate(
+                    iterate_batches(train, batch_size, shuffle=True, rng=rng), start=1):
+                if step <= skip:              # done before the interruption
+                    continue
+                x, y = _to_tensors(model, inputs, targets)
+                logits = model(x)
+                losses = model.losses(logits, y)
+                total = model.total_loss(losses)
+                optimizer.zero_grad()
+                total.backward()
+                values = {t: float(losses[t].item()) for t in TASKS}
+                _check_finite(values, epoch, step)
+                optimizer.step()
+                n = len(targets[TASKS[0]])
+                seen += n
+                for t in TASKS:
+                    sums[t] += values[t] * n
+                    hits = _batch_hits(model.heads_kind[t], logits[t].numpy(), targets[t])
+                    if hits is not None:
+                        correct[t] += hits
+                logs = {t: sums[t] / seen for t in TASKS}
+                progress.step(step, time.perf_counter() - t0,
+                              {"loss": sum(model.loss_weights[t] * logs[t] for t in TASKS)})
+                if interrupts.requested:
+                    where = f"epoch {epoch}, step {step}/{steps}"
+                    if checkpoint is not None:
+                        save(epoch - 1, {"epoch": epoch, "step": step, "seen": seen,
+                                         "sums": sums, "correct": correct,
+                                         "elapsed": before + time.perf_counter() - t0})
+                        where += f"; saved to {checkpoint}, resume continues from there"
+                    raise KeyboardInterrupt(f"interrupted at {where}")
+            logs = {"loss": sum(model.loss_weights[t] * sums[t] / seen for t in TASKS)}
             for t in TASKS:
-                sums[t] += values[t] * n
-                hits = _batch_hits(model.heads_kind[t], logits[t].numpy(), targets[t])
-                if hits is not None:
-                    correct[t] += hits
-            logs = {t: sums[t] / seen for t in TASKS}
-            progress.step(step, time.perf_counter() - t0,
-                          {"loss": sum(model.loss_weights[t] * logs[t] for t in TASKS)})
-        logs = {"loss": sum(model.loss_weights[t] * sums[t] / seen for t in TASKS)}
-        for t in TASKS:
-            logs[f"{t}_loss"] = sums[t] / seen
-            if model.heads_kind[t] != "linear":
-                logs[f"{t}_accuracy"] = correct[t] / seen
-        if val is not None and len(val):
-            logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
-        elapsed = time.perf_counter() - t0
-        logs["time_s"] = elapsed
-        history.epochs.append(logs)
-        progress.epoch_end(elapsed, {k: v for k, v in logs.items() if k != "time_s"})
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, extra=extra,
-                            meta={"epoch": epoch, "history": history.epochs,
-                                  "config": getattr(model, "config", {})})
-        for cb in callbacks:
-            cb(epoch, logs)
+                logs[f"{t}_loss"] = sums[t] / seen
+                if model.heads_kind[t] != "linear":
+                    logs[f"{t}_accuracy"] = correct[t] / seen
+            if val is not None and len(val):
+                logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
+            elapsed = before + time.perf_counter() - t0
+            logs["time_s"] = elapsed
+            _check_state(model, optimizer, logs, epoch)
+            history.epochs.append(logs)
+            progress.epoch_end(elapsed, {k: v for k, v in logs.items() if k != "time_s"})
+            if checkpoint is not None:
+                save(epoch)
+            for cb in callbacks:
+                cb(epoch, logs)
     return history

@@ -120,8 +120,14 @@ def test_checkpoint_of_another_architecture_names_the_differences(small_data, tm
     fit(_model(), train.subset(np.arange(32)), epochs=1, stream=None, checkpoint=path)
     other = MultiTaskNet(SMALL["seq_len"], SMALL["features"], sharing="shared",
                          backend="numba")
-    with pytest.raises(CheckpointError, match="does not fit the model"):
+    with pytest.raises(CheckpointError, match=r"of another model configuration \(sharing: "
+                       r"checkpoint 'separate', model 'shared'\)"):
         load_checkpoint(path, other)
+    bare = MultiTaskNet(SMALL["seq_len"], SMALL["features"], sharing="shared",
+                        backend="numba")
+    bare.config = None                  # no configuration to compare: the shapes still differ
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        load_checkpoint(path, bare)
 
 
 def test_checkpoint_with_the_old_flatten_order_is_refused(small_data, tmp_path):
