@@ -36,7 +36,10 @@ def row_max_logsum(x, i):
     K = x.shape[1]
     m = -np.inf
     for k in range(K):
-        m = max(m, np.float64(x[i, k]))
+        v = np.float64(x[i, k])
+        # a NaN takes over and stays, as in the reference's x.max(): max(m, v) would keep
+        # m when v is NaN, and the row's other entries would come out finite
+        m = v if (v > m) | (v != v) else m
     below = 0.0  # Σ_{x<m} exp(x − m); the ties at m each add exp(0) = 1
     ties = 0
     for k in range(K):
