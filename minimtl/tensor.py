@@ -28,7 +28,8 @@ class Tensor:
     data : array-like          NumPy/CuPy array or anything ``np.asarray`` takes
     backend : str, optional    ``numpy``, ``numba`` or ``cupy``; default: the default backend
     requires_grad : bool       accumulate ``.grad`` in ``backward`` (float dtypes only)
-    dtype : optional           convert the data to this dtype
+    dtype : optional           convert the data to this dtype; by default arrays keep
+                               theirs and Python floats become float32
     """
 
     __slots__ = ("data", "grad", "requires_grad", "backend", "_node", "_index", "__weakref__")
@@ -40,12 +41,17 @@ class Tensor:
         xp = xp_of(backend)
         if isinstance(data, Tensor):
             data = data.data
+        # Python numbers and lists of them become float32 (as in PyTorch); arrays and
+        # NumPy scalars keep their dtype.
+        from_python = dtype is None and not hasattr(data, "dtype")
         if backend == "cupy":
             data = xp.asarray(data, dtype=dtype)
         else:
             if not isinstance(data, np.ndarray) and hasattr(data, "get"):
                 data = data.get()  # a CuPy array: copy to the host
             data = np.asarray(data, dtype=dtype)
+        if from_python and data.dtype == np.float64:
+            data = data.astype(np.float32)
         if requires_grad and data.dtype not in _FLOATS:
             raise TypeError(
                 f"Tensor: requires_grad needs float32 or float64 data, got {data.dtype}"

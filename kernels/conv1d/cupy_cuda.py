@@ -126,7 +126,7 @@ conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict
             const int o = m0 + ty + tyn * i;
             if (o >= O) continue;
             T v = acc[i][j] + (has_bias ? b[o] : T(0));
-            if (relu && !(v > T(0))) v = T(0);
+            if (relu && v < T(0)) v = T(0);     // NaN stays NaN, as max(z, 0) in the SPEC
             y[(long long)yoff[pp] + (long long)o * Lo] = v;
         }
     }

@@ -54,9 +54,13 @@ __device__ __forceinline__ int group_sum_int(int v, int G) {
     for (int off = G >> 1; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
     return v;
 }
+// max that keeps a NaN (fmax returns the other operand): a NaN row stays NaN, as in the
+// reference's x.max()
+template <typename T>
+__device__ __forceinline__ T max_nan(T a, T b) { return (a != a || a >= b) ? a : b; }
 template <typename T>
 __device__ __forceinline__ T group_max(T v, int G) {
-    for (int off = G >> 1; off > 0; off >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, off));
+    for (int off = G >> 1; off > 0; off >>= 1) v = max_nan(v, __shfl_xor_sync(0xffffffffu, v, off));
     return v;
 }
 
@@ -69,7 +73,7 @@ template <typename T>
 __device__ __forceinline__ void row_max_logsum(const T* xr, int K, int j, int G, bool live,
                                                T& m, double& L) {
     m = neg_inf(T(0));
-    if (live) for (int k = j; k < K; k += G) m = fmax(m, xr[k]);
+    if (live) for (int k = j; k < K; k += G) m = max_nan(m, xr[k]);
     m = group_max(m, G);
     double below = 0.0;
     int ties = 0;
@@ -100,7 +104,7 @@ __global__ void softmax_fwd(const T* x, T* y, long long M, int K, int G) {
     bool live = i < M;
     long long row = live ? i * (long long)K : 0;
     T m = neg_inf(T(0));
-    if (live) for (int k = j; k < K; k += G) m = fmax(m, x[row + k]);
+    if (live) for (int k = j; k < K; k += G) m = max_nan(m, x[row + k]);
     m = group_max(m, G);
     double s = 0.0;
     if (live) for (int k = j; k < K; k += G) s += exp_acc((double)x[row + k] - (double)m, T(0));

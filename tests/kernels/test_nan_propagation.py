@@ -34,23 +34,6 @@ NAN, INF = math.nan, math.inf
 #: the NaN maximum): a divide-by-zero warning on the way to the NaN result.
 LOG1P_OF_A_NAN_ROW = pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
 
-#: Kernels whose CUDA code drops NaN (found by these tests, not fixed): ReLU is written
-#: ``if (relu && !(v > 0)) v = 0`` (kernels/conv1d/cupy_cuda.py), which maps NaN to 0, and
-#: the row maximum uses fmax (kernels/softmax/cupy_cuda.py ROW_HELPERS), which returns
-#: the other operand when one is NaN.
-CUDA_DROPS_NAN = {
-    "conv1d_relu": "CUDA ReLU `!(v > T(0))` maps NaN to 0 (kernels/conv1d/cupy_cuda.py)",
-    "conv1d_relu_maxpool": "composes the CUDA conv1d_relu, whose ReLU maps NaN to 0",
-    "log_softmax": "CUDA row max uses fmax, which drops NaN (softmax/cupy_cuda.py)",
-    "cross_entropy": "CUDA row_max_logsum uses fmax, which drops NaN",
-}
-
-
-def mark_known_cuda_bug(request, backend, op, when=True):
-    if backend in ("cupy", "cuda_host") and op in CUDA_DROPS_NAN and when:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=CUDA_DROPS_NAN[op]))
-
-
 def swap(a):
     """(N, C, L) ↔ (N, L, C), contiguous."""
     return np.ascontiguousarray(np.swapaxes(a, 1, 2))
@@ -208,7 +191,6 @@ CONV = dict(stride=1, padding_left=0, padding_right=0, dilation=1)
 @pytest.mark.parametrize("cl", [False, True], ids=["first", "last"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_conv1d_relu_passes_nan_through_the_relu(backend, dtype, cl, request):
-    mark_known_cuda_bug(request, backend, "conv1d_relu")
     for label, x, w, b in relu_patterns(7):
         want = naive_relu(naive_conv(x, w, b))
         xin = x.astype(dtype)
@@ -223,7 +205,6 @@ def test_conv1d_relu_passes_nan_through_the_relu(backend, dtype, cl, request):
 def test_conv1d_relu_nan_reaches_every_output_whose_window_holds_it(backend, cl, request):
     """K = 3 with padding (1, 1): a NaN at x[0, c, j] makes y[0, :, t] NaN for the three t
     whose window covers j, edges included, and nothing else."""
-    mark_known_cuda_bug(request, backend, "conv1d_relu")
     rng = np.random.default_rng(5)
     w = rng.standard_normal((4, 3, 3))
     b = rng.standard_normal(4)
@@ -256,7 +237,6 @@ def _pool_args(p):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("pool", FUSED_POOLS, ids=["K2S2P0", "K3S2P1", "K2S1P1"])
 def test_conv1d_relu_maxpool_nan_in_a_window_gives_nan(backend, pool, dtype, cl, request):
-    mark_known_cuda_bug(request, backend, "conv1d_relu_maxpool")
     for label, x, w, b in relu_patterns(9):
         want_y, want_arg = naive_pool(naive_relu(naive_conv(x, w, b)), *_pool_args(pool))
         xin = x.astype(dtype)
@@ -282,7 +262,6 @@ def test_conv1d_relu_maxpool_pair_path_at_the_network_shapes(backend, block, cl,
     NaN conv outputs start in the first or the second element of a pool pair), at the
     last position (whose conv outputs fall in the dropped odd tail when Lc is odd), and in
     one bias entry; every other window equals the NaN-free run bitwise."""
-    mark_known_cuda_bug(request, backend, "conv1d_relu_maxpool")
     C, O, L = block
     n = 34
     rng = np.random.default_rng([C, O, L])
@@ -367,7 +346,6 @@ def naive_log_softmax(x):
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 def test_row_with_a_nan_is_nan_and_other_rows_are_untouched(backend, op, dtype, k, request):
     # a row of one NaN is NaN whatever the max does (x − max is NaN): CUDA passes at k = 1
-    mark_known_cuda_bug(request, backend, op, when=k > 1)
     for label, x in row_patterns(k):
         want = naive_log_softmax(x)
         if op == "softmax":
@@ -383,7 +361,6 @@ def test_row_with_a_nan_is_nan_and_other_rows_are_untouched(backend, op, dtype, 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_of_a_row_with_a_nan_is_nan(backend, dtype, request):
     """The NaN sits in a class other than the label: the loss must still be NaN."""
-    mark_known_cuda_bug(request, backend, "cross_entropy")
     for label, x in row_patterns(5):
         labels = np.array([4 if label.startswith("nan@0") else 0, 1, 2, 3], dtype=np.int64)
         loss, _ = call("cross_entropy", backend, "fwd", x.astype(dtype), labels)

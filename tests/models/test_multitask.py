@@ -8,6 +8,7 @@ import pytest
 import minimtl as mt
 from minimtl.data import TASKS
 from minimtl.models import MultiTaskNet
+from tests._util import tensor_backend
 
 
 def keras_param_count(seq_len: int, features: int, towers: int = 3, outputs: int = 10) -> int:
@@ -107,9 +108,10 @@ def test_bad_options_are_rejected_with_the_allowed_values():
 
 
 @pytest.mark.parametrize("kw", [{}, {"extractor": "cnn+rnn", "rnn": "gru"}])
-def test_both_layouts_give_the_same_losses_and_gradients(kw, backend):
+def test_both_layouts_give_the_same_losses_and_gradients(kw, backend, monkeypatch):
     """channels_last changes only the activations' memory layout: with the same parameters
     (one seed) the two layouts give the same losses and gradients, up to float64 rounding."""
+    backend = tensor_backend(backend, monkeypatch)
     rng = np.random.default_rng(3)
     inputs = {t: mt.tensor(rng.standard_normal((4, 24, 5)), backend=backend) for t in TASKS}
     targets = {"user": np.array([0, 1, 2, 3]), "goods": (rng.random((4, 10)) > 0.5) * 1.0,
