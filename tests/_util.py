@@ -102,3 +102,22 @@ def moderate_arrays(shape, dtype, limit):
     from minimtl.testing import arrays
 
     return arrays(shape, dtype, -limit, limit, min_magnitude=2.0**-20)
+
+
+def far_below_max_rows(rng, M, K):
+    """float32 logits (M, K) whose row maximum has all its mantissa bits (in [1, 2)) and
+    whose other logits lie 20 to 80 below it: x − m is then rarely a float32 value, and
+    exp(x − m) is a small but normal float32 (≥ e⁻⁸¹). For entry-by-entry accuracy checks
+    of the exponentials of the row kernels."""
+    m = rng.uniform(1, 2, (M, 1))
+    x = m - rng.uniform(20, 80, (M, K))
+    x[np.arange(M), rng.integers(0, K, M)] = m[:, 0]
+    return x.astype(np.float32)
+
+
+def ulps(out, want) -> np.ndarray:
+    """|out − want| in units of the float32 spacing at want (computed in float64): the
+    error of a float32 result against a float64 value, entry by entry."""
+    want = np.asarray(want, dtype=np.float64)
+    err = np.abs(np.asarray(out, dtype=np.float64) - want)
+    return err / np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import kernels
 from minimtl.testing import arrays, labels, shapes
-from tests._util import bound, call, rel_err
+from tests._util import bound, call, far_below_max_rows, rel_err, ulps
 
 OPS = ("cross_entropy", "soft_cross_entropy", "bce_with_logits", "bce", "mse")
 ROW_OPS = ("cross_entropy", "soft_cross_entropy")
@@ -406,6 +406,32 @@ def test_cross_entropy_is_logsumexp_minus_the_labels_logit(backend, dtype, data)
     assert np.allclose(loss, expect_lse - x_y, rtol=0, atol=4 * e * scale)
 
 
+@pytest.mark.parametrize("K", [3, 8, 40])      # one lane per row, two, sixteen (CUDA)
+def test_float32_cross_entropy_of_far_apart_logits_is_within_a_few_ulps(backend, K):
+    """The SPEC's precision claim entry by entry, where a normwise check sees nothing: the
+    loss of a confident right answer (≈ Σ of exponentials far below 1) and every entry of
+    gx = gloss·(exp(x − lse) − onehot), however small, within 4 float32 ulps of the float64
+    values on the same logits (and, for gx, the same float32 lse)."""
+    rng = np.random.default_rng(K)
+    x = far_below_max_rows(rng, 6, K)
+    right = np.argmax(x, axis=1)
+    loss, lse = call("cross_entropy", backend, "fwd", x, right)
+    want_loss, want_lse = ref("cross_entropy").fwd(x.astype(F64), right)
+    assert np.all(want_loss >= np.finfo(np.float32).tiny)
+    assert ulps(loss, want_loss).max() <= 4, "loss"
+    assert ulps(lse, want_lse).max() <= 4, "lse"
+    labels = rng.integers(0, K, 6)
+    lse32 = ref("cross_entropy").fwd(x.astype(F64), labels)[1].astype(np.float32)
+    g = (rng.choice([-1.0, 1.0], 6) * rng.uniform(0.5, 2, 6)).astype(np.float32)
+    gx, _ = call("cross_entropy", backend, "bwd", g, x, labels, lse32)
+    want_gx, _ = ref("cross_entropy").bwd(g.astype(F64), x.astype(F64), labels,
+                                          lse32.astype(F64))
+    assert np.all(np.abs(want_gx) >= np.finfo(np.float32).tiny)
+    err = ulps(gx, want_gx)
+    worst = np.unravel_index(err.argmax(), err.shape)
+    assert err.max() <= 4, f"gx: {err.max():.1f} ulps at {worst}"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @given(data=st.data())
 def test_cross_entropy_gradient_is_softmax_minus_onehot(backend, dtype, data):
@@ -527,6 +553,34 @@ def test_bce_is_finite_at_0_and_1_and_flat_where_clipped(backend, dtype):
     expect = np.array([small_0, small_1, big, big_1, big, big_1])
     assert np.allclose(loss, expect, rtol=4 * eps_of(dtype), atol=0)
     np.testing.assert_array_equal(gp, np.zeros_like(p))
+
+
+def around(bound, dtype):
+    """The values of ``dtype`` nearest to ``bound`` (a float64) on either side, and the
+    bound itself where the dtype holds it."""
+    v = dtype(bound)
+    return sorted({float(np.nextafter(v, dtype(-1))), float(v), float(np.nextafter(v, dtype(2)))})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_next_to_both_clip_bounds_matches_the_reference(backend, dtype):
+    """At the dtype's values around ε and 1 − ε: the bounds themselves are inside (the
+    SPEC: the gradient is 0 only for p < ε or p > 1 − ε), the values beyond are clipped.
+    Loss and gradient entry by entry against the float64 reference, for y = 0 and 1."""
+    dtype = np.dtype(dtype).type
+    p = np.array(around(EPS_BCE, dtype) + around(1.0 - EPS_BCE, dtype), dtype=dtype)
+    assert np.any(p.astype(F64) < EPS_BCE) and np.any(p.astype(F64) > 1 - EPS_BCE)
+    p = np.repeat(p, 2)
+    y = np.tile(np.array([0.0, 1.0], dtype=dtype), p.size // 2)
+    g = np.ones_like(p)
+    loss = call("bce", backend, "fwd", p, y)
+    want = ref("bce").fwd(p.astype(F64), y.astype(F64))
+    assert np.allclose(loss, want, rtol=4 * eps_of(dtype), atol=0), (p, loss, want)
+    gp, _ = call("bce", backend, "bwd", g, p, y)
+    want_gp, _ = ref("bce").bwd(g.astype(F64), p.astype(F64), y.astype(F64))
+    inside = (p.astype(F64) >= EPS_BCE) & (p.astype(F64) <= 1 - EPS_BCE)
+    assert np.all((want_gp != 0) == inside)       # the reference's clip, checked here too
+    assert np.allclose(gp, want_gp, rtol=4 * eps_of(dtype), atol=0), (p, gp, want_gp)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

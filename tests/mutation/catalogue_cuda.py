@@ -1,0 +1,361 @@
+"""Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py`` and its
+Python wrappers, and Adam's kernel in ``kernels/optim_cuda.py``), run on the host through
+the ``cuda_host`` backend param (tests/cuda_host.py). Each names the kernel tests of its
+family plus the host-only tests (tests/kernels/test_cuda_on_host.py and
+tests/kernels/test_cuda_host_paths.py); ``-k "cuda_host or host"`` keeps the runs to the
+host backend (and the host-only modules)."""
+
+from __future__ import annotations
+
+from tests.mutation.mutant import edits
+
+_PATHS = "tests/kernels/test_cuda_host_paths.py"   # first: cheap, and it forces the paths
+_ON_HOST = "tests/kernels/test_cuda_on_host.py"     # (W_hh in global memory) at small sizes
+_K = ("-k", "cuda_host or host")
+
+
+def _sel(*files):
+    return (_PATHS, *files, _ON_HOST, *_K)
+
+
+CONV = _sel("tests/kernels/test_conv1d.py", "tests/kernels/test_conv1d_relu.py",
+            "tests/kernels/test_conv1d_channels_last.py")
+FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py")
+MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
+AVGPOOL = _sel("tests/kernels/test_avgpool1d.py")
+RNN = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py")
+LSTM = _sel("tests/kernels/test_lstm.py")
+GRU = _sel("tests/kernels/test_gru.py")
+SOFTMAX = _sel("tests/kernels/test_softmax.py", "tests/kernels/test_losses.py")
+LOG_SOFTMAX = _sel("tests/kernels/test_softmax.py")
+LOSSES = _sel("tests/kernels/test_losses.py")
+ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.py",
+        "-k", "host")
+
+MUTANTS = (
+    edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
+        # forward: the left padding added instead of subtracted (shows only with pl > 0)
+        ("xpos[pp] = t * S - pl;", "xpos[pp] = t * S + pl;"),
+        # forward: the stride dropped from the window start (shows only with S > 1)
+        ("xpos[pp] = t * S - pl;", "xpos[pp] = t - pl;"),
+        # forward: the dilation dropped from the tap offset (shows only with d > 1)
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
+        # forward: the right bound off by one (reads x[L], shows only with right padding)
+        ("i >= 0 && i < L;", "i >= 0 && i <= L;", 0),
+        # forward: the left bound off by one (position 0 treated as padding)
+        ("i >= 0 && i < L;", "i > 0 && i < L;", 0),
+        # forward: the bias of the block's first row for every row
+        ("T v = acc[i][j] + (has_bias ? b[o] : T(0));",
+         "T v = acc[i][j] + (has_bias ? b[m0] : T(0));"),
+        # data gradient: the padding on the wrong side of the tap position
+        ("gpos[pp] = j + pl;", "gpos[pp] = j - pl;"),
+        # data gradient: the tap offset added instead of subtracted
+        ("const int i = gpos[pp] - rpos[rr];", "const int i = gpos[pp] + rpos[rr];"),
+        # data gradient: the dilation dropped (shows only with d > 1)
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 1),
+        # data gradient: positions between two strided taps taken as taps (S > 1)
+        ("ok = ok && t * S == i;", "ok = ok && t * S <= i;"),
+        # data gradient: the divisibility check only for one stride
+        ("if (S != 1) {", "if (S == 3) {"),
+        # data gradient: the last output position t = Lo - 1 dropped
+        ("ok = ok && t < Lo;", "ok = ok && t < Lo - 1;"),
+        # data gradient: the tap k dropped from the weight offset (every tap reads k = 0)
+        ("woff[tid] = o * C * K + k;", "woff[tid] = o * C * K;"),
+        # data gradient of conv1d_relu: the mask lets y = 0 (clipped outputs) through
+        ("if (relu && !(y[at] > T(0))) g = T(0);", "if (relu && !(y[at] >= T(0))) g = T(0);",
+         0),
+        # weight gradient: the padding on the wrong side
+        ("xpos[tid] = t * S - pl;", "xpos[tid] = t * S + pl;"),
+        # weight gradient: the dilation dropped
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 2),
+        # weight gradient of conv1d_relu: the mask lets clipped outputs through
+        ("if (relu && !(y[at] > T(0))) g = T(0);", "if (relu && !(y[at] >= T(0))) g = T(0);",
+         1),
+        # weight gradient: the bias gradient drops the last position of each chunk
+        ("for (int q = 0; q < TRW; ++q) gbacc += Gs[q][tid];",
+         "for (int q = 0; q < TRW - 1; ++q) gbacc += Gs[q][tid];"),
+        # weight gradient split across blocks: the workspace stride of a slice without gb
+        ("T* out = part + (long long)blockIdx.z * ((long long)O * R + O);",
+         "T* out = part + (long long)blockIdx.z * ((long long)O * R);"),
+        # weight gradient split across blocks: the slices' sum skips the last slice
+        ("for (int z = lane; z < splits; z += 8)", "for (int z = lane; z < splits - 1; z += 8)"),
+        # ... or the eight lane sums are added only in part
+        ("for (int l = 0; l < 8; ++l) total += lanes[l][threadIdx.x];",
+         "for (int l = 0; l < 4; ++l) total += lanes[l][threadIdx.x];"),
+        # ... or a lane strides over the slices as if there were 16 lanes (shows only with
+        # more than 8 slices, a GPU's case: about 1,024 blocks)
+        ("for (int z = lane; z < splits; z += 8)", "for (int z = lane; z < splits; z += 16)"),
+        # forward: no barrier between loading the tiles and multiplying them
+        ("        __syncthreads();\n        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, "
+         "txn, tyn);", "        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);",
+         0),
+        # forward: no barrier after the multiply: the next chunk's row tables (roff, rpos)
+        # are not read by mac_chunk, and the tiles are only rewritten after the next
+        # chunk's first barrier, which every thread reaches only after its multiply
+        ("mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);\n        "
+         "__syncthreads();\n", "mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);\n",
+         0, "the trailing barrier is redundant: between it and the next write of As/Bs lies the "
+         "loop's first barrier, and mac_chunk reads neither roff nor rpos"),
+        # wrapper: the number of slices rounded down (the last partial slice dropped)
+        ("splits = -(-P // pb)", "splits = P // pb"),
+        # the slice end clamped to the slice instead of P: a chunk never crosses a slice's
+        # end (pb is a multiple of the chunk TRW and every slice starts at a multiple of
+        # pb), and only the last slice ends at P
+        ("gbase[tid] = p < pend ? n * O * Lo + t : -1;",
+         "gbase[tid] = p < P ? n * O * Lo + t : -1;", None,
+         "pb is a multiple of TRW and slices start at multiples of pb, so no chunk crosses "
+         "a slice end other than P: p < pend and p < P agree on every p a chunk visits"),
+    ]),
+    edits("kernels/conv1d_relu/cupy_cuda.py", "cuda_host", CONV, [
+        # channels-last backward: the ReLU mask in the wrong layout
+        ("backward(_swap(gy), _swap(x), w, _swap(y),", "backward(_swap(gy), _swap(x), w, y,"),
+        # the forward without its ReLU
+        ("                   int(dilation), True)", "                   int(dilation), False)"),
+    ]),
+    edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
+        # the mask y > 0 of the pooled output lets clipped windows through
+        ("masked = cp.where(y > 0, gy, 0)", "masked = cp.where(y >= 0, gy, 0)"),
+        # backward: the pool's size passed as its stride
+        ("stride=pool_stride, padding=pool_padding, channels_last=channels_last)",
+         "stride=pool_size, padding=pool_padding, channels_last=channels_last)"),
+        # backward: the pool's padding forgotten
+        ("stride=pool_stride, padding=pool_padding, channels_last=channels_last)",
+         "stride=pool_stride, padding=0, channels_last=channels_last)"),
+    ]),
+    edits("kernels/maxpool1d/cupy_cuda.py", "cuda_host", MAXPOOL, [
+        # forward: the padding on the wrong side
+        ("int start = t * S - P;", "int start = t * S + P;"),
+        # forward: ties go to the last maximum
+        ("bool take = (v > best) ||", "bool take = (v >= best) ||"),
+        # forward: the right clamp off by one (reads x[L] under right padding)
+        ("j = j < 0 ? 0 : (j > L - 1 ? L - 1 : j);", "j = j < 0 ? 0 : (j > L ? L : j);"),
+        # forward, channels-last: the row stride without the channel count
+        ("const T* xr = x + r * L * I + c;", "const T* xr = x + r * L + c;"),
+        # backward: the first window containing j rounded up once too often
+        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? (a + S) / S : 0;"),
+        # backward: the last window cut one too early
+        ("if (t_hi > Lo - 1) t_hi = Lo - 1;", "if (t_hi > Lo - 2) t_hi = Lo - 2;"),
+        # backward: the first window rounded down: one more window visited, but the argmax
+        # check (ar[o] == j) rejects every window that does not contain j
+        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? a / S : 0;", None,
+         "the extra window t = floor(a/S) does not contain j, so its argmax is never j and "
+         "the ar[o] == j test adds nothing from it"),
+        # backward, channels-last: the argmax row stride without the channel count
+        ("const int* ar = argmax + r * Lo * I + c;", "const int* ar = argmax + r * Lo + c;"),
+    ]),
+    edits("kernels/avgpool1d/cupy_cuda.py", "cuda_host", AVGPOOL, [
+        # forward: the padding on the wrong side
+        ("int start = t * S - P;", "int start = t * S + P;"),
+        # forward: divided by the real positions (count_include_pad=False), not by K
+        ("y[i] = s / (T)K;", "y[i] = s / (T)(hi - lo);"),
+        # forward: the window's end clamp: start + K == L gives L either way
+        ("int hi = start + K < L ? start + K : L;", "int hi = start + K <= L ? start + K : L;",
+         None, "at start + K == L both branches give hi = L"),
+        # forward: the window's first real position skipped
+        ("for (int j = lo + 1; j < hi; ++j)", "for (int j = lo + 2; j < hi; ++j)"),
+        # backward: the first window rounded down (one window that does not contain j)
+        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? a / S : 0;"),
+        # backward: the padding on the wrong side
+        ("int a = j + P - K + 1;", "int a = j - P - K + 1;"),
+        # backward: the last window floor((j + P)/S) missed by one
+        ("int t_hi = (j + P) / S;", "int t_hi = (j + P - 1) / S;"),
+        # backward, channels-last: the row stride of gy without the channel count
+        ("const T* gyr = gy + r * Lo * I + c;", "const T* gyr = gy + r * Lo + c;"),
+    ]),
+    edits("kernels/rnn/cupy_cuda.py", "cuda_host", RNN, [
+        # forward, rows per block > 1: every row reads the block's first row's state
+        ("const T* hr = h + r * H;", "const T* hr = h;"),
+        # backward, rows per block > 1: every row's product reads the first row's gradient
+        ("const T* gr = gas + r * H;", "const T* gr = gas;"),
+        # backward: tanh' = 1 - h² with the wrong sign
+        ("* (T(1) - h * h);", "* (T(1) + h * h);"),
+        # backward: W_hh transposed in the recurrent product
+        ("s += gr[j] * W[j * H + k];", "s += gr[j] * W[k * H + j];"),
+        # backward: the upstream gradient of the step dropped
+        ("const T v = (ghs[at] + g_next[q])", "const T v = (g_next[q])"),
+        # backward: no barrier between the step's gradients and the product that reads them
+        ("            ga[at] = v;\n        }\n        __syncthreads();\n",
+         "            ga[at] = v;\n        }\n"),
+
+        # launch: the partial last block not launched (N not a multiple of rows)
+        ("grid = (N + rows - 1) // rows", "grid = N // rows"),
+        # forward with W_hh in global memory: the weights read from the state buffer
+        ("const T* W = w_hhT;\n    T* h = sm;", "const T* W = sm;\n    T* h = sm;"),
+        # the second state buffer right after the first live rows: a partial block uses
+        # only nr rows of each buffer, so the buffers still do not overlap
+        ("T* hn = h + rows * H;", "T* hn = h + nr * H;", None,
+         "a block touches only nr·H entries of each buffer, so h[0, nr·H) and "
+         "hn[nr·H, 2·nr·H) still never overlap"),
+    ]),
+    edits("kernels/lstm/cupy_cuda.py", "cuda_host", LSTM, [
+        # the upstream gradient of the cell states ignored
+        ("const T gc = gcs[at] + gh * o", "const T gc = gh * o"),
+        # forward: the g gate's range one unit too wide (o's first unit through tanh)
+        ("(j >= 2 * H && j < 3 * H) ? tanh(z)", "(j >= 2 * H && j <= 3 * H) ? tanh(z)"),
+        # forward: no barrier between the gates (phase 1) and the cell update that reads them
+        ("            gates[at] = a;\n        }\n        __syncthreads();\n",
+         "            gates[at] = a;\n        }\n"),
+        # forward: input and forget gates swapped in the cell update
+        ("ar[H + k] * c[q] + ar[k] * ar[2 * H + k]", "ar[k] * c[q] + ar[H + k] * ar[2 * H + k]"),
+        # forward, rows per block > 1: every row reads the first row's h
+        ("const T* hr = h + r * H;", "const T* hr = h;"),
+        # backward, rows per block > 1: the gate gradients of row r at the wrong stride
+        ("const T* gr = gzs + r * G;", "const T* gr = gzs + r * H;"),
+        # backward: the previous cell state off by one step (c0 also used at t = 1)
+        ("const T cp = t > 0 ? cs[at - H]", "const T cp = t > 1 ? cs[at - H]"),
+        # backward: the output gate's gradient from gc instead of gh
+        ("const T zo = gh * tc * o * (T(1) - o);", "const T zo = gc * tc * o * (T(1) - o);"),
+        # backward: the cell gradient passed back without the forget gate
+        ("gc_next[q] = gc * f;", "gc_next[q] = gc;"),
+        # backward with W_hh in global memory: the weights read from the state buffer
+        ("const T* W = w_hh;\n    T* gh_next = sm;", "const T* W = sm;\n    T* gh_next = sm;"),
+        # backward with W_hh in shared memory: the state buffers laid over the weights
+        ("gh_next = sm + G * H;", "gh_next = sm + H * H;"),
+    ]),
+    edits("kernels/gru/cupy_cuda.py", "cuda_host", GRU, [
+        # forward: the reset gate dropped from the candidate
+        ("const T c = tanh(pt[2 * H + j] + rg * m);", "const T c = tanh(pt[2 * H + j] + m);"),
+        # forward: z and 1 - z swapped
+        ("const T hn = (T(1) - zg) * c + zg * h[e];", "const T hn = zg * c + (T(1) - zg) * h[e];"),
+        # forward, several rows per block: every row's product reads the first row's h
+        ("acc[r] += wkj * h[r * H + k];", "acc[r] += wkj * h[k];"),
+        # backward: the update gate's gradient with the wrong sign of (h_{t-1} - n)
+        ("const T ga_z = gj * (hprev - c) * zg", "const T ga_z = gj * (c - hprev) * zg"),
+        # backward: the n gate's hidden-projection gradient without the reset gate
+        ("gqt[2 * H + j] = ga_n * rg;", "gqt[2 * H + j] = ga_n;"),
+        # backward: h_{t-1} read at step t
+        ("hs[(row - 1) * H + j]", "hs[row * H + j]"),
+        # backward, several rows per block: the gather reads the first row's gq
+        ("acc[r] += gqs[r * H3 + i] * wik;", "acc[r] += gqs[i] * wik;"),
+        # wrapper: gb_hh from the input projection's gradient
+        ("column_sums(gq.reshape(N * T, 3 * H))", "column_sums(gp.reshape(N * T, 3 * H))"),
+        # backward with W_hh in global memory: the weights read from the shared copy's place
+        ("const T* w = w_in_shared ? ws : w_hh;", "const T* w = ws;"),
+        # backward, partial last block: gq of the missing rows left as the previous block's
+        # values; their accumulators only feed g of rows >= rows, which nothing reads
+        ("for (int e = threadIdx.x; e < GRU_ROWS * H3; e += blockDim.x) gqs[e] = T(0);",
+         "for (int e = threadIdx.x; e < rows * H3; e += blockDim.x) gqs[e] = T(0);", None,
+         "acc[r] of a missing row r >= rows only reaches g[r·H + k], which no thread of the "
+         "block ever reads or writes out"),
+    ]),
+    edits("kernels/softmax/cupy_cuda.py", "cuda_host", SOFTMAX, [
+        # the shared exp helper without its float accuracy correction exp(h)·l
+        ("return e + e * (double)l;", "return e;"),
+        # ... or without its early return for exp(-inf) = 0 (a masked logit: l = NaN)
+        ("    if (e == 0.0) return 0.0;\n", ""),
+        # ... or with the correction's sign flipped
+        ("float l = (float)(d - (double)h);", "float l = (float)((double)h - d);"),
+        # the group sum skips its widest butterfly step (shows only with G >= 2, K >= 5)
+        ("for (int off = G >> 1; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);\n"
+         "    return v;\n}\n__device__ __forceinline__ int",
+         "for (int off = G >> 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);\n"
+         "    return v;\n}\n__device__ __forceinline__ int"),
+        # the group max shuffles with the lane one group over (wrong for every K)
+        ("for (int off = G >> 1; off > 0; off >>= 1) v = fmax(",
+         "for (int off = G; off > 0; off >>= 1) v = fmax("),
+        # row_max_logsum: ties of the maximum also counted below it
+        ("if (v < m) below +=", "if (v <= m) below +="),
+        # row_max_logsum: the maximum's own 1 not taken out of the tie count
+        ("L = log1p(below + (double)(ties - 1));", "L = log1p(below + (double)ties);"),
+        # softmax forward: the row minimum instead of the maximum (overflows for large logits)
+        ("if (live) for (int k = j; k < K; k += G) m = fmax(m, x[row + k]);",
+         "if (live) for (int k = j; k < K; k += G) m = fmin(m, x[row + k]);"),
+        # softmax backward: Σ gy·y not combined across the group (G >= 2)
+        ("    s = group_sum(s, G);\n    if (live)\n        for",
+         "    if (live)\n        for"),
+        # softmax backward: the wrong sign
+        ("gx[row + k] = (T)((double)y[row + k] * ((double)gy[row + k] - s));",
+         "gx[row + k] = (T)((double)y[row + k] * ((double)gy[row + k] + s));"),
+        # lanes per row: a wider group, still a power of two: the row kernels are correct
+        # for every power of two G <= 32 (each lane strides by G over the row)
+        ("while g < 32 and 4 * g < K:", "while g < 32 and 2 * g < K:", None,
+         "every row kernel is correct for any power-of-two G <= 32 (lanes stride by G and the "
+         "group reductions combine exactly G lanes); only the speed changes"),
+    ]),
+    edits("kernels/log_softmax/cupy_cuda.py", "cuda_host", LOG_SOFTMAX, [
+        # forward: L added instead of subtracted
+        ("((double)x[row + k] - (double)m) - L)", "((double)x[row + k] - (double)m) + L)"),
+        # backward: y instead of softmax = exp(y)
+        ("(double)exp(y[row + k]) * S", "(double)y[row + k] * S"),
+        # backward: Σ gy not combined across the group (G >= 2)
+        ("    S = group_sum(S, G);\n", "\n"),
+    ]),
+    edits("kernels/cross_entropy/cupy_cuda.py", "cuda_host", LOSSES, [
+        # forward: loss and lse written by lane 1 (none exists when G = 1, K < 5)
+        ("if (live && j == 0) {", "if (live && j == 1) {"),
+        # backward: the label's entry written by lane 1 (none when G = 1, K < 5)
+        ("if (live && j == 0) gx[row + y]", "if (live && j == 1) gx[row + y]"),
+        # forward: the lse without the row maximum
+        ("lse[i] = (T)((double)m + L);", "lse[i] = (T)(L);"),
+        # backward: the off-label sum not combined across the group (G >= 2)
+        ("    off_label = group_sum(off_label, G);\n", "\n"),
+        # backward: the label's entry with the wrong sign
+        ("gx[row + y] = (T)(-g * off_label);", "gx[row + y] = (T)(g * off_label);"),
+        # backward: exp of the logit minus the max instead of minus the lse
+        ("double s = exp_acc((double)x[row + k] - l, T(0));",
+         "double s = exp_acc((double)x[row + k], T(0));"),
+    ]),
+    edits("kernels/soft_cross_entropy/cupy_cuda.py", "cuda_host", LOSSES, [
+        # forward: the weighted sum not combined across the group (G >= 2)
+        ("    acc = group_sum(acc, G);\n", "\n"),
+        # forward: loss and lse written by lane 1 (none when K < 5)
+        ("if (live && j == 0) {", "if (live && j == 1) {"),
+        # backward: Σ p dropped (right only when the targets sum to 1)
+        ("(exp_acc(v - l, T(0)) * P - (double)p[row + k])",
+         "(exp_acc(v - l, T(0)) - (double)p[row + k])"),
+        # backward: the target gradient with the wrong sign
+        ("gp[row + k] = (T)(g * (l - v));", "gp[row + k] = (T)(g * (v - l));"),
+        # backward: Σ p not combined across the group (G >= 2)
+        ("    P = group_sum(P, G);\n", "\n"),
+    ]),
+    edits("kernels/bce/cupy_cuda.py", "cuda_host", LOSSES, [
+        # forward: the upper clip dropped (log(0) at p = 1, y = 0)
+        ("fmin(fmax((double)p[i], BCE_EPS), 1.0 - BCE_EPS)", "fmax((double)p[i], BCE_EPS)"),
+        # forward: the upper clip at the wrong bound
+        ("fmin(fmax((double)p[i], BCE_EPS), 1.0 - BCE_EPS)",
+         "fmin(fmax((double)p[i], BCE_EPS), 1.0 - 2 * BCE_EPS)"),
+        # forward: the lower clip dropped
+        ("fmin(fmax((double)p[i], BCE_EPS), 1.0 - BCE_EPS)",
+         "fmin((double)p[i], 1.0 - BCE_EPS)"),
+        # backward: the upper clip's flat region dropped
+        ("if (pi >= BCE_EPS && pi <= 1.0 - BCE_EPS)", "if (pi >= BCE_EPS)"),
+        # backward: the upper bound itself taken as clipped
+        ("if (pi >= BCE_EPS && pi <= 1.0 - BCE_EPS)", "if (pi >= BCE_EPS && pi < 1.0 - BCE_EPS)"),
+        # backward: the lower bound itself taken as clipped
+        ("if (pi >= BCE_EPS && pi <= 1.0 - BCE_EPS)", "if (pi > BCE_EPS && pi <= 1.0 - BCE_EPS)"),
+        # backward: p(1 - p) with the wrong factor
+        ("/ (pi * (1.0 - pi))", "/ (pi * (1.0 + pi))"),
+    ]),
+    edits("kernels/bce_with_logits/cupy_cuda.py", "cuda_host", LOSSES, [
+        # forward: the linear part of z < 0 with the wrong sign
+        ("zi * (T(1) - yi) : -zi * yi;", "zi * (T(1) - yi) : zi * yi;"),
+        # forward: exp(-z) instead of exp(-|z|)
+        ("loss[i] = linear + log1p(exp(-fabs(zi)));", "loss[i] = linear + log1p(exp(-zi));"),
+        # backward: σ(|z|) instead of σ(-|z|)
+        ("T r = e / (T(1) + e);", "T r = T(1) / (T(1) + e);"),
+        # backward: r added instead of subtracted for z >= 0
+        ("(T(1) - yi) - r : r - yi;", "(T(1) - yi) + r : r - yi;"),
+    ]),
+    edits("kernels/mse/cupy_cuda.py", "cuda_host", LOSSES, [
+        # forward: |a - b| instead of (a - b)²
+        ("loss[i] = d * d;", "loss[i] = fabs(d);"),
+        # backward: the upstream gradient dropped
+        ("T g = T(2) * (a[i] - b[i]) * gloss[i];", "T g = T(2) * (a[i] - b[i]);"),
+        # backward: gb = ga
+        ("gb[i] = -g;", "gb[i] = g;"),
+    ]),
+    edits("kernels/optim_cuda.py", "cuda_host", ADAM, [
+        # v updated with β1's weight
+        ("mul_rn(mul_rn(gi, gi), one_m_b2)", "mul_rn(mul_rn(gi, gi), one_m_b1)"),
+        # the bias correction of v multiplied instead of divided
+        ("T d = add_rn(div_rn(sqrt_rn(vi), c2), eps);",
+         "T d = add_rn(mul_rn(sqrt_rn(vi), c2), eps);"),
+        # the step ascends
+        ("p[i] = sub_rn(p[i],", "p[i] = add_rn(p[i],"),
+        # the first moment not stored back
+        ("m[i] = mi;", "m[i] = m[i];"),
+        # wrapper: β1 and 1 − β1 swapped
+        ("t(1 - b1), t(b1),", "t(b1), t(1 - b1),"),
+    ]),
+)
+MUTANTS = [m for group in MUTANTS for m in group]
