@@ -19,7 +19,9 @@ selection that fails there would "kill" every mutant, so the run stops.
 
 Isolation: the tests run with ``PYTHONPATH`` at the tree (``--root``), without writing
 bytecode, Numba's cache in ``build/mutation/numba`` (a throwaway copy of it for mutants
-under ``kernels/``, so a mutant kernel's compiled code never reaches a later run) and the
+under ``kernels/``, so a mutant kernel's compiled code never reaches a later run, without
+the cache of the mutated family and of the families importing it, which Numba would not
+know to recompile) and the
 host builds of the CUDA sources in ``build/mutation/cuda_host`` (named by source hash).
 
 Results: ``tests/mutation/results.md`` (per group: killed / survived / equivalent, the kill
@@ -171,7 +173,9 @@ class Runner:
         before = set(self.cuda.iterdir())
         try:
             if kernel_file:
-                shutil.copytree(self.numba, numba_dir, dirs_exist_ok=True)
+                stale = _stale_caches(self.root, m.file)
+                shutil.copytree(self.numba, numba_dir, dirs_exist_ok=True,
+                                ignore=lambda d, names: [n for n in names if stale.match(n)])
             journal.record(path, original, stat)
             path.write_text(text)
             outcome, seconds, what = self.pytest(m.tests, numba_dir)
@@ -189,6 +193,30 @@ class Runner:
                 "tests": list(m.tests), "status": status, "outcome": outcome,
                 "seconds": round(seconds, 1), "caught_by": what if status == "killed" else "",
                 "equivalent": m.equivalent or "", "detail": what if status == "error" else ""}
+
+
+_IMPORT = re.compile(r"^from kernels\.(\w+)", re.M)
+
+
+def _stale_caches(root: Path, file: str) -> re.Pattern:
+    """The Numba cache folders (``<folder>_<40 hex>``) a mutant of ``file`` may make stale.
+
+    Numba checks a cached function against its own source file only: an njit function of
+    ``kernels/cross_entropy`` that calls one of ``kernels/log_softmax`` keeps the compiled
+    original after a mutant of the latter. So the mutated family and every family whose
+    modules import it, directly or through others, start without a cache."""
+    parts = Path(file).parts
+    family = parts[1] if len(parts) > 2 else "kernels"     # kernels/optim_numba.py: "kernels"
+    imports: dict[str, set[str]] = {}
+    for py in (root / "kernels").rglob("*.py"):
+        fam = py.parent.name if py.parent != root / "kernels" else "kernels"
+        imports.setdefault(fam, set()).update(_IMPORT.findall(py.read_text()))
+    stale, grew = {family}, True
+    while grew:
+        more = {f for f, deps in imports.items() if deps & stale} - stale
+        stale |= more
+        grew = bool(more)
+    return re.compile("(%s)_[0-9a-f]{40}$" % "|".join(sorted(map(re.escape, stale))))
 
 
 # --- report ----------------------------------------------------------------------------
@@ -253,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     root = args.root.resolve()
     journal = Journal(root)
-    left = journal.restore()
-    if left:
-        print(f"restored {left} from the journal of an interrupted run")
+    if not args.list:          # --list beside a live run must not undo its current mutant
+        left = journal.restore()
+        if left:
+            print(f"restored {left} from the journal of an interrupted run")
     mutants = [m for m in catalogue()
                if (not args.group or m.group in args.group)
                and (not args.file or any(s in m.file for s in args.file))]
