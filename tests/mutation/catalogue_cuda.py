@@ -18,16 +18,17 @@ def _sel(*files):
     return (_PATHS, *files, _ON_HOST, *_K)
 
 
+_NAN = "tests/kernels/test_nan_propagation.py"
 CONV = _sel("tests/kernels/test_conv1d.py", "tests/kernels/test_conv1d_relu.py",
-            "tests/kernels/test_conv1d_channels_last.py")
+            "tests/kernels/test_conv1d_channels_last.py", _NAN)
 FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py")
 MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
 AVGPOOL = _sel("tests/kernels/test_avgpool1d.py")
 RNN = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py")
 LSTM = _sel("tests/kernels/test_lstm.py")
 GRU = _sel("tests/kernels/test_gru.py")
-SOFTMAX = _sel("tests/kernels/test_softmax.py", "tests/kernels/test_losses.py")
-LOG_SOFTMAX = _sel("tests/kernels/test_softmax.py")
+SOFTMAX = _sel("tests/kernels/test_softmax.py", "tests/kernels/test_losses.py", _NAN)
+LOG_SOFTMAX = _sel("tests/kernels/test_softmax.py", _NAN)
 LOSSES = _sel("tests/kernels/test_losses.py")
 ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.py",
         "-k", "host")
@@ -38,6 +39,8 @@ MUTANTS = (
         ("xpos[pp] = t * S - pl;", "xpos[pp] = t * S + pl;"),
         # forward: the stride dropped from the window start (shows only with S > 1)
         ("xpos[pp] = t * S - pl;", "xpos[pp] = t - pl;"),
+        # the ReLU turns NaN into 0 again (fmax's rule)
+        ("if (relu && v < T(0)) v = T(0);", "if (relu && !(v >= T(0))) v = T(0);"),
         # forward: the dilation dropped from the tap offset (shows only with d > 1)
         ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
         # forward: the right bound off by one (reads x[L], shows only with right padding)
@@ -251,14 +254,16 @@ MUTANTS = (
          "for (int off = G >> 2; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);\n"
          "    return v;\n}\n__device__ __forceinline__ int"),
         # the group max shuffles with the lane one group over (wrong for every K)
-        ("for (int off = G >> 1; off > 0; off >>= 1) v = fmax(",
-         "for (int off = G; off > 0; off >>= 1) v = fmax("),
+        ("for (int off = G >> 1; off > 0; off >>= 1) v = max_nan(",
+         "for (int off = G; off > 0; off >>= 1) v = max_nan("),
+        # the row max drops a NaN again (fmax's rule): a finite row out of a NaN logit
+        ("return (a != a || a >= b) ? a : b;", "return (a >= b) ? a : b;"),
         # row_max_logsum: ties of the maximum also counted below it
         ("if (v < m) below +=", "if (v <= m) below +="),
         # row_max_logsum: the maximum's own 1 not taken out of the tie count
         ("L = log1p(below + (double)(ties - 1));", "L = log1p(below + (double)ties);"),
         # softmax forward: the row minimum instead of the maximum (overflows for large logits)
-        ("if (live) for (int k = j; k < K; k += G) m = fmax(m, x[row + k]);",
+        ("if (live) for (int k = j; k < K; k += G) m = max_nan(m, x[row + k]);",
          "if (live) for (int k = j; k < K; k += G) m = fmin(m, x[row + k]);"),
         # softmax backward: Σ gy·y not combined across the group (G >= 2)
         ("    s = group_sum(s, G);\n    if (live)\n        for",
