@@ -17,8 +17,11 @@ importing ``kernels`` pulls in neither numba nor cupy.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import threading
 from types import ModuleType
 
 __all__ = ["OPS", "BACKEND_MODULES", "get", "configure_numba"]
@@ -70,6 +73,27 @@ def configure_numba() -> None:
             import numba
 
             numba.config.THREADING_LAYER = "workqueue"
+
+
+_serial = threading.RLock()
+_NO_LOCK = contextlib.nullcontext()
+
+
+def guard(backend: str):
+    """A context manager around every call of a ``backend`` kernel from the engine.
+
+    Numba's ``workqueue`` layer (``configure_numba``) aborts the process when two threads
+    enter parallel regions at once, so under it Numba kernels run one thread at a time
+    (two threads training the same process are then correct, and take turns inside the
+    kernels). Every other backend and layer: no lock."""
+    if backend == "numba" and _workqueue():
+        return _serial
+    return _NO_LOCK
+
+
+def _workqueue() -> bool:
+    numba = sys.modules.get("numba")     # a Numba kernel ran or is about to: imported
+    return numba is not None and numba.config.THREADING_LAYER == "workqueue"
 
 
 def get(op: str, backend: str) -> ModuleType:

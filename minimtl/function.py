@@ -12,6 +12,7 @@ shape and checks shape and dtype before accumulating it.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,22 +23,28 @@ from .backend import xp_of
 __all__ = ["Function", "Context", "Node", "no_grad", "enable_grad", "is_grad_enabled",
            "unbroadcast"]
 
-_grad_enabled = True
+class _GradMode(threading.local):
+    """Grad mode is per thread, as in PyTorch: ``no_grad`` in one thread (an evaluation
+    beside training) never turns recording off in another. A new thread starts enabled."""
+
+    enabled = True
+
+
+_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
-    """Whether applied ops currently record the graph."""
-    return _grad_enabled
+    """Whether applied ops currently record the graph (in this thread)."""
+    return _mode.enabled
 
 
 @contextlib.contextmanager
 def _grad_mode(enabled: bool) -> Iterator[None]:
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
+    previous, _mode.enabled = _mode.enabled, enabled
     try:
         yield
     finally:
-        _grad_enabled = previous
+        _mode.enabled = previous
 
 
 def no_grad():
@@ -142,10 +149,11 @@ class Function:
         if backend is None:
             raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
         needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
-        record = _grad_enabled and any(needs_grad)
+        record = _mode.enabled and any(needs_grad)
         ctx = Context(backend, needs_grad, cls.kernel)
         raw = [t.data if isinstance(t, Tensor) else t for t in inputs]
-        out = cls.forward(ctx, *raw, **params)
+        with kernels.guard(backend):
+            out = cls.forward(ctx, *raw, **params)
         multi = isinstance(out, tuple)
         outs = out if multi else (out,)
         node = Node(cls, ctx, inputs, len(outs)) if record else None

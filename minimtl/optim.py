@@ -24,6 +24,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+import kernels
+
 from .backend import xp_of
 from .tensor import Tensor
 
@@ -239,8 +241,9 @@ class Adam(Optimizer):
                 from kernels.optim_numba import adam_update
             else:
                 from kernels.optim_cuda import adam_update
-            adam_update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t),
-                        eps=self.eps, step=self.lr / (1 - b1**t))
+            with kernels.guard(p.backend):
+                adam_update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t),
+                            eps=self.eps, step=self.lr / (1 - b1**t))
             return
         tmp = xp.multiply(g, 1 - b1)            # the one scratch array of this update
         m *= b1

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import kernels
+
 from .backend import check_backend, default_backend, xp_of
 from .function import Node, unbroadcast
 
@@ -172,7 +174,8 @@ class Tensor:
                     f"backward: the graph through {node.fn.__name__} was already freed; "
                     f"pass retain_graph=True to the first backward to walk it twice"
                 )
-            gxs = node.fn.backward(node.ctx, *gys)
+            with kernels.guard(node.ctx.backend):
+                gxs = node.fn.backward(node.ctx, *gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if len(gxs) != len(node.inputs):

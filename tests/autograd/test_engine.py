@@ -241,3 +241,17 @@ def test_importing_minimtl_loads_neither_numba_nor_cupy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_python_numbers_become_float32_and_arrays_keep_their_dtype():
+    import minimtl as mt
+
+    assert mt.tensor([1.0, 2.0]).dtype == np.float32
+    assert mt.tensor(3.0).dtype == np.float32
+    assert mt.tensor([[1, 2]]).dtype == np.int64            # ints stay ints, as in PyTorch
+    assert mt.tensor(np.array([1.0])).dtype == np.float64   # arrays: as given
+    assert mt.tensor(np.float64(1.0)).dtype == np.float64
+    assert mt.tensor(np.arange(3, dtype=np.int64)).dtype == np.int64
+    # so a layer (float32) takes a tensor of Python numbers without a dtype error
+    out = mt.nn.Linear(3, 4)(mt.tensor([[1.0, 2.0, 3.0]]))
+    assert out.shape == (1, 4) and out.dtype == np.float32

@@ -39,7 +39,7 @@ MUTANTS = (
     edits("minimtl/function.py", "engine", ENGINE, [
         ("g = g.sum(axis=stretched, keepdims=True)", "g = g.mean(axis=stretched, keepdims=True)"),
         ("g = g.sum(axis=tuple(range(extra)))", "g = g.mean(axis=tuple(range(extra)))"),
-        ("record = _grad_enabled and any(needs_grad)", "record = any(needs_grad)"),
+        ("record = _mode.enabled and any(needs_grad)", "record = any(needs_grad)"),
         ("elif t.backend != backend:", "elif t.backend is None:"),
     ]),
     edits("minimtl/ops/reduce.py", "engine", ENGINE, [
