@@ -122,8 +122,9 @@ def set_num_threads(n: int) -> dict[str, int | None]:
         raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
     out: dict[str, int | None] = {"numba": None, "blas": None}
     if available("numba"):
-        import kernels
         import numba
+
+        import kernels
 
         kernels.configure_numba()        # the threading layer is chosen before it starts
         if n > numba.config.NUMBA_NUM_THREADS:

@@ -130,6 +130,12 @@ class Function:
         raise NotImplementedError
 
     @classmethod
+    def op_name(cls) -> str:
+        """The name errors use: the kernel family's (``conv1d``, ``lstm``, ``mse``), as the
+        ops' own input checks do, else the class's in lower case (``add``, ``linear``)."""
+        return cls.kernel or cls.__name__.lower()
+
+    @classmethod
     def apply(cls, *inputs, **params):
         from .tensor import Tensor
 
@@ -143,11 +149,11 @@ class Function:
                         f"{u.backend}{u.shape}" for u in inputs if isinstance(u, Tensor)
                     )
                     raise ValueError(
-                        f"{cls.__name__}: inputs live on different backends ({shapes}); "
+                        f"{cls.op_name()}: inputs live on different backends ({shapes}); "
                         f"move them with .to(backend) first"
                     )
         if backend is None:
-            raise TypeError(f"{cls.__name__}: needs at least one Tensor input")
+            raise TypeError(f"{cls.op_name()}: needs at least one Tensor input")
         needs_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
         record = _mode.enabled and any(needs_grad)
         ctx = Context(backend, needs_grad, cls.kernel)

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import ops
 from .backend import xp_of
+from .ops import _checks
 from .tensor import Tensor
 
 __all__ = [
@@ -32,10 +33,17 @@ def _pad_pair(padding, k: int, dilation: int, stride: int) -> tuple[int, int]:
             return total // 2, total - total // 2  # the extra zero goes right, like Keras
         raise ValueError(f"conv1d: padding must be 'valid', 'same', an int or a pair, "
                          f"got {padding!r}")
-    if isinstance(padding, (tuple, list)):
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
         left, right = padding
-        return int(left), int(right)
-    return int(padding), int(padding)
+    elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        left = right = padding
+    else:
+        raise ValueError(f"conv1d: padding must be 'valid', 'same', an int or a pair, "
+                         f"got {padding!r}")
+    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool)
+               for p in (left, right)):
+        raise ValueError(f"conv1d: padding must be whole numbers, got {padding!r}")
+    return int(left), int(right)
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride: int = 1,
@@ -120,7 +128,7 @@ def rnn(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
 
     Returns (hs (N, T, H), h_T (N, H)); ``h0`` defaults to zeros.
     """
-    h0 = _zeros_state(x, w_hh.shape[1]) if h0 is None else h0
+    h0 = _zeros_state(x, w_hh.shape[-1]) if h0 is None else h0
     hs = ops.RNN.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
     return hs, hs[:, -1]
 
@@ -130,7 +138,7 @@ def lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
          ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """LSTM over x (N, T, D) with PyTorch's weights: w_ih (4H, D), w_hh (4H, H), gates
     i, f, g, o. Returns (hs (N, T, H), (h_T, c_T)); states default to zeros."""
-    hidden = w_hh.shape[1]
+    hidden = w_hh.shape[-1]
     h0 = _zeros_state(x, hidden) if h0 is None else h0
     c0 = _zeros_state(x, hidden) if c0 is None else c0
     hs, cs = ops.LSTM.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh)
@@ -141,7 +149,7 @@ def gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor,
         h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """GRU over x (N, T, D) with PyTorch's weights: w_ih (3H, D), w_hh (3H, H), gates
     r, z, n. Returns (hs (N, T, H), h_T (N, H))."""
-    h0 = _zeros_state(x, w_hh.shape[1]) if h0 is None else h0
+    h0 = _zeros_state(x, w_hh.shape[-1]) if h0 is None else h0
     hs = ops.GRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh)
     return hs, hs[:, -1]
 
@@ -161,15 +169,16 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return ops.LogSoftmax.apply(x, axis=axis)
 
 
-def reduce(loss: Tensor, reduction: str) -> Tensor:
-    """Apply ``reduction`` ('mean', 'sum' or 'none') to per-element losses."""
+def reduce(loss: Tensor, reduction: str, op: str = "reduce") -> Tensor:
+    """Apply ``reduction`` ('mean', 'sum' or 'none') to per-element losses (``op`` names
+    the caller in the error for any other value)."""
     if reduction == "mean":
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
     if reduction == "none":
         return loss
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
 def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -179,14 +188,20 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     (Keras's categorical cross-entropy). Per row: logsumexp(x) − x_y, resp.
     Σ_k p_k·(logsumexp(x) − x_k). ``reduction``: 'mean' (over N), 'sum' or 'none'.
     """
-    data = target.data if isinstance(target, Tensor) else target
-    if data.ndim == 1:
+    if reduction not in ("mean", "sum", "none"):
+        reduce(logits, reduction, "cross_entropy")          # raises, naming the op
+    if not isinstance(target, Tensor) and not hasattr(target, "ndim"):
+        target = np.asarray(target)                         # a list of labels or rows
+    if target.ndim == 1:
         loss = ops.CrossEntropy.apply(logits, target)
-    else:
+    elif target.ndim == 2:
         if not isinstance(target, Tensor):
             target = Tensor(target, backend=logits.backend)
         loss = ops.SoftCrossEntropy.apply(logits, target)
-    return reduce(loss, reduction)
+    else:
+        raise ValueError(f"cross_entropy: target must be class labels (N,) or probability "
+                         f"rows (N, K), got shape {tuple(target.shape)}")
+    return reduce(loss, reduction, "cross_entropy")
 
 
 def _target(target, like: Tensor) -> Tensor:
@@ -200,7 +215,8 @@ def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: str = "m
                                      ) -> Tensor:
     """Sigmoid + binary cross-entropy from logits, stable for any |z|:
     max(z, 0) − z·y + log(1 + e^−|z|) per element; 'mean' averages over all elements."""
-    return reduce(ops.BCEWithLogits.apply(logits, _target(target, logits)), reduction)
+    loss = ops.BCEWithLogits.apply(logits, _target(target, logits))
+    return reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
 def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -209,12 +225,12 @@ def binary_cross_entropy(probs: Tensor, target, reduction: str = "mean") -> Tens
     p is clipped to [1e-7, 1 − 1e-7] (Keras's epsilon) so that log(0) never happens; the
     gradient is zero where the clip was active. Prefer the ``_with_logits`` form in models.
     """
-    return reduce(ops.BCE.apply(probs, _target(target, probs)), reduction)
+    return reduce(ops.BCE.apply(probs, _target(target, probs)), reduction, "binary_cross_entropy")
 
 
 def mse_loss(prediction: Tensor, target, reduction: str = "mean") -> Tensor:
     """(prediction − target)² per element, reduced."""
-    return reduce(ops.MSE.apply(prediction, _target(target, prediction)), reduction)
+    return reduce(ops.MSE.apply(prediction, _target(target, prediction)), reduction, "mse_loss")
 
 
 def relu(x: Tensor) -> Tensor:
@@ -245,17 +261,25 @@ def sqrt(x: Tensor) -> Tensor:
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("concatenate: needs at least one tensor")
     return ops.Concat.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Join equal-shaped tensors along a new axis."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one tensor")
     return ops.Stack.apply(*tensors, axis=axis)
 
 
 def flatten(x: Tensor, start_axis: int = 1) -> Tensor:
     """(N, d1, d2, …) -> (N, d1·d2·…) (all axes from ``start_axis`` merged)."""
-    return ops.reshape(x, x.shape[:start_axis] + (-1,))
+    start_axis = _checks.axis("flatten", start_axis, x.ndim) if x.ndim else 0
+    # the merged size spelled out: -1 cannot be inferred for an empty batch
+    return ops.reshape(x, x.shape[:start_axis] + (int(np.prod(x.shape[start_axis:])),))
 
 
 def dropout(x: Tensor, p: float, training: bool = True,
@@ -275,10 +299,26 @@ def dropout(x: Tensor, p: float, training: bool = True,
 def embedding(indices, weight: Tensor) -> Tensor:
     """Rows of ``weight`` (V, E) at integer ``indices`` (any shape) -> (*indices.shape, E);
     the backward scatter-adds, so repeated indices accumulate."""
-    return ops.getitem(weight, indices)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    idx = idx if hasattr(idx, "dtype") else np.asarray(idx)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= weight.shape[0]):
+        raise ValueError(f"embedding: indices must lie in [0, {weight.shape[0]}) for weight "
+                         f"{weight.shape}, got range [{int(idx.min())}, {int(idx.max())}]")
+    return ops.getitem(weight, idx)
 
 
 def where(cond, a: Tensor, b: Tensor) -> Tensor:
     """a where ``cond`` (a boolean array) else b; the gradient flows to the chosen side."""
     cond = cond.data if isinstance(cond, Tensor) else cond
-    return ops.Where.apply(cond, a, ops.as_tensor(b, a))
+    if getattr(cond, "dtype", None) != np.bool_:
+        raise TypeError(f"where: cond must be a boolean array, got "
+                        f"{getattr(cond, 'dtype', type(cond).__name__)}")
+    b = ops.as_tensor(b, a)
+    try:
+        np.broadcast_shapes(cond.shape, a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"where: cond {cond.shape}, a {a.shape} and b {b.shape} do not "
+                         f"broadcast") from None
+    return ops.Where.apply(cond, a, b)

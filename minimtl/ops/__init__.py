@@ -59,7 +59,16 @@ def _binary(fn, a, b):
     if a.dtype != b.dtype:
         raise TypeError(f"{fn.__name__.lower()}: dtypes differ ({a.dtype} {a.shape} and "
                         f"{b.dtype} {b.shape}); cast with .astype first")
-    return fn.apply(a, b)
+    try:
+        return fn.apply(a, b)
+    except ValueError:
+        if fn is not MatMul and a.shape != b.shape:       # NumPy's message names no op
+            try:
+                np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise ValueError(f"{fn.__name__.lower()}: shapes {a.shape} and {b.shape} "
+                                 f"do not broadcast") from None
+        raise
 
 
 def add(a, b):

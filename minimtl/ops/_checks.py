@@ -35,6 +35,16 @@ def ndim(op: str, name: str, a, n: int, layout: str) -> None:
         raise ValueError(f"{op}: {name} must be {n}-D {layout}, got shape {a.shape}")
 
 
+def axis(op: str, axis, ndim: int) -> int:
+    """``axis`` (negative counts from the end) as 0..ndim-1, or a one-line error: an out of
+    range axis never wraps around silently, as NumPy's ``%`` would."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an integer, got {axis!r}")
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: axis {axis} is out of range for a {ndim}-D input")
+    return int(axis) % ndim
+
+
 def positive(op: str, **ints) -> None:
     for name, v in ints.items():
         if int(v) != v or v < 1:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from ..function import Function
+from . import _checks
 
 __all__ = ["Sum", "Mean", "Max"]
 
 
-def _axes(axis, ndim: int) -> tuple[int, ...]:
+def _axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        _checks.axis(op, a, ndim)
+    if len(set(a % ndim for a in axes)) != len(axes):
+        raise ValueError(f"{op}: axis {axis} repeats an axis")
     return tuple(sorted(a % ndim for a in axes))
 
 
@@ -28,7 +33,7 @@ class Sum(Function):
 
     @staticmethod
     def forward(ctx, x, *, axis=None, keepdims=False):
-        axes = _axes(axis, x.ndim)
+        axes = _axes(axis, x.ndim, "sum")
         ctx.params = {"axes": axes, "keepdims": keepdims, "shape": x.shape}
         return ctx.xp.sum(x, axis=axes, keepdims=keepdims)
 
@@ -44,7 +49,7 @@ class Mean(Function):
 
     @staticmethod
     def forward(ctx, x, *, axis=None, keepdims=False):
-        axes = _axes(axis, x.ndim)
+        axes = _axes(axis, x.ndim, "mean")
         n = 1
         for a in axes:
             n *= x.shape[a]
@@ -67,7 +72,7 @@ class Max(Function):
 
     @staticmethod
     def forward(ctx, x, *, axis=None, keepdims=False):
-        axes = _axes(axis, x.ndim)
+        axes = _axes(axis, x.ndim, "max")
         y = ctx.xp.max(x, axis=axes, keepdims=True)
         ctx.save(x, y)
         ctx.params = {"axes": axes, "keepdims": keepdims}

@@ -17,7 +17,11 @@ def _check(op, gates, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
     n, t, d = x.shape
     if t < 1:
         raise ValueError(f"{op}: the sequence is empty: x {x.shape}")
+    _checks.ndim(op, "w_hh", w_hh, 2, f"({gates}·H, H)")
     hidden = w_hh.shape[-1]
+    if w_hh.shape[0] != gates * hidden:
+        raise ValueError(f"{op}: w_hh must be ({gates}·H, H) for hidden size H (its columns), "
+                         f"got shape {w_hh.shape}")
     expect = {"w_ih": (gates * hidden, d), "w_hh": (gates * hidden, hidden),
               "b_ih": (gates * hidden,), "b_hh": (gates * hidden,), "h0": (n, hidden)}
     arrays = {"w_ih": w_ih, "w_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh, "h0": h0}

@@ -4,6 +4,7 @@ written once against ``ctx.xp``."""
 from __future__ import annotations
 
 from ..function import Function
+from . import _checks
 
 __all__ = ["Reshape", "Transpose", "Concat", "Stack", "GetItem"]
 
@@ -29,7 +30,8 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, *, axes=None):
-        axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % x.ndim for a in axes)
+        axes = (tuple(reversed(range(x.ndim))) if axes is None else
+                tuple(_checks.axis("transpose", a, x.ndim) for a in axes))
         if sorted(axes) != list(range(x.ndim)):
             raise ValueError(f"transpose: axes {axes} are not a permutation for {x.shape}")
         ctx.params = {"inverse": tuple(axes.index(i) for i in range(x.ndim))}
@@ -47,7 +49,11 @@ class Concat(Function):
     def forward(ctx, *xs, axis=0):
         shapes = [x.shape for x in xs]
         ref = shapes[0]
-        axis = axis % len(ref)
+        axis = _checks.axis("concatenate", axis, len(ref))
+        dtypes = {x.dtype for x in xs}
+        if len(dtypes) != 1:
+            raise TypeError(f"concatenate: dtypes differ ({', '.join(str(x.dtype) for x in xs)}"
+                            f"); cast with .astype first")
         for s in shapes:
             if len(s) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(s, ref))
                                          if i != axis):
@@ -75,7 +81,11 @@ class Stack(Function):
         shapes = {x.shape for x in xs}
         if len(shapes) != 1:
             raise ValueError(f"stack: all shapes must be equal, got {[x.shape for x in xs]}")
-        ctx.params = {"axis": axis % (xs[0].ndim + 1), "n": len(xs)}
+        if len({x.dtype for x in xs}) != 1:
+            raise TypeError(f"stack: dtypes differ ({', '.join(str(x.dtype) for x in xs)}); "
+                            f"cast with .astype first")
+        axis = _checks.axis("stack", axis, xs[0].ndim + 1)
+        ctx.params = {"axis": axis, "n": len(xs)}
         return ctx.xp.stack(xs, axis=axis)
 
     @staticmethod

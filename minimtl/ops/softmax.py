@@ -12,9 +12,14 @@ from . import _checks
 __all__ = ["Softmax", "LogSoftmax", "to_rows", "from_rows"]
 
 
-def to_rows(xp, x, axis: int):
+def to_rows(xp, x, axis: int, op: str = "softmax"):
     """(…, K at axis, …) -> C-contiguous (M, K) rows, plus what ``from_rows`` needs."""
-    axis = axis % x.ndim
+    if x.ndim == 0:
+        raise ValueError(f"{op}: x must have at least one axis, got a 0-d array")
+    axis = _checks.axis(op, axis, x.ndim)
+    if x.shape[axis] == 0:
+        raise ValueError(f"{op}: axis {axis} of x {x.shape} is empty (no classes to "
+                         f"normalise over)")
     moved = xp.moveaxis(x, axis, -1)
     shape = moved.shape
     return xp.ascontiguousarray(moved.reshape(-1, shape[-1])), (axis, shape)
@@ -27,7 +32,7 @@ def from_rows(xp, rows, how):
 
 def _forward(ctx, x, axis: int, op: str):
     (x,) = _checks.floats(op, x=x)
-    rows, how = to_rows(ctx.xp, x, axis)
+    rows, how = to_rows(ctx.xp, x, axis, op)
     y = ctx.k.fwd(rows)                       # (M, K)
     ctx.save(y)
     ctx.params = {"how": how}

@@ -100,14 +100,16 @@ MUTANTS = (
         ("p.data *= 1 - self.lr * self.weight_decay", "p.data *= 1 - self.weight_decay"),
         ("c2=math.sqrt(1 - b2**t)", "c2=math.sqrt(1 - b1**t)"),
         ('state["step"] += 1', 'state["step"] = 1'),
-        ("coef = min(1.0, max_norm / (total + 1e-6))", "coef = max(1.0, max_norm / (total + 1e-6))"),
+        ("coef = min(1.0, max_norm / (total + 1e-6))",
+         "coef = max(1.0, max_norm / (total + 1e-6))"),
         ("p.grad = p.grad * p.grad.dtype.type(coef)", "p.grad *= p.grad.dtype.type(coef)"),
     ]),
     edits("minimtl/train.py", "metrics", METRICS, [
         # ties not averaged
         ("ranks[order[s:e]] = 0.5 * (s + e - 1) + 1", "ranks[order[s:e]] = s + 1"),
         # the Mann–Whitney offset
-        ("n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)", "n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)"),
+        ("n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)",
+         "n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)"),
         # swapped positives
         ("positive = positive.astype(bool)", "positive = ~positive.astype(bool)"),
         # the wrong label column / positives of the softmax head's one-vs-rest AUC
@@ -144,7 +146,8 @@ MUTANTS = (
         ("        a = (self.window - 1) // 2\n        b = self.window - 1 - a\n        # Prefix",
          "        a = self.window // 2\n        b = self.window - 1 - a\n        # Prefix"),
         ("hi = np.clip(t + b + 1, 0, length)", "hi = np.clip(t + b, 0, length)"),
-        ("ds.subset(perm[n_train:n_train + n_val])", "ds.subset(perm[n_train - 1:n_train + n_val])"),
+        ("ds.subset(perm[n_train:n_train + n_val])",
+         "ds.subset(perm[n_train - 1:n_train + n_val])"),
         ("n_val = int(round(n * val_fraction))", "n_val = int(n * val_fraction)"),
         ("if drop_last and len(idx) < batch_size:", "if drop_last and len(idx) <= batch_size:"),
         ("for start in range(0, n, batch_size):", "for start in range(1, n, batch_size):"),

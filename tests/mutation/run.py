@@ -216,7 +216,8 @@ def _stale_caches(root: Path, file: str) -> re.Pattern:
         more = {f for f, deps in imports.items() if deps & stale} - stale
         stale |= more
         grew = bool(more)
-    return re.compile("(%s)_[0-9a-f]{40}$" % "|".join(sorted(map(re.escape, stale))))
+    names = "|".join(sorted(map(re.escape, stale)))
+    return re.compile(f"({names})_[0-9a-f]{{40}}$")
 
 
 # --- report ----------------------------------------------------------------------------

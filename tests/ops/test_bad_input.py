@@ -59,7 +59,7 @@ def T(shape, dtype=np.float64, grad=True, backend="numpy"):
     (lambda: F.linear(T((3, 4)), T((2, 5))), ValueError,
      r"linear: x \(3, 4\) and weight \(2, 5\) do not fit"),
     (lambda: F.conv1d(T((2, 3, 8)), T((4, 3, 3), backend="numba")), ValueError,
-     r"Conv1d: inputs live on different backends \(numpy\(2, 3, 8\), numba\(4, 3, 3\)"),
+     r"conv1d: inputs live on different backends \(numpy\(2, 3, 8\), numba\(4, 3, 3\)"),
 ])
 def test_bad_input_names_the_operator_and_the_shapes(call, error, pattern):
     with pytest.raises(error, match=pattern):
