@@ -177,9 +177,13 @@ def _plot(history, path: str, best: dict | None = None) -> bool:
 
 #: flag -> (attribute, smallest value) of the integer flags
 _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
-              "--samples": ("samples", 10), "--seq-len": ("seq_len", 1),
+              "--samples": ("samples", 10), "--seq-len": ("seq_len", 10),
               "--features": ("features", 1), "--rnn-hidden": ("rnn_hidden", 1),
-              "--threads": ("threads", 1)}
+              "--threads": ("threads", 1), "--seed": ("seed", 0)}
+
+#: why a smallest value is what it is, where that is not obvious
+_WHY = {"--seq-len": " (each tower's two conv(3)+pool(2) blocks need 10 steps)",
+        "--samples": " (10 % of them validate and 10 % test)"}
 
 #: the settings that decide a run's numbers: a resumed run must repeat them
 _RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharing", "fusion",
@@ -198,10 +202,16 @@ def _check_flags(a) -> None:
     for flag, (attr, lo) in _INT_FLAGS.items():
         value = getattr(a, attr, None)
         if value is not None and value < lo:
-            raise CLIError(f"{flag} must be an integer >= {lo}, got {value}")
+            raise CLIError(f"{flag} must be an integer >= {lo}, got {value}{_WHY.get(flag, '')}")
     lr = getattr(a, "lr", None)
     if lr is not None and not (np.isfinite(lr) and lr > 0):
         raise CLIError(f"--lr must be a positive finite number, got {lr}")
+    noise = getattr(a, "noise", None)
+    if noise is not None and not (np.isfinite(noise) and noise >= 0):
+        raise CLIError(f"--noise must be a finite number >= 0, got {noise}")
+    rel = getattr(a, "relatedness", None)
+    if rel is not None and not 0 <= rel <= 1:
+        raise CLIError(f"--relatedness must lie in [0, 1], got {rel}")
 
 
 def _flag(attr: str) -> str:
@@ -520,6 +530,12 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MINIMTL_DEBUG"):
             raise
         print(f"minimtl: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:
+        if os.environ.get("MINIMTL_DEBUG"):
+            raise
+        print(f"minimtl: error: out of memory ({e or 'no detail'}); use fewer --samples, a "
+              f"smaller --batch-size or a smaller model", file=sys.stderr)
         return 2
 
 

@@ -17,7 +17,8 @@ def max_and_log_sum(x64):
     m = x64.max(axis=1, keepdims=True)
     below = np.where(x64 < m, np.exp(x64 - m), 0.0).sum(axis=1, keepdims=True)
     ties = (x64 == m).sum(axis=1, keepdims=True)
-    return m, np.log1p(below + (ties - 1))
+    with np.errstate(divide="ignore"):     # a NaN row has no ties: log1p(-1), and m is NaN
+        return m, np.log1p(below + (ties - 1))
 
 
 def fwd(x):

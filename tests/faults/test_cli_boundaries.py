@@ -1,0 +1,108 @@
+"""Every ``minimtl train`` flag at its boundary: the smallest (or largest) value that is
+allowed trains and writes a finished run; the first value past it is refused in one line
+that names the flag, before anything is written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from minimtl.cli import main
+
+TINY = ["--samples", "20", "--seq-len", "10", "--features", "2", "--epochs", "1",
+        "--batch-size", "8", "--backend", "numpy", "--quiet", "--no-malloc-tuned"]
+
+
+def _run(tmp_path, *flags):
+    out = tmp_path / "run"
+    return main(["train", *TINY, *flags, "--out", str(out)]), out
+
+
+ALLOWED = [
+    ("--epochs", "1"),
+    ("--batch-size", "1"),
+    ("--batch-size", "100000"),            # larger than the training split: one batch
+    ("--samples", "10"),
+    ("--seq-len", "10"),
+    ("--features", "1"),
+    ("--rnn-hidden", "1", "--extractor", "cnn+rnn"),
+    ("--rnn", "gru", "--extractor", "cnn+rnn"),
+    ("--rnn", "rnn", "--extractor", "cnn+rnn"),
+    ("--lr", "1e-30"),
+    ("--noise", "0"),
+    ("--relatedness", "0"),
+    ("--relatedness", "1"),
+    ("--seed", "0"),
+    ("--seed", str(2 ** 32)),
+    ("--threads", "1"),
+    ("--preprocess", ""),
+    ("--preprocess", "denoise,standardize,minmax"),
+    ("--sharing", "shared"),
+    ("--fusion", "weighted"),
+    ("--goods-head", "linear"),
+    ("--layout", "channels-first"),
+]
+
+
+@pytest.mark.parametrize("flags", ALLOWED, ids=[" ".join(f) for f in ALLOWED])
+def test_a_value_at_the_boundary_trains_a_finished_run(flags, tmp_path, capsys):
+    rc, out = _run(tmp_path, *flags)
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text())["finished"] is True
+    metrics = json.loads((out / "test_metrics.json").read_text())["test"]
+    assert metrics                           # a finite loss per task
+    assert all(v == v for k, v in metrics.items() if k.endswith("_loss"))
+
+
+REFUSED = [
+    (("--epochs", "0"), "--epochs must be an integer >= 1, got 0"),
+    (("--batch-size", "0"), "--batch-size must be an integer >= 1, got 0"),
+    (("--samples", "9"), "--samples must be an integer >= 10, got 9"),
+    (("--seq-len", "9"), "--seq-len must be an integer >= 10, got 9"),
+    (("--features", "0"), "--features must be an integer >= 1, got 0"),
+    (("--rnn-hidden", "0", "--extractor", "cnn+rnn"), "--rnn-hidden must be an integer >= 1"),
+    (("--lr", "0"), "--lr must be a positive finite number, got 0.0"),
+    (("--lr", "nan"), "--lr must be a positive finite number, got nan"),
+    (("--noise", "-0.01"), "--noise must be a finite number >= 0, got -0.01"),
+    (("--noise", "inf"), "--noise must be a finite number >= 0, got inf"),
+    (("--relatedness", "-0.01"), "--relatedness must lie in [0, 1], got -0.01"),
+    (("--relatedness", "1.01"), "--relatedness must lie in [0, 1], got 1.01"),
+    (("--seed", "-1"), "--seed must be an integer >= 0, got -1"),
+    (("--threads", "0"), "--threads must be an integer >= 1, got 0"),
+    (("--threads", "100000"), "set_num_threads: 100000 threads, but Numba has"),
+    (("--preprocess", "standardize,whiten"), "unknown step 'whiten'"),
+    (("--samples", str(10 ** 12)), "out of memory"),
+    (("--data", "no-such-file.npz"), "no such file"),
+]
+
+
+@pytest.mark.parametrize("flags,needle", REFUSED, ids=[" ".join(f) for f, _ in REFUSED])
+def test_the_first_value_past_the_boundary_is_refused_in_one_line(flags, needle, tmp_path,
+                                                                   capsys):
+    rc, out = _run(tmp_path, *flags)
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    err = [line for line in err if not line.startswith("warning: ")]
+    assert len(err) == 1 and err[0].startswith("minimtl: error: "), err
+    assert needle in err[0], err[0]
+    assert not out.exists()
+
+
+PARSER = [
+    ("--epochs", "1.5"), ("--batch-size", "x"), ("--lr", "fast"), ("--seed", "0x10"),
+    ("--extractor", "rnn"), ("--rnn", "transformer"), ("--sharing", "half"),
+    ("--fusion", "sum"), ("--goods-head", "relu"), ("--backend", "tpu"),
+    ("--layout", "channels_last"),
+]
+
+
+@pytest.mark.parametrize("flag,value", PARSER, ids=[f"{f} {v}" for f, v in PARSER])
+def test_a_value_of_the_wrong_kind_names_the_flag_in_trains_usage(flag, value, tmp_path,
+                                                                  capsys):
+    with pytest.raises(SystemExit) as e:
+        _run(tmp_path, flag, value)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"minimtl train: error: argument {flag}: invalid" in err, err
+    assert not (tmp_path / "run").exists()
