@@ -66,9 +66,12 @@ def task_metrics(kind: str, output: np.ndarray, target: np.ndarray) -> dict[str,
     """Metrics of one head from its outputs (probabilities, or values for 'linear').
 
     softmax: accuracy (argmax), macro one-vs-rest AUC; sigmoid: binary accuracy at 0.5 over
-    all labels, macro AUC over labels; linear: RMSE and MAE.
+    all labels, macro AUC over labels; linear: RMSE and MAE. A softmax head's target is
+    class labels (N,) or probability rows (N, K), whose argmax is then the class (Keras's
+    categorical accuracy).
     """
     if kind == "softmax":
+        target = _classes(target)
         acc = float(np.mean(np.argmax(output, axis=1) == target))
         aucs = [roc_auc(output[:, k], target == k) for k in range(output.shape[1])]
         return {"accuracy": acc, "auc": float(np.nanmean(aucs)) if not np.all(
@@ -211,10 +214,16 @@ class History:
         atomic_write(path, lambda f: f.write(text), binary=False)
 
 
+def _classes(target: np.ndarray) -> np.ndarray:
+    """Class labels of a softmax head's target: labels as given, rows by their argmax."""
+    target = np.asarray(target)
+    return np.argmax(target, axis=1) if target.ndim == 2 else target
+
+
 def _batch_hits(kind: str, logits: np.ndarray, target: np.ndarray) -> float | None:
     """Correct predictions in a batch (per sample; mean over labels for sigmoid heads)."""
     if kind == "softmax":
-        return float(np.sum(np.argmax(logits, axis=1) == target))
+        return float(np.sum(np.argmax(logits, axis=1) == _classes(target)))
     if kind == "sigmoid":
         return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))
     return None

@@ -106,3 +106,25 @@ def test_a_value_of_the_wrong_kind_names_the_flag_in_trains_usage(flag, value, t
     err = capsys.readouterr().err
     assert f"minimtl train: error: argument {flag}: invalid" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_softmax_goods_head_is_refused_for_multi_hot_goods_and_trains_on_one_hot(
+        tmp_path, capsys):
+    import numpy as np
+
+    from minimtl import data as D
+
+    rc, out = _run(tmp_path, "--goods-head", "softmax")      # synthetic goods: multi-hot
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "--goods-head softmax: the goods head is softmax, but its targets (20, 10) are " \
+           "not probability rows" in err and "need a sigmoid head" in err
+    ds = D.make_synthetic(samples=20, seq_len=10, features=2, seed=0)
+    goods = ds.targets["goods"]
+    one_hot = np.eye(goods.shape[1], dtype=goods.dtype)[np.argmax(goods, axis=1)]
+    ds.targets["goods"] = one_hot
+    path = tmp_path / "one_hot.npz"
+    D.save_npz(ds, path)
+    rc, out = _run(tmp_path, "--goods-head", "softmax", "--data", str(path))
+    assert rc == 0, capsys.readouterr().err
+    assert "goods_loss" in json.loads((out / "test_metrics.json").read_text())["test"]

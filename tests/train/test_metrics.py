@@ -380,3 +380,15 @@ def test_fit_logs_the_training_accuracy_and_losses_of_the_epoch(dataset, referen
                 "goods_accuracy"):
         assert logs[key] == pytest.approx(reference[key], **EXACT), key
     assert "ads_accuracy" not in logs
+
+
+def test_softmax_metrics_of_probability_rows_are_those_of_their_argmax_labels():
+    from minimtl.train import _batch_hits
+
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4), size=40)
+    labels = rng.integers(0, 4, 40)
+    rows = np.eye(4)[labels] * 0.7 + 0.3 / 4          # smoothed one-hot: argmax = label
+    assert task_metrics("softmax", probs, rows) == task_metrics("softmax", probs, labels)
+    assert _batch_hits("softmax", probs, rows) == _batch_hits("softmax", probs, labels) == \
+        float(np.sum(np.argmax(probs, axis=1) == labels))
