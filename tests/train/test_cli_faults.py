@@ -107,6 +107,19 @@ def test_resume_with_no_more_epochs_to_train_says_so(tmp_path, capsys):
     assert len(json.loads((out / "history.json").read_text())["epochs"]) == 3
 
 
+def test_resume_finishes_a_run_stopped_after_its_last_epoch(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "2", "--out", str(out)] + TINY) == 0
+    history = (out / "history.json").read_bytes()
+    run = json.loads((out / "run.json").read_text())
+    del run["finished"]                   # as if stopped before the last files were written
+    (out / "run.json").write_text(json.dumps(run))
+    (out / "test_metrics.json").unlink()
+    assert main(["train", "--epochs", "2", "--resume", "--out", str(out)] + TINY) == 0
+    assert (out / "test_metrics.json").exists() and (out / "history.json").read_bytes() == history
+    assert json.loads((out / "run.json").read_text())["finished"] is True
+
+
 def test_resume_without_a_checkpoint_fails_before_printing_anything(tmp_path, capsys):
     assert main(["train", "--resume", "--epochs", "1", "--out", str(tmp_path / "none"),
                  "--backend", "numba"]) == 2
