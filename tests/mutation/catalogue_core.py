@@ -132,8 +132,11 @@ MUTANTS = (
         # the training accuracy of fit
         ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
          "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
-        ("return float(np.sum(np.argmax(logits, axis=1) == target))",
-         "return float(np.sum(np.argmax(logits, axis=-1) == target[::-1]))"),
+        ("return float(np.sum(np.argmax(logits, axis=1) == _classes(target)))",
+         "return float(np.sum(np.argmax(logits, axis=-1) == _classes(target)[::-1]))"),
+        # probability rows scored by their first entry instead of their argmax
+        ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
+         "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
         ("sums[t] += values[t] * n", "sums[t] += values[t]"),
     ]),
     edits("minimtl/data.py", "data", DATA, [
