@@ -3,6 +3,7 @@
     python -m tests.mutation.run                      # every mutant; writes the results
     python -m tests.mutation.run --group cuda_host    # one group (or --file SUBSTRING)
     python -m tests.mutation.run --list               # the catalogue, without running it
+    python -m tests.mutation.run --merge A/results.json B/results.json  # parts into one
 
 For each mutant the file is rewritten with the one edit, the mutant's tests run in a fresh
 ``pytest -x`` process (CI's Hypothesis profile: derandomized, so a rerun gives the same
@@ -236,9 +237,10 @@ def summary(records: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown(records: list[dict], command: str, seconds: float) -> str:
+def markdown(records: list[dict], command: str, seconds: float, quoted: bool = False) -> str:
+    command = command if quoted else f"`{command}`"
     lines = ["# Mutation run", "",
-             f"`{command}`: {len(records)} mutants in {seconds / 60:.1f} min. Kill rate = "
+             f"{command}: {len(records)} mutants in {seconds / 60:.1f} min. Kill rate = "
              "killed / (mutants − equivalent).", "",
              "| group | mutants | killed | survived | equivalent | errors | kill rate |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -265,6 +267,35 @@ def markdown(records: list[dict], command: str, seconds: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(parts: list[Path], out: Path) -> int:
+    """One report from the results of several partial runs, in catalogue order; each
+    part's command is kept in ``commands``."""
+    order = {(m.file, m.label): i for i, m in enumerate(catalogue())}
+    records: dict[tuple[str, str], dict] = {}
+    commands, seconds = [], 0.0
+    for part in parts:
+        data = json.loads(part.read_text())
+        commands.append(data.get("command", str(part)))
+        seconds += float(data.get("seconds", 0.0))
+        for r in data["mutants"]:
+            records[(r["file"], r["mutant"])] = r
+    stale = [k for k in records if k not in order]
+    if stale:
+        print(f"not in the catalogue any more: {stale[:3]}", file=sys.stderr)
+        return 2
+    missing = len(order) - len(records)
+    rs = sorted(records.values(), key=lambda r: order[(r["file"], r["mutant"])])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(
+        {"summary": summary(rs), "commands": commands, "seconds": seconds, "mutants": rs},
+        indent=1) + "\n")
+    (out / "results.md").write_text(markdown(rs, " + ".join(f"`{c}`" for c in commands),
+                                             seconds, quoted=True))
+    print(f"wrote {out / 'results.md'} and results.json ({len(rs)} mutants"
+          + (f"; {missing} of the catalogue not in any part)" if missing else ")"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.mutation.run",
                                  description=__doc__.split("\n\n")[0])
@@ -279,7 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="folder of results.md/json (default tests/mutation; with --group or "
                          "--file nothing is written unless --out is given)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="RESULTS_JSON",
+                    help="combine the results.json of runs of parts (a later file's record of "
+                         "a mutant replaces an earlier one) into --out (default tests/mutation) "
+                         "instead of running anything")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out or HERE)
     root = args.root.resolve()
     journal = Journal(root)
     if not args.list:          # --list beside a live run must not undo its current mutant
@@ -332,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
             f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(
-            {"summary": summary(records), "mutants": records}, indent=1) + "\n")
+            {"summary": summary(records), "command": command, "seconds": round(seconds, 1),
+             "mutants": records}, indent=1) + "\n")
         (out / "results.md").write_text(markdown(records, command, seconds))
         print(f"wrote {out / 'results.md'} and results.json")
     return 0
