@@ -128,3 +128,38 @@ def test_a_softmax_goods_head_is_refused_for_multi_hot_goods_and_trains_on_one_h
     rc, out = _run(tmp_path, "--goods-head", "softmax", "--data", str(path))
     assert rc == 0, capsys.readouterr().err
     assert "goods_loss" in json.loads((out / "test_metrics.json").read_text())["test"]
+
+
+def test_a_data_file_too_small_to_split_is_refused_before_training(tmp_path, capsys):
+    from minimtl import data as D
+
+    path = tmp_path / "five.npz"
+    D.save_npz(D.make_synthetic(samples=20, seq_len=10, features=2, seed=0).subset(range(5)),
+               path)
+    rc, out = _run(tmp_path, "--data", str(path))
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"minimtl: error: 5 samples from the --data file ({path}) leave no "
+                   f"validation or test samples (10 % each): at least 10 are needed, and many "
+                   f"more for meaningful metrics"]
+
+
+def test_the_curves_have_labelled_axes_a_best_line_and_legends_off_the_data(tmp_path,
+                                                                            monkeypatch):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figures = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (figures.append(fig), close(fig)))
+    rc, out = _run(tmp_path, "--epochs", "2")
+    assert rc == 0 and (out / "curves.png").stat().st_size > 0
+    (fig,) = [f for f in figures if f is not None]
+    loss, acc = fig.axes[:2]
+    assert (loss.get_ylabel(), acc.get_ylabel()) == ("loss", "accuracy")
+    assert loss.get_xlabel() == acc.get_xlabel() == "epoch"
+    assert list(acc.get_xticks()) == [1, 2]                 # whole epochs only
+    best = [ln for ln in acc.get_lines() if ln.get_label().endswith("best achievable")]
+    assert {ln.get_label().split()[0] for ln in best} == {"user", "goods", "ads"}
+    fig.canvas.draw()
+    for ax in (loss, acc):                                  # each legend right of its axes
+        box = ax.get_legend().get_window_extent()
+        assert box.x0 >= ax.get_window_extent().x1
