@@ -37,7 +37,7 @@ def _snapshot(folder) -> dict[str, bytes]:
     ("--lr", "-1e-3", "--lr must be a positive finite number"),
     ("--lr", "nan", "--lr must be a positive finite number, got nan"),
     ("--lr", "inf", "--lr must be a positive finite number, got inf"),
-    ("--seq-len", "0", "--seq-len must be an integer >= 1, got 0"),
+    ("--seq-len", "0", "--seq-len must be an integer >= 10, got 0"),
     ("--features", "0", "--features must be an integer >= 1, got 0"),
     ("--rnn-hidden", "0", "--rnn-hidden must be an integer >= 1, got 0"),
 ])
