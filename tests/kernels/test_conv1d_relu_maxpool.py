@@ -103,6 +103,8 @@ FIXED = [
     ((2, 4, 30), (6, 4, 2), False, params(2, 0, 1, 2), dict(kernel_size=2, stride=1, padding=1)),
     ((4, 33, 31), (40, 33, 3), True, params(), dict(kernel_size=2, stride=2, padding=0)),
     ((2, 2, 9), (3, 2, 3), True, params(), dict(kernel_size=7, stride=3, padding=0)),
+    # the article's pool shape with padding: must not take the unpadded pairs path
+    ((2, 3, 17), (4, 3, 3), True, params(), dict(kernel_size=2, stride=2, padding=1)),
 ]
 
 
