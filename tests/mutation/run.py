@@ -365,8 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in summary(records):
         print(r)
     if out is not None:
-        command = "python -m tests.mutation.run" + "".join(
-            f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+        given = list(argv if argv is not None else sys.argv[1:])
+        if "--out" in given:               # where it was written says nothing about the run
+            i = given.index("--out")
+            del given[i:i + 2]
+        command = "python -m tests.mutation.run" + "".join(f" {a}" for a in given)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(
             {"summary": summary(records), "command": command, "seconds": round(seconds, 1),
