@@ -21,29 +21,21 @@ __all__ = [
 ]
 
 
-def _pad_pair(padding, k: int, dilation: int, stride: int) -> tuple[int, int]:
+def _pad_pair(padding, k: int, dilation: int, stride: int, op: str) -> tuple[int, int]:
     """Resolve ``padding`` ('valid', 'same', int or (left, right)) to (left, right)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0
-        if padding == "same":
-            if stride != 1:
-                raise ValueError("conv1d: padding='same' needs stride 1 (as in PyTorch)")
-            total = dilation * (k - 1)
-            return total // 2, total - total // 2  # the extra zero goes right, like Keras
-        raise ValueError(f"conv1d: padding must be 'valid', 'same', an int or a pair, "
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        if stride != 1:
+            raise ValueError(f"{op}: padding='same' needs stride 1 (as in PyTorch)")
+        total = dilation * (k - 1)
+        return total // 2, total - total // 2  # the extra zero goes right, like Keras
+    pair = tuple(padding) if isinstance(padding, (tuple, list)) else (padding, padding)
+    if len(pair) != 2 or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool)
+                                 for p in pair):
+        raise ValueError(f"{op}: padding must be 'valid', 'same', an int or a pair of ints, "
                          f"got {padding!r}")
-    if isinstance(padding, (tuple, list)) and len(padding) == 2:
-        left, right = padding
-    elif isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
-        left = right = padding
-    else:
-        raise ValueError(f"conv1d: padding must be 'valid', 'same', an int or a pair, "
-                         f"got {padding!r}")
-    if not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool)
-               for p in (left, right)):
-        raise ValueError(f"conv1d: padding must be whole numbers, got {padding!r}")
-    return int(left), int(right)
+    return int(pair[0]), int(pair[1])
 
 
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride: int = 1,
@@ -64,7 +56,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride: int
     Tensor (N, O, Lo), or (N, Lo, O) when ``channels_last``;
     Lo = ⌊(L + left + right − dilation·(K − 1) − 1) / stride⌋ + 1
     """
-    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
+    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride, "conv1d")
     return ops.Conv1d.apply(x, weight, bias, stride=stride, padding_left=left,
                             padding_right=right, dilation=dilation,
                             channels_last=channels_last)
@@ -74,7 +66,7 @@ def conv1d_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None, *, stride
                 padding: int | str | tuple[int, int] = 0, dilation: int = 1,
                 channels_last: bool = False) -> Tensor:
     """``relu(conv1d(x, weight, bias, ...))`` in one fused kernel; same arguments."""
-    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
+    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride, "conv1d_relu")
     return ops.Conv1dRelu.apply(x, weight, bias, stride=stride, padding_left=left,
                                 padding_right=right, dilation=dilation,
                                 channels_last=channels_last)
@@ -87,7 +79,8 @@ def conv1d_relu_maxpool1d(x: Tensor, weight: Tensor, bias: Tensor | None = None,
     """``max_pool1d(relu(conv1d(x, weight, bias, ...)), pool_size, pool_stride,
     pool_padding)`` in one fused kernel (the full-length ReLU output is never stored on the
     CPU); conv arguments as ``conv1d``, pool arguments as ``max_pool1d``."""
-    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride)
+    left, right = _pad_pair(padding, weight.shape[-1], dilation, stride,
+                            "conv1d_relu_maxpool")
     return ops.Conv1dReluMaxPool.apply(
         x, weight, bias, stride=stride, padding_left=left, padding_right=right,
         dilation=dilation, pool_size=pool_size,
@@ -188,8 +181,6 @@ def cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
     (Keras's categorical cross-entropy). Per row: logsumexp(x) − x_y, resp.
     Σ_k p_k·(logsumexp(x) − x_k). ``reduction``: 'mean' (over N), 'sum' or 'none'.
     """
-    if reduction not in ("mean", "sum", "none"):
-        reduce(logits, reduction, "cross_entropy")          # raises, naming the op
     if not isinstance(target, Tensor) and not hasattr(target, "ndim"):
         target = np.asarray(target)                         # a list of labels or rows
     if target.ndim == 1:
