@@ -28,7 +28,6 @@ skipped; the run goes on. Results: ``<out>/<name>.json`` (every number, the mach
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import json
 import math
@@ -48,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from .malloc import tune_malloc
+
 __all__ = ["main", "build_parser", "run", "to_markdown", "summary", "kernel_cases",
            "tune_malloc", "measure"]
 
@@ -57,8 +58,6 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 MEMORY_BOUND = ("maxpool1d", "avgpool1d", "softmax", "log_softmax", "cross_entropy",
                 "soft_cross_entropy", "bce_with_logits", "bce", "mse")
 TASKS = ("user", "goods", "ads")
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's mallopt parameter numbers
-MMAP_THRESHOLD, TRIM_THRESHOLD = 256 * 2**20, 2**30
 _REPO = Path(__file__).resolve().parents[1]
 
 
@@ -76,28 +75,6 @@ def _error_text(e: BaseException) -> str:
 
 
 # --- the machine --------------------------------------------------------------------------
-def tune_malloc(enabled: bool) -> dict[str, Any]:
-    """Raise glibc's mmap and trim thresholds (``mallopt``) so that large temporaries are
-    reused from the heap instead of being mapped, faulted in and unmapped on every step.
-
-    Applies to the whole process (minimtl and torch alike). Linux/glibc only; elsewhere it
-    does nothing and says so.
-    """
-    if not enabled:
-        return {"malloc_tuned": False, "reason": "--no-malloc-tuned"}
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version.restype = ctypes.c_char_p
-        version = libc.gnu_get_libc_version().decode()
-        mmap_ok = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-        trim_ok = libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-    except (OSError, AttributeError) as e:
-        return {"malloc_tuned": False, "reason": f"not glibc ({_error_text(e)})"}
-    return {"malloc_tuned": mmap_ok and trim_ok, "glibc": version,
-            "mmap_threshold": MMAP_THRESHOLD if mmap_ok else None,
-            "trim_threshold": TRIM_THRESHOLD if trim_ok else None}
-
-
 def rss_mib() -> tuple[float, str]:
     """Resident memory of this process in MiB, and where the number came from."""
     try:

@@ -351,7 +351,7 @@ def _train(a) -> int:
 
         set_num_threads(a.threads)
     if a.malloc_tuned:
-        from .bench import tune_malloc
+        from .malloc import tune_malloc
 
         tune_malloc(True)  # reuse freed activation buffers instead of re-faulting pages
     try:

@@ -301,3 +301,16 @@ def test_the_curves_of_a_one_epoch_run_are_not_blank(tmp_path):
     left = rgb[:, : rgb.shape[1] // 2]                     # the loss axes: markers only
     blue = np.array([0x1F, 0x77, 0xB4]) / 255.0            # the user task's colour (C0)
     assert np.sum(np.all(np.abs(left - blue) < 0.08, axis=-1)) > 20
+
+
+def test_train_never_imports_the_benchmark_runner(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys; from minimtl.cli import main; "
+            f"rc = main(['train', '--epochs', '1', '--out', {str(tmp_path / 'r')!r}] + {TINY!r}); "
+            "assert rc == 0, rc; print(sorted(m for m in sys.modules if 'bench' in m))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
