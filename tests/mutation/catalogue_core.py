@@ -143,7 +143,7 @@ MUTANTS = (
          "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
         ("sums[t] += values[t] * n", "sums[t] += values[t]"),
     ]),
-    edits("minimtl/data.py", "data", DATA, [
+    edits("minimtl/data/preprocessing.py", "data", DATA, [
         ("self.std = np.where(std > 0, std, 1.0)", "self.std = np.where(std > 0, std, 0.5)"),
         ("return ((x - self.mean) / self.std).astype(_float_dtype(x))",
          "return ((x - self.mean) * self.std).astype(_float_dtype(x))"),
@@ -153,12 +153,14 @@ MUTANTS = (
         ("        a = (self.window - 1) // 2\n        b = self.window - 1 - a\n        # Prefix",
          "        a = self.window // 2\n        b = self.window - 1 - a\n        # Prefix"),
         ("hi = np.clip(t + b + 1, 0, length)", "hi = np.clip(t + b, 0, length)"),
+        ("                x = step.fit_transform(x)\n", "                step.fit(x)\n"),
+    ]),
+    edits("minimtl/data/dataset.py", "data", DATA, [
         ("ds.subset(perm[n_train:n_train + n_val])",
          "ds.subset(perm[n_train - 1:n_train + n_val])"),
         ("n_val = int(round(n * val_fraction))", "n_val = int(n * val_fraction)"),
         ("if drop_last and len(idx) < batch_size:", "if drop_last and len(idx) <= batch_size:"),
         ("for start in range(0, n, batch_size):", "for start in range(1, n, batch_size):"),
-        ("                x = step.fit_transform(x)\n", "                step.fit(x)\n"),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]

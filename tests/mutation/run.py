@@ -280,9 +280,11 @@ def merge(parts: list[Path], out: Path) -> int:
         for r in data["mutants"]:
             records[(r["file"], r["mutant"])] = r
     stale = [k for k in records if k not in order]
+    for k in stale:                        # a moved or rewritten mutant: rerun it, not kept
+        del records[k]
     if stale:
-        print(f"not in the catalogue any more: {stale[:3]}", file=sys.stderr)
-        return 2
+        print(f"dropped {len(stale)} record(s) no longer in the catalogue, e.g. {stale[0]}",
+              file=sys.stderr)
     missing = len(order) - len(records)
     rs = sorted(records.values(), key=lambda r: order[(r["file"], r["mutant"])])
     out.mkdir(parents=True, exist_ok=True)
