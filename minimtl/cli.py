@@ -14,7 +14,6 @@ Errors in arguments or inputs print one line (``minimtl: error: …``) and exit 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -22,11 +21,17 @@ import time
 
 import numpy as np
 
+from .plot import plot_curves
+from .runfolder import (
+    RUN_SETTINGS,
+    CLIError,
+    prepare_out,
+    remove_empty,
+    start_run,
+    write_json,
+)
+
 __all__ = ["main", "build_parser"]
-
-
-class CLIError(Exception):
-    """An error to report in one line."""
 
 
 def _fastest_backend() -> str:
@@ -117,64 +122,6 @@ def _build_model(a, backend: str):
                                        "channels-first": False}[getattr(a, "layout", "auto")])
 
 
-def _plot(history, path: str, best: dict | None = None) -> bool:
-    """Loss per task (train solid, validation dashed) and validation accuracy per task next
-    to its best achievable accuracy (dotted), one colour per task, markers at every epoch
-    (a 1-epoch run is one visible point), whole-epoch ticks, legends outside the axes.
-    Written atomically (a private temporary file, then renamed). False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        return False
-    import tempfile
-
-    from .data import TASKS
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    epochs = list(range(1, len(history.epochs) + 1))
-    for t in TASKS:
-        (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), "o-", ms=3,
-                               label=f"{t} train")
-        color = line.get_color()  # a task keeps its colour in every curve
-        if history.series(f"val_{t}_loss"):
-            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "s--", ms=3, color=color,
-                         label=f"{t} val")
-        key = f"val_{t}_accuracy"
-        if history.series(key):
-            axes[1].plot(epochs, history.series(key), "o-", ms=3, color=color,
-                         label=f"{t} val")
-        if best and best.get(t) is not None:
-            axes[1].axhline(best[t], color=color, ls=":", lw=1.2, label=f"{t} best achievable")
-    axes[0].set(title="loss per task", xlabel="epoch", ylabel="loss")
-    axes[1].set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
-    for ax in axes:
-        if len(epochs) <= 20:
-            ax.set_xticks(epochs)
-        else:
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlim(0.5, len(epochs) + 0.5)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      borderaxespad=0.0)
-    fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
-                               suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, dpi=100, format="png")
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return True
-
-
 #: flag -> (attribute, smallest value) of the integer flags
 _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
               "--samples": ("samples", 10), "--seq-len": ("seq_len", 10),
@@ -185,17 +132,8 @@ _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
 _WHY = {"--seq-len": " (each tower's two conv(3)+pool(2) blocks need 10 steps)",
         "--samples": " (10 % of them validate and 10 % test)"}
 
-#: the settings that decide a run's numbers: a resumed run must repeat them
-_RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharing", "fusion",
-                 "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
-                 "preprocess", "seed")
-
 #: below this many validation or test samples the metrics get a warning
 _FEW = 50
-
-#: the files a run writes into --out
-_RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png")
-
 
 def _check_flags(a) -> None:
     """One line per bad flag value, naming the flag (the first one found)."""
@@ -214,119 +152,9 @@ def _check_flags(a) -> None:
         raise CLIError(f"--relatedness must lie in [0, 1], got {rel}")
 
 
-def _flag(attr: str) -> str:
-    return "--" + attr.replace("_", "-")
-
-
-def _write_json(path: str, obj) -> None:
-    """Write JSON atomically: a private temporary file in the same folder, then renamed."""
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
-                               suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def _checkpoint_epoch(path: str) -> int:
-    """The last finished epoch recorded in a checkpoint's metadata."""
-    from .checkpoint import CheckpointError, read_meta
-
-    try:
-        return int(read_meta(path)["epoch"])
-    except CheckpointError as e:
-        raise CheckpointError(f"{e}; pass --overwrite to start the run afresh") from None
-
-
-def _prepare_out(a) -> list[str]:
-    """Check --out before any work: a run there is resumed (--resume, same settings),
-    replaced (--overwrite) or refused; the folder must be writable. Returns the folders this
-    call created (removed again if the run fails before writing anything). Nothing is
-    written or removed here: ``_start_run`` does that once the data and model are ready."""
-    import tempfile
-
-    out = a.out
-    ckpt = os.path.join(out, "checkpoint.npz")
-    settings = {k: getattr(a, k) for k in _RUN_SETTINGS}
-    present = [f for f in _RUN_FILES if os.path.exists(os.path.join(out, f))]
-    # a run.json alone is a run that never finished an epoch: nothing there to lose
-    kept = [f for f in present if f != "run.json"]
-    if a.resume:
-        if not os.path.exists(ckpt):
-            raise CLIError(f"--resume: there is no checkpoint at {ckpt}")
-        run_file = os.path.join(out, "run.json")
-        finished = os.path.exists(os.path.join(out, "test_metrics.json"))
-        if os.path.exists(run_file):
-            try:
-                with open(run_file) as f:
-                    run = json.load(f)
-                saved, finished = run["settings"], bool(run.get("finished"))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-                raise CLIError(f"--resume: {run_file} is unreadable ({e})") from None
-            diff = [f"{_flag(k)} {saved.get(k)!r} -> {settings[k]!r}" for k in _RUN_SETTINGS
-                    if k in saved and saved[k] != settings[k]]
-            if diff:
-                raise CLIError(f"--resume: the run in {out} was trained with other settings "
-                               f"({'; '.join(diff)}); repeat them, or start a new run with "
-                               f"--overwrite or another --out")
-        done = _checkpoint_epoch(ckpt)
-        if a.epochs < done or (a.epochs == done and finished):
-            raise CLIError(f"--resume: the checkpoint in {out} has already trained {done} "
-                           f"epoch(s); --epochs {a.epochs} trains nothing (pass --epochs N "
-                           f"with N > {done})")
-        # a.epochs == done, unfinished: stopped after the last epoch, before all of the
-        # outputs were written; resuming writes them
-    elif kept and not a.overwrite:
-        raise CLIError(f"{out} already holds a run ({', '.join(present)}); pass --resume to "
-                       f"continue it, --overwrite to replace it, or choose another --out")
-    created, head = [], os.path.abspath(out)
-    while not os.path.exists(head):
-        created.append(head)
-        head = os.path.dirname(head)
-    try:
-        os.makedirs(out, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-test-")
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        _remove_empty(created)
-        raise CLIError(f"--out {out} is not writable ({e.strerror or e})") from None
-    return created
-
-
-def _start_run(a) -> None:
-    """Just before the first epoch: the temporary files of an interrupted earlier write
-    (a killed process leaves them) are removed; --overwrite removes the old run's files, and
-    a new run records its settings in OUT/run.json (what --resume compares against)."""
-    for name in os.listdir(a.out):
-        if name.startswith(".tmp-") or any(name.startswith(f + ".tmp") for f in _RUN_FILES):
-            os.remove(os.path.join(a.out, name))
-    if a.resume:
-        return
-    for f in _RUN_FILES:
-        path = os.path.join(a.out, f)
-        if os.path.exists(path):
-            os.remove(path)
-    _write_json(os.path.join(a.out, "run.json"),
-                {"command": "train", "settings": {k: getattr(a, k) for k in _RUN_SETTINGS}})
-
-
-def _remove_empty(folders: list[str]) -> None:
-    for d in folders:                      # innermost first
-        try:
-            os.rmdir(d)
-        except OSError:
-            return
-
-
 def cmd_train(a) -> int:
     _check_flags(a)
-    created = _prepare_out(a)
+    created = prepare_out(a)
     try:
         return _train(a)
     except BaseException:
@@ -334,7 +162,7 @@ def cmd_train(a) -> int:
         if not a.resume and os.path.exists(run_file) and \
                 not os.path.exists(os.path.join(a.out, "checkpoint.npz")):
             os.remove(run_file)            # no epoch finished: nothing to resume
-        _remove_empty(created)             # a failed run leaves no empty folder
+        remove_empty(created)             # a failed run leaves no empty folder
         raise
 
 
@@ -398,7 +226,7 @@ def _train(a) -> int:
         print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
               f"samples; preprocessing: {', '.join(steps) or 'none'} (fitted on train)")
     optimizer = Adam(list(model.parameters()), lr=a.lr)
-    _start_run(a)
+    start_run(a)
     t0 = time.perf_counter()
     history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
                   batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
@@ -426,12 +254,12 @@ def _train(a) -> int:
         print("  learned fusion weights (rows: task head; columns: user, goods, ads features):")
         for t, row in fw.items():
             print(f"    {t:<6} " + "  ".join(f"{s}={w:.3f}" for s, w in row.items()))
-    _write_json(os.path.join(a.out, "test_metrics.json"),
+    write_json(os.path.join(a.out, "test_metrics.json"),
                 {"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
                  "wall_s": wall, "backend": backend, "fusion_weights": fw})
-    plotted = _plot(history, os.path.join(a.out, "curves.png"), best)
-    _write_json(os.path.join(a.out, "run.json"),
-                {"command": "train", "settings": {k: getattr(a, k) for k in _RUN_SETTINGS},
+    plotted = plot_curves(history, os.path.join(a.out, "curves.png"), best)
+    write_json(os.path.join(a.out, "run.json"),
+                {"command": "train", "settings": {k: getattr(a, k) for k in RUN_SETTINGS},
                  "finished": True, "epochs": len(history.epochs)})
     print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
           + (f", {os.path.join(a.out, 'curves.png')}" if plotted else

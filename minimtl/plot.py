@@ -1,0 +1,57 @@
+"""The training curves of a run (``curves.png``), drawn with matplotlib when installed."""
+
+from __future__ import annotations
+
+from .checkpoint import atomic_write
+
+__all__ = ["plot_curves"]
+
+
+def plot_curves(history, path: str, best: dict | None = None) -> bool:
+    """Loss per task (train solid, validation dashed) and validation accuracy per task next
+    to its best achievable accuracy (dotted), one colour per task, markers at every epoch
+    (a 1-epoch run is one visible point), whole-epoch ticks, legends outside the axes.
+    Written atomically (a private temporary file, then renamed). False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+    except ImportError:
+        return False
+    from .data import TASKS
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    epochs = list(range(1, len(history.epochs) + 1))
+    for t in TASKS:
+        (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), "o-", ms=3,
+                               label=f"{t} train")
+        color = line.get_color()  # a task keeps its colour in every curve
+        if history.series(f"val_{t}_loss"):
+            axes[0].plot(epochs, history.series(f"val_{t}_loss"), "s--", ms=3, color=color,
+                         label=f"{t} val")
+        key = f"val_{t}_accuracy"
+        if history.series(key):
+            axes[1].plot(epochs, history.series(key), "o-", ms=3, color=color,
+                         label=f"{t} val")
+        if best and best.get(t) is not None:
+            axes[1].axhline(best[t], color=color, ls=":", lw=1.2, label=f"{t} best achievable")
+    axes[0].set(title="loss per task", xlabel="epoch", ylabel="loss")
+    axes[1].set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in axes:
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(epochs) + 0.5)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      borderaxespad=0.0)
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+    return True
