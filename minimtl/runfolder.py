@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from .checkpoint import atomic_write
+from .checkpoint import CheckpointError, atomic_write, read_meta
 
 __all__ = ["CLIError", "RUN_SETTINGS", "RUN_FILES", "write_json", "prepare_out", "start_run",
            "remove_empty"]
@@ -36,8 +36,6 @@ def write_json(path: str, obj) -> None:
 
 def _checkpoint_epoch(path: str) -> int:
     """The last finished epoch recorded in a checkpoint's metadata."""
-    from .checkpoint import CheckpointError, read_meta
-
     try:
         return int(read_meta(path)["epoch"])
     except CheckpointError as e:
