@@ -45,6 +45,13 @@ def axis(op: str, axis, ndim: int) -> int:
     return int(axis) % ndim
 
 
+def one_dtype(op: str, arrays) -> None:
+    """The arrays joined by ``op`` share one dtype (no silent up-casting)."""
+    if len({a.dtype for a in arrays}) != 1:
+        raise TypeError(f"{op}: dtypes differ ({', '.join(str(a.dtype) for a in arrays)}); "
+                        f"cast with .astype first")
+
+
 def positive(op: str, **ints) -> None:
     for name, v in ints.items():
         if int(v) != v or v < 1:

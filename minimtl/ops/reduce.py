@@ -12,11 +12,10 @@ def _axes(axis, ndim: int, op: str) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    for a in axes:
-        _checks.axis(op, a, ndim)
-    if len(set(a % ndim for a in axes)) != len(axes):
+    axes = [_checks.axis(op, a, ndim) for a in axes]
+    if len(set(axes)) != len(axes):
         raise ValueError(f"{op}: axis {axis} repeats an axis")
-    return tuple(sorted(a % ndim for a in axes))
+    return tuple(sorted(axes))
 
 
 def _expand(g, axes: tuple[int, ...], keepdims: bool):

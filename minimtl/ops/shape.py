@@ -50,10 +50,7 @@ class Concat(Function):
         shapes = [x.shape for x in xs]
         ref = shapes[0]
         axis = _checks.axis("concatenate", axis, len(ref))
-        dtypes = {x.dtype for x in xs}
-        if len(dtypes) != 1:
-            raise TypeError(f"concatenate: dtypes differ ({', '.join(str(x.dtype) for x in xs)}"
-                            f"); cast with .astype first")
+        _checks.one_dtype("concatenate", xs)
         for s in shapes:
             if len(s) != len(ref) or any(a != b for i, (a, b) in enumerate(zip(s, ref))
                                          if i != axis):
@@ -81,9 +78,7 @@ class Stack(Function):
         shapes = {x.shape for x in xs}
         if len(shapes) != 1:
             raise ValueError(f"stack: all shapes must be equal, got {[x.shape for x in xs]}")
-        if len({x.dtype for x in xs}) != 1:
-            raise TypeError(f"stack: dtypes differ ({', '.join(str(x.dtype) for x in xs)}); "
-                            f"cast with .astype first")
+        _checks.one_dtype("stack", xs)
         axis = _checks.axis("stack", axis, xs[0].ndim + 1)
         ctx.params = {"axis": axis, "n": len(xs)}
         return ctx.xp.stack(xs, axis=axis)
