@@ -503,11 +503,11 @@ def minimtl_step(backend: str, batch: int, seq_len: int, features: int
     the three losses, backward, Adam step. Returns (step, parameter count)."""
     from .models import MultiTaskNet
     from .optim import Adam
-    from .train import _to_tensors
+    from .train import to_tensors
 
     model = MultiTaskNet(seq_len, features, backend=backend, dtype=np.float32)
     opt = Adam(list(model.parameters()), lr=1e-3)
-    x, y = _to_tensors(model, *_fixed_batch(batch, seq_len, features))
+    x, y = to_tensors(model, *_fixed_batch(batch, seq_len, features))
 
     def step() -> None:
         opt.zero_grad()

@@ -207,13 +207,12 @@ def _train(a) -> int:
               f"{len(full)}): accuracies move in steps of 1/{min(len(val), len(test))} and "
               f"an AUC is n/a where a split holds one class only; use more samples",
               file=sys.stderr)
-    if a.goods_head == "softmax" and full.targets["goods"].ndim == 2:
-        from .train import _check_distributions
+    from .objectives import objective
 
-        try:
-            _check_distributions("goods", full.targets["goods"])
-        except ValueError as e:
-            raise CLIError(f"--goods-head softmax: {e}") from None
+    try:
+        objective(a.goods_head).check_targets("goods", full.targets["goods"])
+    except ValueError as e:
+        raise CLIError(f"--goods-head {a.goods_head}: {e}") from None
     steps = tuple(s for s in a.preprocess.split(",") if s)
     prep = D.Preprocessor(steps=steps).fit(train)
     train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -347,10 +348,12 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
         return fake if name == "cupy" else real_xp_of(name)
 
     monkeypatch.setitem(backend._available, "cupy", True)
-    for name in ("minimtl.backend", "minimtl.tensor", "minimtl.function", "minimtl.functional",
-                 "minimtl.optim", "minimtl.train", "minimtl.gradcheck", "minimtl.nn.module",
-                 "minimtl.nn.layers"):
-        monkeypatch.setattr(importlib.import_module(name), "xp_of", xp_of)
+    for name in ("minimtl.optim", "minimtl.train", "minimtl.gradcheck", "minimtl.nn"):
+        importlib.import_module(name)
+    # every module that took ``xp_of`` from the backend module
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "minimtl" and getattr(module, "xp_of", None) is real_xp_of:
+            monkeypatch.setattr(module, "xp_of", xp_of)
     monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
     for op in kernels.OPS:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)

@@ -23,15 +23,18 @@ Options from the article's text:
   cross-entropy, ``linear``: MSE regression) and loss weights; total loss = Σ_t w_t·L_t as
   Keras sums a multi-output model's losses.
 
-The heads output logits; the losses are the fused, stable ``cross_entropy`` and
-``binary_cross_entropy_with_logits`` (mathematically Keras's softmax + categorical
-cross-entropy and sigmoid + binary cross-entropy, without its probability clipping).
-Layouts: on the CPU the towers run channels-last, on the (N, L, C) inputs as they come
-(Keras's layout: each conv is one matrix product whose rows are already the output, no
-reordering passes), each conv block as one fused conv+bias+ReLU+max-pool kernel; on the
-GPU channels-first (N, C, L), the layout of the CUDA kernels, as separate layers.
-Either way Flatten orders the features (L, C) as Keras does, so the same parameters give
-the same outputs in both layouts (``channels_last`` picks one explicitly).
+The heads output logits; what each head kind means (its loss, prediction, metrics) is
+defined once in ``minimtl.objectives``.
+
+What runs is what ``summary()`` prints: each conv block (Conv1D → ReLU → MaxPool1D of the
+listing) is one ``nn.Conv1dReluMaxPool1d`` layer, one fused op; with concat fusion the
+three heads are one ``StackedHeads`` layer, one product. The towers' activation layout is
+chosen once, when the model is built: channels-last on the CPU, on the (N, L, C) inputs as
+they come (Keras's layout: each conv is one matrix product whose rows are already the
+output, no reordering passes); channels-first (N, C, L) on the GPU, the layout of the
+CUDA kernels, with one transpose in and one out of each tower. Either way Flatten orders
+the features (L, C) as Keras does, so the same parameters give the same outputs in both
+layouts (``channels_last`` picks one explicitly).
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
+from ..backend import default_backend
 from ..data import TASKS
+from ..objectives import HEAD_TYPES, objective
 from ..tensor import Tensor
 
-__all__ = ["MultiTaskNet", "Tower", "HEAD_TYPES", "EXTRACTORS", "SHARING", "FUSIONS"]
+__all__ = ["MultiTaskNet", "Tower", "StackedHeads", "HEAD_TYPES", "EXTRACTORS", "SHARING",
+           "FUSIONS"]
 
-HEAD_TYPES = ("softmax", "sigmoid", "linear")
 EXTRACTORS = ("cnn", "cnn+rnn")
 SHARING = ("separate", "shared")
 FUSIONS = ("concat", "weighted")
@@ -56,19 +61,25 @@ FLATTEN_ORDER = "(L, C)"
 
 
 class Tower(nn.Module):
-    """Feature extractor for one (N, L, F) sequence -> (N, D) feature vector."""
+    """Feature extractor for one (N, L, F) sequence -> (N, D) feature vector.
+
+    ``conv1`` and ``conv2`` are the listing's two conv blocks, each Conv1D(3, relu) →
+    MaxPool1D(2) as one fused layer (named for its conv: it holds the conv's parameters).
+    ``channels_last`` (None: channels-last unless the backend is cupy) is fixed here.
+    """
 
     def __init__(self, seq_len: int, features: int, *, extractor: str = "cnn",
                  rnn: str = "lstm", rnn_hidden: int = 64, rng: np.random.Generator,
                  dtype=np.float32, backend: str | None = None,
                  channels_last: bool | None = None):
         super().__init__()
-        self.channels_last = channels_last
+        if channels_last is None:
+            channels_last = (backend or default_backend()) != "cupy"
+        self.channels_last = bool(channels_last)
         kw = dict(rng=rng, dtype=dtype, backend=backend)
-        self.conv1 = nn.Conv1d(features, 64, 3, activation="relu", **kw)
-        self.pool1 = nn.MaxPool1d(2)
-        self.conv2 = nn.Conv1d(64, 128, 3, activation="relu", **kw)
-        self.pool2 = nn.MaxPool1d(2)
+        block = dict(pool_size=2, channels_last=self.channels_last, **kw)
+        self.conv1 = nn.Conv1dReluMaxPool1d(features, 64, 3, **block)
+        self.conv2 = nn.Conv1dReluMaxPool1d(64, 128, 3, **block)
         self.extractor = extractor
         length = ((seq_len - 2) // 2 - 2) // 2
         if length < 1:
@@ -82,34 +93,30 @@ class Tower(nn.Module):
             self.rnn = cls(128, rnn_hidden, **kw)
             self.out_features = rnn_hidden
 
-    @staticmethod
-    def _block(h: Tensor, conv: nn.Conv1d, pool: nn.MaxPool1d) -> Tensor:
-        """pool(conv(h)) for channels-last h, through the fused kernel."""
-        return F.conv1d_relu_maxpool1d(
-            h, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding,
-            dilation=conv.dilation, pool_size=pool.kernel_size, pool_stride=pool.stride,
-            pool_padding=pool.padding, channels_last=True)
-
-    def layout(self, x: Tensor) -> bool:
-        """True when the convolutions run channels-last on ``x``: ``channels_last`` if set,
-        else channels-last everywhere except on the cupy backend."""
-        return self.channels_last if self.channels_last is not None else x.backend != "cupy"
-
     def forward(self, x: Tensor) -> Tensor:
-        if self.layout(x):
-            # (N, L, F) as it comes; each conv block as one fused conv+bias+ReLU+max-pool
-            # kernel, the same math as the layers
-            h = self._block(x, self.conv1, self.pool1)    # (N, (L-2)//2, 64)
-            h = self._block(h, self.conv2, self.pool2)    # (N, Lo, 128)
-        else:
-            h = x.transpose(0, 2, 1)              # (N, F, L): the layers' channels-first
-            h = self.pool1(self.conv1(h))         # (N, 64, (L-2)//2)
-            h = self.pool2(self.conv2(h))         # (N, 128, Lo)
-            h = h.transpose(0, 2, 1)              # (N, Lo, 128): Keras's order
+        h = x if self.channels_last else x.transpose(0, 2, 1)   # (N, L, F) or (N, F, L)
+        h = self.conv2(self.conv1(h))        # (N, Lo, 128) or (N, 128, Lo)
+        if not self.channels_last:
+            h = h.transpose(0, 2, 1)         # (N, Lo, 128): Keras's order
         if self.extractor == "cnn":
-            return F.flatten(h)                   # (N, Lo·128)
-        _, last = self.rnn(h)                     # final state of the Lo steps
+            return F.flatten(h)              # (N, Lo·128)
+        _, last = self.rnn(h)                # final state of the Lo steps
         return last[0] if isinstance(last, tuple) else last  # (N, H)
+
+
+class StackedHeads(nn.ModuleList):
+    """Dense heads that read the same input z, computed as one product: their weights
+    stacked (T·outputs, D) times z is the same math as T products, and backward writes z's
+    gradient once instead of T times plus T − 1 sums. Items are ordinary ``nn.Linear``
+    heads (parameters ``<name>.0.weight``, ...); ``forward(z)`` returns their outputs."""
+
+    def forward(self, z: Tensor) -> list[Tensor]:
+        heads = list(self)
+        w = F.concatenate([h.weight for h in heads], axis=0)   # (T·outputs, D)
+        b = F.concatenate([h.bias for h in heads], axis=0)
+        y = F.linear(z, w, b)                                  # (N, T·outputs)
+        edges = np.cumsum([0] + [h.out_features for h in heads])
+        return [y[:, lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
 
 
 class MultiTaskNet(nn.Module):
@@ -171,7 +178,10 @@ class MultiTaskNet(nn.Module):
             # one row of mixing logits per task; zeros = equal weights at the start
             self.fusion_logits = nn.Parameter(np.zeros((len(TASKS), len(TASKS)), dtype=dtype),
                                               backend=backend)
-        self.heads = nn.ModuleList([nn.Linear(head_in, outputs, **kw) for _ in TASKS])
+        dense = [nn.Linear(head_in, outputs, **kw) for _ in TASKS]
+        # with concat fusion every head reads the same z: one product for all of them
+        self.heads = StackedHeads(dense) if fusion == "concat" else nn.ModuleList(dense)
+        self.objectives = {t: objective(heads[t]) for t in TASKS}
 
     def features(self, inputs: dict[str, Tensor]) -> list[Tensor]:
         """The three tower outputs f_user, f_goods, f_ads, each (N, D)."""
@@ -183,15 +193,7 @@ class MultiTaskNet(nn.Module):
         feats = self.features(inputs)
         if self.config["fusion"] == "concat":
             z = F.concatenate(feats, axis=1)              # (N, 3·D)
-            # the three Dense heads read the same z: one product with their weights
-            # stacked (T·outputs, 3·D) is the same math as three, and writes z's gradient
-            # once instead of three times plus two sums
-            heads = list(self.heads)
-            w = F.concatenate([h.weight for h in heads], axis=0)
-            b = F.concatenate([h.bias for h in heads], axis=0)
-            logits = F.linear(z, w, b)                    # (N, T·outputs)
-            out = self.config["outputs"]
-            return {t: logits[:, i * out:(i + 1) * out] for i, t in enumerate(TASKS)}
+            return dict(zip(TASKS, self.heads(z)))        # each (N, outputs)
         stacked = F.stack(feats, axis=1)                  # (N, 3, D)
         weights = F.softmax(self.fusion_logits, axis=1)   # (tasks, 3)
         out = {}
@@ -201,18 +203,9 @@ class MultiTaskNet(nn.Module):
         return out
 
     def losses(self, logits: dict[str, Tensor], targets: dict) -> dict[str, Tensor]:
-        """Per-task mean losses for a batch (targets: labels (N,) or (N, outputs) arrays)."""
-        out = {}
-        for t in TASKS:
-            kind = self.heads_kind[t]
-            y = targets[t]
-            if kind == "softmax":
-                out[t] = F.cross_entropy(logits[t], y)
-            elif kind == "sigmoid":
-                out[t] = F.binary_cross_entropy_with_logits(logits[t], y)
-            else:
-                out[t] = F.mse_loss(logits[t], y)
-        return out
+        """Per-task mean losses for a batch (targets: labels (N,) or (N, outputs) arrays),
+        each from its head's objective."""
+        return {t: self.objectives[t].loss(logits[t], targets[t]) for t in TASKS}
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
         total = None
@@ -228,16 +221,7 @@ class MultiTaskNet(nn.Module):
 
         with no_grad():
             logits = self.forward(inputs)
-            out = {}
-            for t in TASKS:
-                kind = self.heads_kind[t]
-                if kind == "softmax":
-                    out[t] = F.softmax(logits[t]).numpy()
-                elif kind == "sigmoid":
-                    out[t] = F.sigmoid(logits[t]).numpy()
-                else:
-                    out[t] = logits[t].numpy()
-        return out
+            return {t: self.objectives[t].predict(logits[t]).numpy() for t in TASKS}
 
     def fusion_weights(self) -> dict[str, dict[str, float]] | None:
         """For ``fusion='weighted'``: per task, the learned weight of each input's features."""
@@ -249,14 +233,16 @@ class MultiTaskNet(nn.Module):
         return {t: {s: float(w[i, j]) for j, s in enumerate(TASKS)} for i, t in enumerate(TASKS)}
 
     # --- summary --------------------------------------------------------------------
-    def summary_rows(self, batch: str = "None") -> list[tuple[str, str, int, str]]:
-        """(layer, output shape, parameters, connected to) rows in Keras's order."""
+    def summary_rows(self, batch: str = "None") -> list[tuple[str, str, int, str, str]]:
+        """(layer, output shape, parameters, connected to, op) rows in Keras's order, one
+        per layer that ``forward`` calls (a shared tower once per input it reads); ``op``
+        names the op the layer records in the graph ("" for the inputs)."""
         c = self.config
         L, Fe, out = c["seq_len"], c["features"], c["outputs"]
         towers = list(self.towers)
         rows = []
         for t in TASKS:
-            rows.append((f"input_{t} (Input)", f"({batch}, {L}, {Fe})", 0, "-"))
+            rows.append((f"input_{t} (Input)", f"({batch}, {L}, {Fe})", 0, "-", ""))
         feat_names = []
         for i, t in enumerate(TASKS):
             tw = towers[0] if len(towers) == 1 else towers[i]
@@ -266,47 +252,51 @@ class MultiTaskNet(nn.Module):
             def n(m, counted=first_use):  # a reused (shared) tower adds no parameters
                 return m.num_parameters() if counted else 0
 
-            l1 = L - 2
-            l2 = l1 // 2
-            l3 = l2 - 2
-            l4 = l3 // 2
+            l2 = (L - 2) // 2
+            l4 = (l2 - 2) // 2
             prev = f"input_{t}"
-            seq = [(f"{tag}_conv1 (Conv1D)", f"({batch}, {l1}, 64)", n(tw.conv1)),
-                   (f"{tag}_pool1 (MaxPooling1D)", f"({batch}, {l2}, 64)", 0),
-                   (f"{tag}_conv2 (Conv1D)", f"({batch}, {l3}, 128)", n(tw.conv2)),
-                   (f"{tag}_pool2 (MaxPooling1D)", f"({batch}, {l4}, 128)", 0)]
+            block = "Conv1D+ReLU+MaxPool1D"
+            seq = [(f"{tag}_conv1 ({block})", f"({batch}, {l2}, 64)", n(tw.conv1),
+                    "conv1d_relu_maxpool"),
+                   (f"{tag}_conv2 ({block})", f"({batch}, {l4}, 128)", n(tw.conv2),
+                    "conv1d_relu_maxpool")]
             if c["extractor"] == "cnn":
-                seq.append((f"{tag}_flat (Flatten)", f"({batch}, {128 * l4})", 0))
+                seq.append((f"{tag}_flat (Flatten)", f"({batch}, {128 * l4})", 0, "reshape"))
             else:
                 kind = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[c["rnn"]]
                 seq.append((f"{tag}_rnn ({kind})", f"({batch}, {c['rnn_hidden']})",
-                            n(tw.rnn)))
-            for name, shape, params in seq:
+                            n(tw.rnn), c["rnn"]))
+            for name, shape, params, op in seq:
                 label = name if first_use else f"{name} [reused]"
-                rows.append((label, shape, params, prev))
+                rows.append((label, shape, params, prev, op))
                 prev = name.split(" ")[0]
             feat_names.append(prev)
         feat = towers[0].out_features
         if c["fusion"] == "concat":
             rows.append(("merged (Concatenate)", f"({batch}, {3 * feat})", 0,
-                         ", ".join(feat_names)))
-            src = "merged"
-        else:
-            rows.append(("fusion (WeightedFusion)", f"({batch}, 3, {feat}) per task",
-                         self.fusion_logits.size, ", ".join(feat_names)))
-            src = "fusion"
+                         ", ".join(feat_names), "concat"))
+            heads = list(self.heads)
+            rows.append((f"heads (StackedHeads: {len(heads)} Dense, one product)",
+                         f"({batch}, {len(heads) * out})",
+                         sum(h.num_parameters() for h in heads), "merged", "linear"))
+            for i, t in enumerate(TASKS):
+                act = self.objectives[t].activation
+                rows.append((f"output_{t} (columns {i * out}:{(i + 1) * out}, {act})",
+                             f"({batch}, {out})", 0, "heads", "getitem"))
+            return rows
+        rows.append(("fusion (WeightedFusion)", f"({batch}, 3, {feat}) per task",
+                     self.fusion_logits.size, ", ".join(feat_names), "stack"))
         for t, head in zip(TASKS, self.heads):
-            act = {"softmax": "softmax", "sigmoid": "sigmoid", "linear": "linear"}[
-                self.heads_kind[t]]
+            act = self.objectives[t].activation
             rows.append((f"output_{t} (Dense, {act})", f"({batch}, {out})",
-                         head.num_parameters(), src))
+                         head.num_parameters(), "fusion", "linear"))
         return rows
 
     def summary(self) -> str:
         """A Keras-like table: layer, output shape, parameters, connected to; with totals."""
         rows = self.summary_rows()
         heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
-        cells = [(a, b, f"{p:,}", d) for a, b, p, d in rows]
+        cells = [(a, b, f"{p:,}", d) for a, b, p, d, _ in rows]
         widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
         line = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip()  # noqa: E731
         rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
