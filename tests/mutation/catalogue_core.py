@@ -108,7 +108,7 @@ MUTANTS = (
          "coef = max(1.0, max_norm / (total + 1e-6))"),
         ("p.grad = p.grad * p.grad.dtype.type(coef)", "p.grad *= p.grad.dtype.type(coef)"),
     ]),
-    edits("minimtl/train.py", "metrics", METRICS, [
+    edits("minimtl/metrics.py", "metrics", METRICS, [
         # ties not averaged
         ("ranks[order[s:e]] = 0.5 * (s + e - 1) + 1", "ranks[order[s:e]] = s + 1"),
         # the Mann–Whitney offset
@@ -116,31 +116,39 @@ MUTANTS = (
          "n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)"),
         # swapped positives
         ("positive = positive.astype(bool)", "positive = ~positive.astype(bool)"),
-        # the wrong label column / positives of the softmax head's one-vs-rest AUC
-        ("roc_auc(output[:, k], target == k)",
-         "roc_auc(output[:, (k + 1) % output.shape[1]], target == k)"),
-        ("roc_auc(output[:, k], target == k)", "roc_auc(output[:, k], target != k)"),
+        # the wrong score column of a label's AUC
+        ("roc_auc(scores[:, k], positive[:, k])",
+         "roc_auc(scores[:, (k + 1) % scores.shape[1]], positive[:, k])"),
+    ]),
+    edits("minimtl/objectives.py", "metrics", METRICS, [
+        # the wrong positives of the softmax head's one-vs-rest AUC
+        ("target[:, None] == np.arange(", "target[:, None] != np.arange("),
         # thresholds
         ("acc = float(np.mean((output > 0.5) == (target > 0.5)))",
          "acc = float(np.mean((output >= 0.5) == (target > 0.5)))"),
-        ("roc_auc(output[:, k], target[:, k] > 0.5)", "roc_auc(output[:, k], target[:, 0] > 0.5)"),
+        ('"auc": macro_auc(output, target > 0.5)',
+         '"auc": macro_auc(output, np.repeat(target[:, :1], target.shape[1], axis=1) > 0.5)'),
         # MSE reported as RMSE; signed error as MAE
         ('"rmse": float(np.sqrt(np.mean(err**2)))', '"rmse": float(np.mean(err**2))'),
         ('"mae": float(np.mean(np.abs(err)))', '"mae": float(np.mean(err))'),
         ("acc = float(np.mean(np.argmax(output, axis=1) == target))",
          "acc = float(np.mean(np.argmax(output, axis=1) != target))"),
+        # the training accuracy of fit
+        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
+         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
+        ("return float(np.sum(np.argmax(logits, axis=1) == classes(target)))",
+         "return float(np.sum(np.argmax(logits, axis=-1) == classes(target)[::-1]))"),
+        # probability rows scored by their first entry instead of their argmax
+        ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
+         "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
+    ]),
+    edits("minimtl/train/evaluate.py", "metrics", METRICS, [
         # batch means averaged without their batch sizes
         ("loss_sums[t] += float(losses[t].item()) * n",
          "loss_sums[t] += float(losses[t].item()) * batch_size"),
         ("total += model.loss_weights[t] * loss", "total += loss"),
-        # the training accuracy of fit
-        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
-         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
-        ("return float(np.sum(np.argmax(logits, axis=1) == _classes(target)))",
-         "return float(np.sum(np.argmax(logits, axis=-1) == _classes(target)[::-1]))"),
-        # probability rows scored by their first entry instead of their argmax
-        ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
-         "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", METRICS, [
         ("sums[t] += values[t] * n", "sums[t] += values[t]"),
     ]),
     edits("minimtl/data/preprocessing.py", "data", DATA, [
