@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import xp_of
-from ..data import TASKS, Dataset, iterate_batches
+from ..data import Dataset, iterate_batches
 from ..function import no_grad
 from ..tensor import Tensor
 
@@ -17,14 +17,18 @@ def _model_place(model) -> tuple[str, np.dtype]:
     return p.backend, p.dtype
 
 
-def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict[str, Tensor], dict]:
-    """A batch's inputs as tensors on the model's backend and dtype, and its targets as
-    arrays in the form each head's objective wants (checked there)."""
+def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
+    """A batch's inputs as the model reads them (tensors of its backend and dtype; integer
+    code arrays on its backend for categorical inputs), and its targets as arrays in the
+    form each task's objective wants (checked there)."""
     backend, dtype = _model_place(model)
     xp = xp_of(backend)
-    x = {t: Tensor(xp.asarray(inputs[t], dtype=dtype), backend=backend) for t in TASKS}
-    y = {t: model.objectives[t].target_array(t, targets[t], xp, dtype)
-         for t in TASKS}
+    categorical = set(model.categorical_inputs)
+    x = {k: xp.asarray(inputs[k], dtype=np.int64) if k in categorical else
+         Tensor(xp.asarray(inputs[k], dtype=dtype), backend=backend)
+         for k in model.input_names}
+    y = {t.name: t.objective.target_array(t.name, targets[t.name], xp, dtype)
+         for t in model.tasks}
     return x, y
 
 
@@ -34,25 +38,26 @@ def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
         raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
     was_training = model.training
     model.eval()
-    outs: dict[str, list] = {t: [] for t in TASKS}
-    loss_sums = {t: 0.0 for t in TASKS}
+    names = model.task_names
+    outs: dict[str, list] = {t: [] for t in names}
+    loss_sums = {t: 0.0 for t in names}
     try:
         with no_grad():
             for inputs, targets in iterate_batches(ds, batch_size, shuffle=False):
                 x, y = to_tensors(model, inputs, targets)
                 logits = model(x)
                 losses = model.losses(logits, y)
-                n = len(targets[TASKS[0]])
-                for t in TASKS:
+                n = len(targets[names[0]])
+                for t in names:
                     loss_sums[t] += float(losses[t].item()) * n
                 pred = model.predict(x)
-                for t in TASKS:
+                for t in names:
                     outs[t].append(pred[t])
     finally:
         model.train(was_training)
     result: dict[str, float] = {}
     total = 0.0
-    for t in TASKS:
+    for t in names:
         loss = loss_sums[t] / max(len(ds), 1)
         result[f"{t}_loss"] = loss
         total += model.loss_weights[t] * loss

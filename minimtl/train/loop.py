@@ -16,7 +16,7 @@ import numpy as np
 
 from ..backend import xp_of
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..data import TASKS, Dataset, iterate_batches
+from ..data import Dataset, iterate_batches
 from .evaluate import evaluate, to_tensors
 from .progress import History, Progress
 
@@ -125,6 +125,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     steps = math.ceil(len(train) / batch_size)
     progress = Progress(stream, steps, epochs)
     objectives = model.objectives
+    names = model.task_names
 
     def save(epoch_done: int, partial_state: dict | None = None) -> None:
         meta = {"epoch": epoch_done, "history": history.epochs,
@@ -138,8 +139,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
             model.train()
             progress.epoch_start(epoch)
             t0 = time.perf_counter()
-            sums = {t: 0.0 for t in TASKS}
-            correct = {t: 0.0 for t in TASKS}
+            sums = {t: 0.0 for t in names}
+            correct = {t: 0.0 for t in names}
             seen, skip, before = 0, 0, 0.0
             if partial is not None and partial["epoch"] == epoch:
                 sums, correct = dict(partial["sums"]), dict(partial["correct"])
@@ -156,19 +157,19 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 total = model.total_loss(losses)
                 optimizer.zero_grad()
                 total.backward()
-                values = {t: float(losses[t].item()) for t in TASKS}
+                values = {t: float(losses[t].item()) for t in names}
                 _check_finite(values, epoch, step)
                 optimizer.step()
-                n = len(targets[TASKS[0]])
+                n = len(targets[names[0]])
                 seen += n
-                for t in TASKS:
+                for t in names:
                     sums[t] += values[t] * n
                     hits = objectives[t].batch_hits(logits[t].numpy(), targets[t])
                     if hits is not None:
                         correct[t] += hits
-                logs = {t: sums[t] / seen for t in TASKS}
+                logs = {t: sums[t] / seen for t in names}
                 progress.step(step, time.perf_counter() - t0,
-                              {"loss": sum(model.loss_weights[t] * logs[t] for t in TASKS)})
+                              {"loss": sum(model.loss_weights[t] * logs[t] for t in names)})
                 if interrupts.requested:
                     where = f"epoch {epoch}, step {step}/{steps}"
                     if checkpoint is not None:
@@ -177,8 +178,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                                          "elapsed": before + time.perf_counter() - t0})
                         where += f"; saved to {checkpoint}, resume continues from there"
                     raise KeyboardInterrupt(f"interrupted at {where}")
-            logs = {"loss": sum(model.loss_weights[t] * sums[t] / seen for t in TASKS)}
-            for t in TASKS:
+            logs = {"loss": sum(model.loss_weights[t] * sums[t] / seen for t in names)}
+            for t in names:
                 logs[f"{t}_loss"] = sums[t] / seen
                 if objectives[t].has_accuracy:
                     logs[f"{t}_accuracy"] = correct[t] / seen
