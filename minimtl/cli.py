@@ -169,7 +169,6 @@ def cmd_train(a) -> int:
 def _train(a) -> int:
     from . import data as D
     from .backend import check_backend
-    from .data import TASKS
     from .optim import Adam
     from .train import evaluate, fit
 
@@ -237,17 +236,7 @@ def _train(a) -> int:
     chance = full.meta.get("chance_accuracy", {})
     print(f"\nTest set ({len(test)} samples), after {len(history.epochs)} epochs "
           f"in {wall:.1f} s:")
-    print(f"  {'task':<6} {'loss':>7} {'accuracy':>9} {'AUC':>6}  {'best achievable':>15}  "
-          f"{'chance':>6}")
-    for t in TASKS:
-        acc = metrics.get(f"{t}_accuracy", float("nan"))
-        auc = metrics.get(f"{t}_auc", float("nan"))
-        b = best.get(t)
-        c = chance.get(t)
-        auc_text = "n/a" if not np.isfinite(auc) else f"{auc:.3f}"
-        print(f"  {t:<6} {metrics[f'{t}_loss']:7.4f} {acc:9.4f} {auc_text:>6}  "
-              f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
-              f"{(f'{c:.3f}' if c is not None else '-'):>6}")
+    print(_test_table(model, metrics, best, chance))
     fw = model.fusion_weights()
     if fw:
         print("  learned fusion weights (rows: task head; columns: user, goods, ads features):")
@@ -264,6 +253,31 @@ def _train(a) -> int:
           + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
              " (install the 'plot' extra for curves.png)"))
     return 0
+
+
+def _test_table(model, metrics: dict[str, float], best: dict, chance: dict) -> str:
+    """The test set's per-task table: loss, then accuracy and AUC (classification) or RMSE
+    and MAE (regression), and the best achievable and chance accuracies where the data
+    knows them (synthetic data)."""
+    width = max(6, *(len(t) for t in model.task_names))
+
+    def num(key: str, digits: int = 4) -> str:
+        v = metrics.get(key)
+        return "-" if v is None else ("n/a" if not np.isfinite(v) else f"{v:.{digits}f}")
+
+    lines = [f"  {'task':<{width}} {'loss':>7} {'accuracy':>9} {'AUC':>6}  "
+             f"{'best achievable':>15}  {'chance':>6}"]
+    for t in model.tasks:
+        n = t.name
+        if t.objective.has_accuracy:
+            scores = f"{num(f'{n}_accuracy'):>9} {num(f'{n}_auc', 3):>6}"
+        else:
+            scores = f"{'rmse ' + num(f'{n}_rmse'):>16}"
+        b, c = best.get(n), chance.get(n)
+        lines.append(f"  {n:<{width}} {metrics[f'{n}_loss']:7.4f} {scores}  "
+                     f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
+                     f"{(f'{c:.3f}' if c is not None else '-'):>6}")
+    return "\n".join(lines)
 
 
 def cmd_summary(a) -> int:
