@@ -18,15 +18,14 @@ def _model_place(model) -> tuple[str, np.dtype]:
 
 
 def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
-    """A batch's inputs as the model reads them (tensors of its backend and dtype; integer
-    code arrays on its backend for categorical inputs), and its targets as arrays in the
-    form each task's objective wants (checked there)."""
+    """A batch's inputs as tensors on the model's backend (of its dtype; int64 for the codes
+    of categorical inputs), and its targets as arrays in the form each task's objective
+    wants (checked there)."""
     backend, dtype = _model_place(model)
     xp = xp_of(backend)
     categorical = set(model.categorical_inputs)
-    x = {k: xp.asarray(inputs[k], dtype=np.int64) if k in categorical else
-         Tensor(xp.asarray(inputs[k], dtype=dtype), backend=backend)
-         for k in model.input_names}
+    x = {k: Tensor(xp.asarray(inputs[k], dtype=np.int64 if k in categorical else dtype),
+                   backend=backend) for k in model.input_names}
     y = {t.name: t.objective.target_array(t.name, targets[t.name], xp, dtype)
          for t in model.tasks}
     return x, y
