@@ -54,10 +54,14 @@ CONV = dict(stride=1, padding_left=0, padding_right=0, dilation=1)
 POOL = dict(kernel_size=2, stride=2, padding=0)
 
 
-def _swapped(a: dict[str, np.ndarray], keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """``a`` with the arrays under ``keys`` in the other layout: (N, C, L) ↔ (N, L, C)."""
-    return {k: np.ascontiguousarray(v.swapaxes(1, 2)) if k in keys else v
-            for k, v in a.items()}
+def _in_layout(a: dict[str, np.ndarray], channels_last: bool
+               ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
+    """(the kernel's arrays, torch's or None): channels-last gives the kernel ``x`` and
+    ``gy`` as (N, L, C) and keeps the (N, C, L) originals for torch's own layers."""
+    if not channels_last:
+        return a, None
+    return {k: np.ascontiguousarray(v.swapaxes(1, 2)) if k in ("x", "gy") else v
+            for k, v in a.items()}, a
 
 
 def _conv_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
@@ -72,9 +76,7 @@ def _conv_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]
         ly = lo // 2 if pooled else lo                       # the op's output length
         a = {"x": randn(rng, n, c, length), "w": randn(rng, o, c, 3, scale=(3 * c) ** -0.5),
              "b": randn(rng, o, scale=0.1), "gy": randn(rng, n, o, ly)}
-        ta = None
-        if cl:
-            ta, a = a, _swapped(a, ("x", "gy"))
+        a, ta = _in_layout(a, cl)
         kw = dict(CONV, channels_last=cl)
         if pooled:
             kw.update(pool_size=2, pool_stride=2, pool_padding=0)
@@ -108,9 +110,7 @@ def _pool_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]
                           (64, seq_len - 2, True), (128, (seq_len - 2) // 2 - 2, True)):
         lo = length // 2
         a = {"x": randn(rng, n, c, length), "gy": randn(rng, n, c, lo)}
-        ta = None
-        if cl:
-            ta, a = a, _swapped(a, ("x", "gy"))
+        a, ta = _in_layout(a, cl)
         kw = dict(POOL, channels_last=cl)
         if op == "maxpool1d":
             def bwd(k, a, out, length=length, kw=kw):

@@ -19,15 +19,23 @@ __all__ = ["REPO", "rss_mib", "cores", "slug", "cupy_or_none", "import_torch", "
 REPO = Path(__file__).resolve().parents[2]   # the checkout: kernels/ and minimtl/ below it
 
 
-def rss_mib() -> tuple[float, str]:
-    """Resident memory of this process in MiB, and where the number came from."""
+def _proc_line(path: str, prefix: str) -> str | None:
+    """The first line of ``path`` (a Linux /proc file) that starts with ``prefix``."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024, "VmRSS"
+                if line.startswith(prefix):
+                    return line
     except OSError:
         pass
+    return None
+
+
+def rss_mib() -> tuple[float, str]:
+    """Resident memory of this process in MiB, and where the number came from."""
+    line = _proc_line("/proc/self/status", "VmRSS:")
+    if line is not None:
+        return int(line.split()[1]) / 1024, "VmRSS"
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -43,13 +51,9 @@ def cores() -> int:
 
 
 def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
+    line = _proc_line("/proc/cpuinfo", "model name")
+    if line is not None:
+        return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 

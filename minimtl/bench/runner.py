@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,10 @@ class Run:
         self.r["errors"].append(rec)
         log(f"  ! {where} {' '.join(f'{k}={v}' for k, v in about.items())}: {rec['error']}")
 
-    def cases(self, op: str, batch: int) -> list[Case]:
-        return kernel_cases(op, batch, self.cfg.seq_len, self.cfg.features)
+    def cases(self, op: str, batches: list[int]) -> Iterator[Case]:
+        """The kernel cases of ``op`` at each of ``batches``, in that order."""
+        for batch in batches:
+            yield from kernel_cases(op, batch, self.cfg.seq_len, self.cfg.features)
 
     # phases ---------------------------------------------------------------------------
     def matmul_peak(self, device: str) -> None:
@@ -111,18 +114,24 @@ class Run:
                                  "gflops": gflops})
         log(f"matmul {device} float32 {n}x{n}: {t['median_ms']:.2f} ms, {gflops:.0f} GFLOP/s")
 
+    def torch_side(self, dev: Device, batches: list[int]) -> None:
+        """PyTorch's kernels and training step on ``dev``, as the options ask."""
+        if self.cfg.kernels:
+            self.torch_kernels(dev, batches)
+        if self.cfg.step:
+            self.steps("torch", "torch", dev, batches)
+
     def torch_kernels(self, dev: Device, batches: list[int]) -> None:
         for op in self.cfg.ops:
-            for batch in batches:
-                for case in self.cases(op, batch):
-                    try:
-                        res = bench_torch_kernel(case, self.torch, dev, self.cfg)
-                    except Exception as e:
-                        self.error("torch kernel", e, op=op, shape=case.shape, batch=batch,
-                                   device=dev.name)
-                        continue
-                    self.r["torch_kernels"].append(kernel_record(case, dev, res))
-                    log(f"torch {dev.name:4} {op:18} {case.shape:18} {_times(res)}")
+            for case in self.cases(op, batches):
+                try:
+                    res = bench_torch_kernel(case, self.torch, dev, self.cfg)
+                except Exception as e:
+                    self.error("torch kernel", e, op=op, shape=case.shape, batch=case.batch,
+                               device=dev.name)
+                    continue
+                self.r["torch_kernels"].append(kernel_record(case, dev, res))
+                log(f"torch {dev.name:4} {op:18} {case.shape:18} {_times(res)}")
 
     def kernels(self, backend: str, dev: Device, batches: list[int]) -> None:
         import kernels
@@ -138,20 +147,19 @@ class Run:
             cache = (self.cache_before.get(op) or self._numba_cache(op)
                      if backend == "numba" else None)
             first = True
-            for batch in batches:
-                for case in self.cases(op, batch):
-                    try:
-                        res = bench_kernel(case, k, dev, self.cfg)
-                    except Exception as e:
-                        self.error("kernel", e, op=op, backend=backend, shape=case.shape,
-                                   batch=batch)
-                        continue
-                    self.r["kernels"].append(kernel_record(case, dev, res, backend=backend))
-                    note = ""
-                    if first:
-                        note = self._first_calls_record(case, backend, res, cache)
-                        first = False
-                    log(f"{backend:6} {op:18} {case.shape:18} {_times(res)}{note}")
+            for case in self.cases(op, batches):
+                try:
+                    res = bench_kernel(case, k, dev, self.cfg)
+                except Exception as e:
+                    self.error("kernel", e, op=op, backend=backend, shape=case.shape,
+                               batch=case.batch)
+                    continue
+                self.r["kernels"].append(kernel_record(case, dev, res, backend=backend))
+                note = ""
+                if first:
+                    note = self._first_calls_record(case, backend, res, cache)
+                    first = False
+                log(f"{backend:6} {op:18} {case.shape:18} {_times(res)}{note}")
 
     def _first_calls_record(self, case: Case, backend: str, res: dict[str, Any],
                             cache: str | None) -> str:
@@ -279,59 +287,61 @@ def run(cfg: argparse.Namespace) -> dict[str, Any]:
     r["threads"] = threads
 
     if cpu_backends:
-        run_.matmul_peak("cpu")
-        if torch is not None:                       # torch first, before Numba's pool starts
-            host = torch_device(torch, "cpu")
-            if cfg.kernels:
-                run_.torch_kernels(host, cfg.batches)
-            if cfg.step:
-                run_.steps("torch", "torch", host, cfg.batches)
-            run_.save(t0)
-        for backend in cpu_backends:
-            run_.probe(backend, cfg.batches)
-        if "numba" in cpu_backends:
-            try:
-                import numba
-
-                import kernels
-
-                kernels.configure_numba()  # before set_num_threads starts the thread pool
-                numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-                threads["numba"] = numba.get_num_threads()
-            except Exception as e:
-                run_.error("numba threads", e)
-        for backend in cpu_backends:
-            if cfg.kernels:
-                run_.kernels(backend, host_device(), cfg.batches)
-                run_.save(t0)
-        for backend in sorted(cpu_backends, key=lambda b: b != "numba"):   # numba first
-            if cfg.step:
-                run_.steps("minimtl", backend, host_device(), cfg.batches)
-        if cfg.memory_steps > 0:
-            run_.memory("numba" if "numba" in cpu_backends else cpu_backends[0])
-        if torch is not None:
-            threads["torch_after"] = torch.get_num_threads()
-        run_.save(t0)
-
+        _host_phases(run_, cpu_backends, t0)
     if cp is not None:
-        run_.copy_bandwidth()
-        run_.matmul_peak("cuda")
-        if torch is not None and torch.cuda.is_available():
-            r["gpu"]["torch_cudnn"] = torch.backends.cudnn.version()
-            cuda = torch_device(torch, "cuda")
-            if cfg.kernels:
-                run_.torch_kernels(cuda, cfg.gpu_batches)
-            if cfg.step:
-                run_.steps("torch", "torch", cuda, cfg.gpu_batches)
-        elif torch is not None:
-            run_.error("torch cuda", RuntimeError("torch.cuda.is_available() is False"))
-        run_.save(t0)
-        run_.probe("cupy", cfg.gpu_batches)
-        if cfg.kernels:
-            run_.kernels("cupy", cupy_device(cp), cfg.gpu_batches)
-            run_.save(t0)
-        if cfg.step:
-            run_.steps("minimtl", "cupy", cupy_device(cp), cfg.gpu_batches)
+        _gpu_phases(run_, t0)
     run_.save(t0, complete=True)
     return r
 
+
+def _host_phases(run_: Run, cpu_backends: list[str], t0: float) -> None:
+    """The CPU: matmul peak, torch, the probes, Numba's threads, kernels, steps, memory."""
+    cfg, torch, threads = run_.cfg, run_.torch, run_.r["threads"]
+    run_.matmul_peak("cpu")
+    if torch is not None:                       # torch first, before Numba's pool starts
+        run_.torch_side(torch_device(torch, "cpu"), cfg.batches)
+        run_.save(t0)
+    for backend in cpu_backends:
+        run_.probe(backend, cfg.batches)
+    if "numba" in cpu_backends:
+        try:
+            import numba
+
+            import kernels
+
+            kernels.configure_numba()  # before set_num_threads starts the thread pool
+            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+            threads["numba"] = numba.get_num_threads()
+        except Exception as e:
+            run_.error("numba threads", e)
+    for backend in cpu_backends:
+        if cfg.kernels:
+            run_.kernels(backend, host_device(), cfg.batches)
+            run_.save(t0)
+    for backend in sorted(cpu_backends, key=lambda b: b != "numba"):   # numba first
+        if cfg.step:
+            run_.steps("minimtl", backend, host_device(), cfg.batches)
+    if cfg.memory_steps > 0:
+        run_.memory("numba" if "numba" in cpu_backends else cpu_backends[0])
+    if torch is not None:
+        threads["torch_after"] = torch.get_num_threads()
+    run_.save(t0)
+
+
+def _gpu_phases(run_: Run, t0: float) -> None:
+    """The GPU: copy bandwidth, matmul peak, torch on CUDA, the probe, kernels, steps."""
+    cfg, torch, cp = run_.cfg, run_.torch, run_.cp
+    run_.copy_bandwidth()
+    run_.matmul_peak("cuda")
+    if torch is not None and torch.cuda.is_available():
+        run_.r["gpu"]["torch_cudnn"] = torch.backends.cudnn.version()
+        run_.torch_side(torch_device(torch, "cuda"), cfg.gpu_batches)
+    elif torch is not None:
+        run_.error("torch cuda", RuntimeError("torch.cuda.is_available() is False"))
+    run_.save(t0)
+    run_.probe("cupy", cfg.gpu_batches)
+    if cfg.kernels:
+        run_.kernels("cupy", cupy_device(cp), cfg.gpu_batches)
+        run_.save(t0)
+    if cfg.step:
+        run_.steps("minimtl", "cupy", cupy_device(cp), cfg.gpu_batches)
