@@ -34,7 +34,7 @@ ratios, the JSON file), ``report`` (the markdown tables and the summary), ``comm
 
 from __future__ import annotations
 
-from ..malloc import tune_malloc
+from ..malloc import tune_malloc  # its home is minimtl.malloc; re-exported for old imports
 from .cases import Case, kernel_cases
 from .command import build_parser, main
 from .machine import rss_mib
