@@ -2,7 +2,8 @@
 architectures over a shared representation (single-task, shared-bottom, OMoE, MMoE, CGC,
 PLE)."""
 
-from .moe import MMoE, MultiTaskModel, OMoE, SharedBottom, SingleTask
+from .blocks import MultiTaskModel
+from .moe import MMoE, OMoE, SharedBottom, SingleTask
 from .multitask import MultiTaskNet, Tower
 from .ple import CGC, PLE
 

@@ -16,14 +16,14 @@ and passes h_1', …, h_K', h_s' to level j + 1. The top level has no shared gat
 above reads h_s'); tower k reads the top level's h_k'. CGC is PLE with one level. This is
 the paper's routing (its equation g^{k,j}(x) = w^{k,j}(g^{k,j−1}(x))·S^{k,j}(x): a gate
 reads the previous level's output of its own branch, and the shared branch's selection
-matrix holds all experts of the level). Two slips seen in public code are tested against
-(tests/models/test_moe.py, a case computed by hand): a shared gate that mixes only the
-shared experts, and higher-level gates or experts that read x instead of their branch.
+matrix holds all experts of the level). tests/models/test_moe.py checks it on a case
+computed by hand, which also tells it from three other routings (a shared gate over the
+shared experts only; upper-level gates, or experts, that read x instead of their branch),
+and checks the gates' choice counts: m_t + m_s per task, K·m_t + m_s for the shared gate.
 
-Each group of experts is one product (``Experts``); gates and gate statistics as in
-``moe.py``: gates are named after their task at the top level, ``<task>@<j>`` and
-``shared@<j>`` at a lower level j (counted from 1), and experts ``<task>_<i>``,
-``shared_<i>`` within their level.
+Each group of experts is one product (``Experts``). Gate statistics as in ``blocks.py``;
+gates are named after their task at the top level, ``<task>@<j>`` and ``shared@<j>`` at a
+lower level j (counted from 1); experts ``<task>_<i>`` and ``shared_<i>`` within a level.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor
-from .moe import Experts, Gates, MultiTaskModel, check_size
+from .blocks import Experts, Gates, MultiTaskModel
 
 __all__ = ["ExtractionLevel", "PLE", "CGC"]
 
@@ -102,8 +102,9 @@ class PLE(MultiTaskModel):
     def __init__(self, in_features: int, tasks, *, levels: int = 2, task_experts: int = 2,
                  shared_experts: int = 2, expert_units: int = 16, tower_units: int = 8,
                  seed: int = 0, dtype=np.float32, backend: str | None = None):
-        super().__init__(in_features, tasks, dtype=dtype, backend=backend)
-        check_size(type(self).__name__, "levels", levels)
+        super().__init__(in_features, tasks, levels=levels, task_experts=task_experts,
+                         shared_experts=shared_experts, expert_units=expert_units,
+                         tower_units=tower_units, seed=seed)
         kw = dict(rng=np.random.default_rng(seed), dtype=dtype, backend=backend)
         K = len(self.tasks)
         self.levels = nn.ModuleList([
@@ -192,3 +193,4 @@ class CGC(PLE):
         super().__init__(in_features, tasks, levels=1, task_experts=task_experts,
                          shared_experts=shared_experts, expert_units=expert_units,
                          tower_units=tower_units, seed=seed, dtype=dtype, backend=backend)
+        del self.config["levels"]                # not an argument of CGC

@@ -434,3 +434,25 @@ def test_print_shows_the_tasks_and_every_layer(arch):
     text = repr(model)
     assert text.startswith(f"{type(model).__name__}(in_features=4, tasks={{a: 1, b: 3")
     assert "Parameter(" not in text and "TaskTower(" in text
+
+
+@pytest.mark.parametrize("arch", list(TINY))
+def test_config_rebuilds_the_same_model(arch):
+    model = TINY[arch](backend="numpy", seed=3)
+    again = type(model)(**model.config, backend="numpy")
+    assert again.config == model.config
+    state = again.state_dict()
+    assert all(np.array_equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("cls,kw,needle", [
+    (MMoE, {"experts": 0}, "MMoE: experts must be an integer >= 1"),
+    (OMoE, {"expert_units": 2.5}, "OMoE: expert_units"),
+    (PLE, {"levels": 0}, "PLE: levels"),
+    (CGC, {"shared_experts": 0}, "CGC: shared_experts"),
+    (SharedBottom, {"bottom_units": -1}, "SharedBottom: bottom_units"),
+    (SingleTask, {"tower_units": True}, "SingleTask: tower_units"),
+])
+def test_bad_sizes_are_rejected_naming_the_model_and_the_argument(cls, kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        cls(4, TASKS, backend="numpy", **kw)
