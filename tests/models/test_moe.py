@@ -15,8 +15,8 @@ from minimtl.gradcheck import gradcheck
 from minimtl.models import CGC, PLE, MMoE, OMoE, SharedBottom, SingleTask
 from tests.models.test_multitask import _data_path_ops
 
-#: The models add no kernel of their own (linear, relu, softmax, matmul, concat run through
-#: the ops every backend already has); the CUDA kernels' host runs are tested per op.
+#: The models add no kernel of their own (linear, relu, softmax, matmul, concat are ops
+#: every backend already has), so the host runs of the CUDA kernels are left to the op tests.
 BACKENDS = ["numpy", "numba", pytest.param("cupy", marks=pytest.mark.gpu)]
 
 TASKS = [("a", 1), ("b", 3)]
