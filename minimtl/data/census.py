@@ -17,8 +17,8 @@ weight, 25th column, "should *not* be used in the classifiers") and the label
 ("- 50000." / "50000+."). ``COLUMNS`` lists them in file order with their kind. The
 documentation's kinds are kept, so columns coded as numbers but documented as nominal
 (detailed industry and occupation recodes, own business or self employed, veterans
-benefits, year) are categorical. The documented number of distinct values of every column
-in ``census-income.data`` is checked by the tests against the files.
+benefits, year) are categorical. The documented number of distinct values of every nominal
+column in ``census-income.data`` is checked by the tests against the files.
 
 Tasks (the paper's two groups, section 6.3)
 -------------------------------------------
@@ -39,17 +39,19 @@ correlation of the group's two labels over 10,000 random rows, 0.2373 for group 
 for group 1). Over all 299,285 rows the three readings give: bachelor's or higher 0.197,
 associate's or higher 0.239, "Some college but no degree" or higher 0.286; 10,000-row samples
 scatter by 0.009 (sd over 200 samples). Only associate's or higher matches (the others are
-4.7 and 5.4 sd away), so that is the definition here. The same measurement gives 0.178 for
+4.7 and 5.3 sd away), so that is the definition here. The same measurement gives 0.178 for
 group 1 against the paper's 0.1768.
 
 Features
 --------
 Every column that is a task's label is dropped from the features: the marital status
-(both groups), the education (group 2; group 1 keeps it as a feature, as the public
-Keras reproduction of group 1 does), and the income label (never a feature: it is the UCI
-target, not one of the 40 attributes). The instance weight is dropped too. The two
-household columns ("detailed household and family stat", "detailed household summary in
-household") are kept although they still carry marital information (values such as "Child
+(both groups), the education (group 2) and the income label (never a feature: it is the
+UCI target, not one of the 40 attributes). Group 1 keeps the education as a feature, as the
+public Keras reproduction of group 1 (drawbridge/keras-mmoe) does; the paper's "we remove
+education and marital status from input features as they are treated as labels in these
+setups" can also be read as removing both in both groups. The instance weight is dropped
+too. The two household columns ("detailed household and family stat", "detailed household
+summary in household") are kept although they still carry marital information (values such as "Child
 18+ never marr Not in a subfamily" or "Spouse of householder"): that is how the paper and
 the public runs use the data, and why their marital AUCs are near 0.99. Likewise "enroll in
 edu inst last wk" stays in group 2.
@@ -189,7 +191,8 @@ class Census:
     continuous_names, categorical_names : tuple[str, ...]
         Column names of ``continuous`` and ``categorical``, in file order.
     vocabularies : dict[str, tuple[str, ...]]
-        Per categorical column, the value of each code (stripped); index 0 is "<unknown>".
+        Per categorical column, the value of each code (stripped, read as Latin-1); index 0
+        is "<unknown>".
     mean, std : (Dc,) float64
         The training split's statistics used to standardise ``continuous``.
     meta : dict
@@ -454,7 +457,7 @@ def load_census(group: int = 1, *, path: str | Path | None = None, seed: int = 0
 
     names = tuple(name for name, _ in COLUMNS)
     vocabularies = {
-        names[i]: (UNKNOWN, *(v.decode("ascii").strip() for v in vocab))
+        names[i]: (UNKNOWN, *(v.decode("latin-1").strip() for v in vocab))
         for i, vocab in zip(cat, vocabs)
     }
     meta = dict(
