@@ -44,17 +44,17 @@ group 1 against the paper's 0.1768.
 
 Features
 --------
-Every column that is a task's label is dropped from the features: the marital status
-(both groups), the education (group 2) and the income label (never a feature: it is the
-UCI target, not one of the 40 attributes). Group 1 keeps the education as a feature, as the
+Every column that is a task's label is dropped from the features: the marital status (both
+groups), the education (group 2) and the income label (never a feature: it is the UCI
+target, not one of the 40 attributes). Group 1 keeps the education as a feature, as the
 public Keras reproduction of group 1 (drawbridge/keras-mmoe) does; the paper's "we remove
 education and marital status from input features as they are treated as labels in these
 setups" can also be read as removing both in both groups. The instance weight is dropped
 too. The two household columns ("detailed household and family stat", "detailed household
-summary in household") are kept although they still carry marital information (values such as "Child
-18+ never marr Not in a subfamily" or "Spouse of householder"): that is how the paper and
-the public runs use the data, and why their marital AUCs are near 0.99. Likewise "enroll in
-edu inst last wk" stays in group 2.
+summary in household") are kept although they still carry marital information (values such
+as "Child 18+ never marr Not in a subfamily" or "Spouse of householder"): that is how the
+paper and the public runs use the data, and why their marital AUCs are near 0.99. Likewise
+"enroll in edu inst last wk" stays in group 2.
 
 - ``continuous`` (N, 7) float32: the 7 continuous attributes, standardised with the
   training split's mean and standard deviation (a column with zero spread is divided by 1).
