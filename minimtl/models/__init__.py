@@ -2,10 +2,10 @@
 architectures over a shared representation (single-task, shared-bottom, OMoE, MMoE, CGC,
 PLE)."""
 
-from .blocks import MultiTaskModel
+from .blocks import Architecture
 from .moe import MMoE, OMoE, SharedBottom, SingleTask
 from .multitask import MultiTaskNet, Tower
 from .ple import CGC, PLE
 
-__all__ = ["MultiTaskNet", "Tower", "MultiTaskModel", "SingleTask", "SharedBottom", "OMoE",
+__all__ = ["MultiTaskNet", "Tower", "Architecture", "SingleTask", "SharedBottom", "OMoE",
            "MMoE", "CGC", "PLE"]

@@ -1,7 +1,7 @@
 """What the multi-task architectures share (``moe.py``, ``ple.py``): the task list, expert
 groups and gates computed as one product each, task towers, gate statistics, the summary.
 
-Every architecture is a ``MultiTaskModel``: ``forward(x)`` reads x (N, D), the output of
+Every architecture is an ``Architecture``: ``forward(x)`` reads x (N, D), the output of
 an input encoder (any representation: tabular columns, tower features), and returns a
 dict task -> logits (N, outputs_t); what a task's logits mean (loss, prediction, metrics)
 is its objective's business (``minimtl.objectives``). Tasks come as (name, outputs)
@@ -32,8 +32,9 @@ from .. import functional as F
 from .. import nn
 from ..nn import init
 from ..tensor import Tensor
+from .base import render_summary
 
-__all__ = ["MultiTaskModel", "Experts", "Gates", "TaskTower", "GateStats", "task_outputs",
+__all__ = ["Architecture", "Experts", "Gates", "TaskTower", "GateStats", "task_outputs",
            "summary_table", "check_size"]
 
 
@@ -158,22 +159,12 @@ class GateStats:
 
 
 def summary_table(title: str, rows, model: nn.Module) -> str:
-    """The Keras-like table of ``MultiTaskNet.summary``: layer, output shape, parameters,
-    connected to; then the totals."""
-    heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
-    cells = [(a, b, f"{p:,}", d) for a, b, p, d, _ in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
-    line = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip()  # noqa: E731
-    rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
-    total = model.num_parameters()
+    """The Keras-like table of every model's ``summary``, with the totals of ``model``."""
     trainable = sum(p.size for p in model.parameters() if p.requires_grad)
-    out = [title, rule, line(heads), rule] + [line(r) for r in cells]
-    out += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}", rule]
-    return "\n".join(out)
+    return render_summary(title, rows, model.num_parameters(), trainable)
 
 
-class MultiTaskModel(nn.Module):
+class Architecture(nn.Module):
     """What the architectures share: the task list, ``forward(x) -> {task: logits}``, gate
     statistics, the summary table. Subclasses define ``run``, ``gate_experts`` (if gated),
     ``describe`` and ``summary_rows``.

@@ -31,12 +31,12 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor
-from .blocks import Experts, Gates, MultiTaskModel
+from .blocks import Architecture, Experts, Gates
 
 __all__ = ["SingleTask", "SharedBottom", "OMoE", "MMoE"]
 
 
-class SingleTask(MultiTaskModel):
+class SingleTask(Architecture):
     """The baseline of independent networks: per task a bottom Dense(B) + ReLU and a tower;
     nothing is shared (the tasks are only trained side by side)."""
 
@@ -67,7 +67,7 @@ class SingleTask(MultiTaskModel):
         return rows + self.tower_rows([f"{t}_bottom" for t in self.task_names], batch)
 
 
-class SharedBottom(MultiTaskModel):
+class SharedBottom(Architecture):
     """One bottom Dense(B) + ReLU shared by every task, then a tower per task."""
 
     name = "shared-bottom"
@@ -95,7 +95,7 @@ class SharedBottom(MultiTaskModel):
         return rows + self.tower_rows(["bottom"] * len(self.tasks), batch)
 
 
-class _MixtureOfExperts(MultiTaskModel):
+class _MixtureOfExperts(Architecture):
     """OMoE and MMoE: E shared experts on x and G gates on x (G = 1 or one per task)."""
 
     def __init__(self, in_features: int, tasks, gates_per_task: bool, *, experts: int,

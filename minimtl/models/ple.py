@@ -33,7 +33,7 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..tensor import Tensor
-from .blocks import Experts, Gates, MultiTaskModel
+from .blocks import Architecture, Experts, Gates
 
 __all__ = ["ExtractionLevel", "PLE", "CGC"]
 
@@ -81,7 +81,7 @@ class ExtractionLevel(nn.Module):
         return f"top={self.top}"
 
 
-class PLE(MultiTaskModel):
+class PLE(Architecture):
     """Progressive Layered Extraction: ``levels`` extraction levels (module doc), then a
     tower per task on the top level's task output.
 

@@ -32,11 +32,14 @@ def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
 
 
 def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
-    """Mean losses and metrics of every task over ``ds`` (no graph, eval mode)."""
+    """Mean losses and metrics of every task over ``ds`` (no graph, eval mode). A gated
+    model's ``gate_weights()`` afterwards are the mean gate weights over ``ds``."""
     if len(ds) == 0:
         raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
     was_training = model.training
     model.eval()
+    if hasattr(model, "reset_gate_stats"):
+        model.reset_gate_stats()       # gate utilisation over this pass alone
     names = model.task_names
     outs: dict[str, list] = {t: [] for t in names}
     loss_sums = {t: 0.0 for t in names}

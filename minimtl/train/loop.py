@@ -185,11 +185,15 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     logs[f"{t}_accuracy"] = correct[t] / seen
             if val is not None and len(val):
                 logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
+                gates = model.gate_weights() if hasattr(model, "gate_weights") else {}
+                if gates:    # mean gate weight per task per expert over the validation set
+                    logs["gates"] = gates
             elapsed = before + time.perf_counter() - t0
             logs["time_s"] = elapsed
             _check_state(model, optimizer, logs, epoch)
             history.epochs.append(logs)
-            progress.epoch_end(elapsed, {k: v for k, v in logs.items() if k != "time_s"})
+            progress.epoch_end(elapsed, {k: v for k, v in logs.items()
+                                         if k not in ("time_s", "gates")})
             if checkpoint is not None:
                 save(epoch)
             for cb in callbacks:
