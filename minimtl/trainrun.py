@@ -182,9 +182,9 @@ def _source(a):
     if "goods" in src.train.targets and "tasks" not in src.meta:
         from .objectives import objective
 
+        goods = np.concatenate([d.targets["goods"] for d in (src.train, src.val, src.test)])
         try:
-            for split in (src.train, src.val, src.test):
-                objective(a.goods_head).check_targets("goods", split.targets["goods"])
+            objective(a.goods_head).check_targets("goods", goods)
         except ValueError as e:
             raise CLIError(f"--goods-head {a.goods_head}: {e}") from None
     return src
