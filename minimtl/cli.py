@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", choices=EXPERIMENTS)
     e.add_argument("--seeds", type=int, default=3, help="seeds per setting (3)")
     e.add_argument("--epochs", type=int, default=None,
-                   help="epochs per run (mmoe-synthetic 20, census 10)")
+                   help="epochs per run (mmoe-synthetic 30, census 10)")
     e.add_argument("--group", type=int, choices=(1, 2), default=1, help="census task group")
     e.add_argument("--rows", type=int, default=None,
                    help="census: each file's first rows only (quick runs)")

@@ -23,7 +23,7 @@ def run(a) -> int:
     if a.name == "mmoe-synthetic":
         from . import mmoe_synthetic
 
-        results = mmoe_synthetic.run(out, seeds=a.seeds, epochs=a.epochs or 20,
+        results = mmoe_synthetic.run(out, seeds=a.seeds, epochs=a.epochs or 30,
                                      backend=backend)
         print(mmoe_synthetic.table(results))
     else:

@@ -39,7 +39,7 @@ def _loss(metrics: dict) -> float:
     return float(metrics["y1_loss"] + metrics["y2_loss"])
 
 
-def run(out: str, *, seeds: int = 3, epochs: int = 20, correlations=CORRELATIONS,
+def run(out: str, *, seeds: int = 3, epochs: int = 30, correlations=CORRELATIONS,
         backend: str = "numba", sizes=(10_000, 1_000, 1_000)) -> dict:
     """Every model × correlation × seed; returns the results dict and writes the files."""
     from ..sources import load_source
