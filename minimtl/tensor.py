@@ -2,6 +2,7 @@
 
 A tensor made by an op remembers the ``Node`` that made it (``_node``) and which of the
 node's outputs it is (``_index``); ``backward`` hands it to the walk in minimtl/autograd.py.
+Operators and shortcuts come from ``TensorMethods`` (minimtl/tensor_methods.py).
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ import numpy as np
 from . import autograd
 from .backend import check_backend, default_backend, xp_of
 from .function import Node
+from .tensor_methods import TensorMethods
 
 __all__ = ["Tensor", "tensor"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-class Tensor:
-    """An n-dimensional array on a backend, optionally tracking gradients.
+class Tensor(TensorMethods):
+    """An n-dimensional array on a backend, optionally tracking gradients. Its operators
+    (``+``, ``@``, ``x[i]``, ...) and method shortcuts (``x.sum()``, ``x.astype(...)``) are
+    in minimtl/tensor_methods.py.
 
     Parameters
     ----------
@@ -95,12 +99,6 @@ class Tensor:
     def __len__(self) -> int:
         return self.data.shape[0]
 
-    def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return (f"Tensor({self.numpy()!r}, backend={self.backend!r}{grad})"
-                if self.size <= 20 else
-                f"Tensor(shape={self.shape}, dtype={self.dtype}, backend={self.backend!r}{grad})")
-
     # --- conversion ------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The data as a NumPy array (a copy from the GPU for ``cupy``)."""
@@ -125,11 +123,6 @@ class Tensor:
             data = self.data.copy()
         return Tensor(data, backend=backend, requires_grad=self.requires_grad)
 
-    def astype(self, dtype) -> Tensor:
-        from .ops.elementwise import Cast
-
-        return Cast.apply(self, dtype=np.dtype(dtype))
-
     # --- autograd --------------------------------------------------------------------
     def backward(self, gradient=None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) · gradient into every leaf's ``.grad`` (the walk:
@@ -141,87 +134,6 @@ class Tensor:
 
     def zero_grad(self) -> None:
         self.grad = None
-
-    # --- operators (implemented in minimtl.ops) --------------------------------------
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __pow__(self, exponent):
-        return _ops().pow(self, exponent)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    # readable shortcuts for the most used generic ops
-    def sum(self, axis=None, keepdims: bool = False):
-        return _ops().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims: bool = False):
-        return _ops().mean(self, axis=axis, keepdims=keepdims)
-
-    def max(self, axis=None, keepdims: bool = False):
-        return _ops().max(self, axis=axis, keepdims=keepdims)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def transpose(self, *axes):
-        return _ops().transpose(self, axes if axes else None)
-
-    @property
-    def T(self):
-        return _ops().transpose(self, None)
-
-    def exp(self):
-        return _ops().exp(self)
-
-    def log(self):
-        return _ops().log(self)
-
-    def tanh(self):
-        return _ops().tanh(self)
-
-    def sigmoid(self):
-        return _ops().sigmoid(self)
-
-    def relu(self):
-        return _ops().relu(self)
-
-
-def _ops():
-    from . import ops
-
-    return ops
 
 
 def tensor(data, dtype=None, backend: str | None = None, requires_grad: bool = False) -> Tensor:
