@@ -55,8 +55,9 @@ def backward(root, gradient, xp, retain_graph: bool = False) -> None:
             raise RuntimeError(
                 f"backward: the graph through {node.fn.__name__} was already freed; "
                 f"pass retain_graph=True to the first backward to walk it twice")
-        gys = [g if g is None or g.flags.c_contiguous else ctx.xp.ascontiguousarray(g)
-               for g in gys]
+        for i, g in enumerate(gys):
+            if g is not None and not g.flags.c_contiguous:
+                gys[i] = ctx.xp.ascontiguousarray(g)
         with kernels.guard(ctx.backend):
             gxs = node.fn.backward(ctx, *gys)
         if not isinstance(gxs, tuple):
