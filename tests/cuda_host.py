@@ -317,7 +317,7 @@ def lower_thresholds(monkeypatch) -> None:
 
 
 def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
-    """Every ``kernels/<op>/cupy_cuda`` module (and Adam's CUDA kernel) on the host, with the
+    """Every ``kernels/<family>/cupy_cuda`` module (Adam's included) on the host, with the
     thresholds lowered (``lower_thresholds``): ``kernels.get(op, "cupy")`` then runs the CUDA
     sources on NumPy arrays. Only the kernel modules change, not minimtl's backends."""
     import importlib
@@ -325,9 +325,8 @@ def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
     import kernels
 
     cache = default_cache() if cache is None else cache
-    for op in kernels.OPS:
+    for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
-    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)
     lower_thresholds(monkeypatch)
 
 
@@ -355,6 +354,5 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
         if name.split(".")[0] == "minimtl" and getattr(module, "xp_of", None) is real_xp_of:
             monkeypatch.setattr(module, "xp_of", xp_of)
     monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
-    for op in kernels.OPS:
+    for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
-    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)

@@ -307,9 +307,9 @@ def _host_phases(run_: Run, cpu_backends: list[str], t0: float) -> None:
         try:
             import numba
 
-            import kernels
+            from ..backend import configure_numba
 
-            kernels.configure_numba()  # before set_num_threads starts the thread pool
+            configure_numba()          # before set_num_threads starts the thread pool
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
             threads["numba"] = numba.get_num_threads()
         except Exception as e:
