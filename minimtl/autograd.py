@@ -8,6 +8,10 @@ to its input's shape, checks shape and dtype, and accumulates it, but only for i
 ``ctx.needs_grad`` is true (the rule in function.py). Leaf gradients are applied only after
 the whole walk succeeded, so an error never leaves a gradient half-computed. The graph is
 freed as it is walked unless ``retain_graph=True``.
+
+``grad`` walks the same way but returns the gradients of chosen tensors (leaves or
+intermediate results) instead of accumulating ``.grad``: one forward, then one ``grad`` per
+task loss with ``retain_graph=True``, gives every task's gradient on the shared parameters.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import kernels
 
 from .function import Node
 
-__all__ = ["backward", "topological_order", "unbroadcast"]
+__all__ = ["backward", "grad", "topological_order", "unbroadcast"]
 
 
 def backward(root, gradient, xp, retain_graph: bool = False) -> None:
@@ -25,23 +29,74 @@ def backward(root, gradient, xp, retain_graph: bool = False) -> None:
     root: a Tensor that requires grad; gradient: None (1 for a single element) or an
     array of root's shape; xp: root's array module.
     """
-    if not root.requires_grad:
-        raise RuntimeError("backward: this tensor does not require grad (no graph)")
-    if gradient is None:
-        if root.size != 1:
-            raise RuntimeError(
-                f"backward: gradient must be given for a non-scalar output {root.shape}")
-        gradient = xp.ones(root.data.shape, dtype=root.data.dtype)
-    else:
-        gradient = xp.asarray(gradient)
-        if gradient.shape != root.data.shape:
-            raise ValueError(
-                f"backward: gradient shape {gradient.shape} != tensor shape {root.shape}")
-        gradient = gradient.astype(root.data.dtype, copy=False)
+    gradient = _seed("backward", root, gradient, xp)
     if root._node is None:  # a leaf: d(root)/d(root) = gradient
         root.grad = gradient.copy() if root.grad is None else root.grad + gradient
         return
+    leaf_grads = _walk(root, gradient, retain_graph, {})
+    owned: set[int] = set()
+    for t, g in leaf_grads.values():
+        if t.grad is not None:
+            t.grad = t.grad + g
+            continue
+        # a backward may hand one array to several inputs (Add returns gy twice), a view
+        # of another array, or the caller's gradient: copy those, so that no two .grad
+        # alias each other or anything outside; fresh arrays are kept as they are
+        if id(g) in owned or g.base is not None or g is gradient:
+            g = g.copy()
+        owned.add(id(g))
+        t.grad = g
 
+
+def grad(root, tensors, gradient, xp, retain_graph: bool = False,
+         allow_unused: bool = False) -> list:
+    """d(root)/d(t) · gradient for each t in ``tensors`` (leaves or intermediate tensors),
+    as fresh arrays; no ``.grad`` changes. A tensor root does not depend on raises
+    ``ValueError`` unless ``allow_unused`` (then its entry is None)."""
+    gradient = _seed("grad", root, gradient, xp)
+    for i, t in enumerate(tensors):
+        if not t.requires_grad:
+            raise ValueError(f"grad: tensors[{i}] {t.shape} does not require grad")
+    wanted: dict[tuple[int, int], None] = {}
+    for t in tensors:
+        if t._node is not None and t is not root:
+            wanted[(id(t._node), t._index)] = None
+    leaf_grads = _walk(root, gradient, retain_graph, wanted) if root._node is not None else {}
+    out = []
+    for i, t in enumerate(tensors):
+        if t is root:
+            g = gradient
+        elif t._node is None:
+            g = leaf_grads.get(id(t), (None, None))[1]
+        else:
+            g = wanted[(id(t._node), t._index)]
+        if g is None and not allow_unused:
+            raise ValueError(f"grad: tensors[{i}] {t.shape} is not used to compute the "
+                             f"output (pass allow_unused=True to get None for it)")
+        out.append(None if g is None else g.copy())
+    return out
+
+
+def _seed(name: str, root, gradient, xp):
+    """The gradient the walk starts from: ``gradient`` checked, or 1 for a scalar root."""
+    if not root.requires_grad:
+        raise RuntimeError(f"{name}: this tensor does not require grad (no graph)")
+    if gradient is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"{name}: gradient must be given for a non-scalar output {root.shape}")
+        return xp.ones(root.data.shape, dtype=root.data.dtype)
+    gradient = xp.asarray(gradient)
+    if gradient.shape != root.data.shape:
+        raise ValueError(
+            f"{name}: gradient shape {gradient.shape} != tensor shape {root.shape}")
+    return gradient.astype(root.data.dtype, copy=False)
+
+
+def _walk(root, gradient, retain_graph: bool, wanted: dict) -> dict[int, tuple]:
+    """Walk the graph under ``root`` once; returns {id(leaf): (leaf, gradient)}. The
+    complete gradient of each intermediate output ``(id(node), index)`` in ``wanted`` is
+    stored there when its node is reached (every consumer has been walked by then)."""
     order = topological_order(root._node)
     grads: dict[Node, list] = {root._node: [None] * root._node.n_outputs}
     grads[root._node][root._index] = gradient
@@ -58,6 +113,8 @@ def backward(root, gradient, xp, retain_graph: bool = False) -> None:
         for i, g in enumerate(gys):
             if g is not None and not g.flags.c_contiguous:
                 gys[i] = ctx.xp.ascontiguousarray(g)
+            if wanted and (id(node), i) in wanted:
+                wanted[(id(node), i)] = g
         with kernels.guard(ctx.backend):
             gxs = node.fn.backward(ctx, *gys)
         if not isinstance(gxs, tuple):
@@ -82,21 +139,10 @@ def backward(root, gradient, xp, retain_graph: bool = False) -> None:
                 slots[t._index] = g if prev is None else prev + g
         if not retain_graph:
             node.ctx = None
-    owned: set[int] = set()
-    for t, g in leaf_grads.values():
-        if t.grad is not None:
-            t.grad = t.grad + g
-            continue
-        # a backward may hand one array to several inputs (Add returns gy twice), a view
-        # of another array, or the caller's gradient: copy those, so that no two .grad
-        # alias each other or anything outside; fresh arrays are kept as they are
-        if id(g) in owned or g.base is not None or g is gradient:
-            g = g.copy()
-        owned.add(id(g))
-        t.grad = g
     if not retain_graph:
         for node in order:
             node.inputs = ()
+    return leaf_grads
 
 
 def topological_order(root: Node) -> list[Node]:
