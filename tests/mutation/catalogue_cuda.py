@@ -194,8 +194,9 @@ MUTANTS = (
     edits("kernels/_recurrent_cuda.py", "cuda_host", RECURRENT, [
         # launch: the partial last block not launched (N not a multiple of rows)
         ("grid = (N + rows - 1) // rows", "grid = N // rows"),
-        # W_hh claimed in shared memory without room for the per-row state
-        ("w_in_smem = allow_smem(fn, w_bytes + state)", "w_in_smem = allow_smem(fn, w_bytes)"),
+        # W_hh in global memory, but its bytes still requested as shared memory
+        ("smem = state + w_bytes if w_in_smem else state",
+         "smem = state + w_bytes if w_in_smem else state + w_bytes"),
         # the products after the walk: h_{t-1} taken as h_t
         ("hs[:, :-1]], axis=1)", "hs[:, 1:]], axis=1)"),
         # ... or gw_hh from the input projection's gradient (the GRU's differ)
