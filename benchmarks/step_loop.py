@@ -16,7 +16,8 @@ import pstats
 import statistics
 import time
 
-from minimtl.bench import minimtl_step, torch_step, tune_malloc
+from minimtl.bench.steps import minimtl_step, torch_step
+from minimtl.malloc import tune_malloc
 
 
 def _median_ms(step, repeats: int) -> float:

@@ -1,16 +1,16 @@
-"""Hand-written kernels for minimtl's heavy operators, one folder per operator.
+"""Hand-written kernels for minimtl's heavy operators, one folder per kernel family.
 
-Each folder holds the operator's SPEC (``__init__.py``: shapes, forward formula, backward
-derivation, edge cases) and three interchangeable backends with the same ``fwd`` / ``bwd``
-signatures:
+Each folder holds the family's SPEC (``__init__.py``: shapes, forward formula, backward
+derivation, edge cases) and three interchangeable backends with the same signatures:
 
     reference.py   NumPy, written for clarity: the definition and the test oracle
     numba_cpu.py   ``@njit(cache=True)`` loops for the CPU
     cupy_cuda.py   CUDA C compiled at first use through ``cupy.RawModule``
 
+An operator (``OPS``) exports ``fwd`` and ``bwd``. An optimizer update (``UPDATES``: Adam's)
+has no backward; it exports ``update``, which writes the parameter and its optimizer state
+in place, the one exception to the rule below (its SPEC says why).
 Kernels are pure array functions: arrays in, arrays out, no state, inputs never written.
-Besides the operators, ``optim_numba.py`` and ``optim_cuda.py`` hold the optimizer's fused
-Adam update (in place on the parameter and its moments, by design).
 This package never imports ``minimtl``; ``get`` imports a backend module on first use, so
 importing ``kernels`` pulls in neither numba nor cupy.
 """
@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import os
 import sys
 import threading
 from types import ModuleType
 
-__all__ = ["OPS", "BACKEND_MODULES", "get", "configure_numba"]
+__all__ = ["OPS", "UPDATES", "FAMILIES", "BACKEND_MODULES", "get", "guard"]
 
-#: Every operator with kernels. Each name is a sub-package of ``kernels``.
+#: Every operator with kernels (``fwd``/``bwd``). Each name is a sub-package of ``kernels``.
 OPS: tuple[str, ...] = (
     "conv1d",
     "conv1d_relu",
@@ -45,6 +44,12 @@ OPS: tuple[str, ...] = (
     "mse",
 )
 
+#: Optimizer updates with kernels (``update``, in place). Sub-packages too.
+UPDATES: tuple[str, ...] = ("adam",)
+
+#: Everything ``get`` serves.
+FAMILIES: tuple[str, ...] = OPS + UPDATES
+
 #: Backend name -> module file inside each operator's folder.
 BACKEND_MODULES: dict[str, str] = {
     "numpy": "reference",
@@ -53,27 +58,6 @@ BACKEND_MODULES: dict[str, str] = {
 }
 
 _cache: dict[tuple[str, str], ModuleType] = {}
-_numba_configured = False
-
-
-def configure_numba() -> None:
-    """Pick Numba's ``workqueue`` threading layer unless the user chose one.
-
-    The default (OpenMP) layer spins its idle threads, and so does OpenBLAS, which the
-    conv and RNN kernels call between ``prange`` loops: on a 2-core machine the two pools
-    then fight for the cores and the article's training step went from 10 ms to 88 ms
-    (benchmarks/NOTES.md). ``workqueue`` threads sleep when idle. Set the environment
-    variable ``NUMBA_THREADING_LAYER`` to override; this runs once, before the first Numba
-    kernel is imported, so it never changes a layer that is already running.
-    """
-    global _numba_configured
-    if not _numba_configured:
-        _numba_configured = True
-        if "NUMBA_THREADING_LAYER" not in os.environ:
-            import numba
-
-            numba.config.THREADING_LAYER = "workqueue"
-
 
 _serial = threading.RLock()
 _NO_LOCK = contextlib.nullcontext()
@@ -82,10 +66,10 @@ _NO_LOCK = contextlib.nullcontext()
 def guard(backend: str):
     """A context manager around every call of a ``backend`` kernel from the engine.
 
-    Numba's ``workqueue`` layer (``configure_numba``) aborts the process when two threads
-    enter parallel regions at once, so under it Numba kernels run one thread at a time
-    (two threads training the same process are then correct, and take turns inside the
-    kernels). Every other backend and layer: no lock."""
+    Numba's ``workqueue`` layer (minimtl's choice, made in ``minimtl/backend.py``) aborts the
+    process when two threads enter parallel regions at once, so under it Numba kernels run
+    one thread at a time (two threads training the same process are then correct, and take
+    turns inside the kernels). Every other backend and layer: no lock."""
     if backend == "numba" and _workqueue():
         return _serial
     return _NO_LOCK
@@ -97,7 +81,8 @@ def _workqueue() -> bool:
 
 
 def get(op: str, backend: str) -> ModuleType:
-    """Return the kernel module (with ``fwd`` and ``bwd``) of ``op`` for ``backend``.
+    """Return the kernel module of ``op`` for ``backend`` (with ``fwd`` and ``bwd`` for an
+    operator, ``update`` for an optimizer update).
 
     >>> get("conv1d", "numpy").fwd  # doctest: +ELLIPSIS
     <function fwd at ...>
@@ -105,14 +90,13 @@ def get(op: str, backend: str) -> ModuleType:
     key = (op, backend)
     module = _cache.get(key)
     if module is None:
-        if op not in OPS:
-            raise ValueError(f"kernels.get: unknown operator {op!r}; known: {', '.join(OPS)}")
+        if op not in FAMILIES:
+            raise ValueError(f"kernels.get: unknown operator {op!r}; known: "
+                             f"{', '.join(FAMILIES)}")
         if backend not in BACKEND_MODULES:
             raise ValueError(
                 f"kernels.get: unknown backend {backend!r}; known: {', '.join(BACKEND_MODULES)}"
             )
-        if backend == "numba":
-            configure_numba()
         module = importlib.import_module(f"kernels.{op}.{BACKEND_MODULES[backend]}")
         _cache[key] = module
     return module

@@ -33,7 +33,7 @@ _DEFAULT_SMEM = 48 * 1024
 def _rows_per_block(N: int) -> int:
     """Batch rows per block: one while there are few rows (as many blocks as possible to
     hide latency), more once the blocks outnumber what the device runs at once (measured:
-    benchmarks/NOTES.md, item 26)."""
+    benchmarks/NOTES.md, item 27)."""
     if N <= 512:
         return 1
     if N <= 1024:
@@ -87,7 +87,7 @@ def launch_recurrence(fn, op, dtype, N, steps, H, *, w_size, per_row, args) -> N
 
 def column_sums(a):
     """Σ over the rows of a (M, K) as a matrix-vector product: cupy's ``a.sum(axis=0)`` is a
-    strided reduction, far slower here (benchmarks/NOTES.md, item 26)."""
+    strided reduction, far slower here (benchmarks/NOTES.md, item 27)."""
     cp = cupy()
     if a.shape[0] == 0:
         return cp.zeros(a.shape[1], dtype=a.dtype)

@@ -7,7 +7,7 @@ one row while it sits in L1. Inputs below ``PARALLEL_MIN`` logits run a serial l
 article's 32..256 × 10 logits take less time than a parallel region costs, and on a busy
 machine OpenMP's spin-waiting made the ``prange`` version slower, not faster. It is kept
 for inputs of ≥ 2¹⁸ logits, where its fixed cost is noise and a free core halves the time
-(timings: benchmarks/NOTES.md, item 26). Arithmetic in float64 for every dtype.
+(timings: benchmarks/NOTES.md, item 27). Arithmetic in float64 for every dtype.
 
 math: see SPEC (kernels/log_softmax/__init__.py for row_max_logsum).
 """

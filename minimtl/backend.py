@@ -12,36 +12,33 @@ The default backend is ``numba`` when numba is installed, else ``numpy``; change
 ``set_default_backend`` or, for a block, ``with use_backend("cupy"): ...``. Nothing here
 imports numba or cupy until a backend is actually used.
 
-``set_num_threads`` chooses how many threads the CPU kernels use (Numba's parallel loops
-and the BLAS behind NumPy's products): on a machine that other work keeps busy, fewer
-threads than cores avoid pools spinning against each other.
+Numba's threading layer is chosen here too (``configure_numba``), before minimtl's first
+Numba kernel loads (``kernel_module``). ``set_num_threads`` chooses how many threads the
+CPU kernels use (Numba's parallel loops and the BLAS behind NumPy's products): on a machine
+that other work keeps busy, fewer threads than cores avoid pools spinning against each other.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Iterator
 from types import ModuleType
 
 import numpy as np
 
-__all__ = [
-    "BACKENDS",
-    "available",
-    "available_backends",
-    "check_backend",
-    "xp_of",
-    "default_backend",
-    "set_default_backend",
-    "use_backend",
-    "set_num_threads",
-]
+import kernels
+
+__all__ = ["BACKENDS", "available", "available_backends", "check_backend", "xp_of",
+           "kernel_module", "default_backend", "set_default_backend", "use_backend",
+           "configure_numba", "set_num_threads"]
 
 BACKENDS: tuple[str, ...] = ("numpy", "numba", "cupy")
 
 _available: dict[str, bool] = {"numpy": True}
 _default: str | None = None
+_numba_configured = False
 
 
 def available(name: str) -> bool:
@@ -85,6 +82,14 @@ def xp_of(name: str) -> ModuleType:
     return np
 
 
+def kernel_module(op: str, backend: str) -> ModuleType:
+    """``kernels.get(op, backend)``; minimtl loads every kernel through here, so Numba's
+    threading layer is chosen before its first Numba kernel."""
+    if backend == "numba":
+        configure_numba()
+    return kernels.get(op, backend)
+
+
 def default_backend() -> str:
     """The backend new tensors get when none is named."""
     global _default
@@ -111,6 +116,26 @@ def use_backend(name: str) -> Iterator[str]:
         _default = previous
 
 
+def configure_numba() -> None:
+    """Pick Numba's ``workqueue`` threading layer unless the user chose one.
+
+    The default (OpenMP) layer spins its idle threads, and so does OpenBLAS, which the
+    conv and RNN kernels call between ``prange`` loops: on a 2-core machine the two pools
+    then fight for the cores and the article's training step went from 10 ms to 88 ms
+    (benchmarks/NOTES.md). ``workqueue`` threads sleep when idle. Set the environment
+    variable ``NUMBA_THREADING_LAYER`` to override; this runs once, before minimtl's first
+    Numba kernel loads, so it never changes a layer that is already running. (Under
+    ``workqueue`` the engine runs Numba kernels one thread at a time: ``kernels.guard``.)
+    """
+    global _numba_configured
+    if not _numba_configured:
+        _numba_configured = True
+        if "NUMBA_THREADING_LAYER" not in os.environ:
+            import numba
+
+            numba.config.THREADING_LAYER = "workqueue"
+
+
 def set_num_threads(n: int) -> dict[str, int | None]:
     """Use ``n`` threads for the CPU kernels: Numba's ``prange`` loops and the BLAS library
     under NumPy (through threadpoolctl). Process-wide; returns what was set (None for a
@@ -124,9 +149,7 @@ def set_num_threads(n: int) -> dict[str, int | None]:
     if available("numba"):
         import numba
 
-        import kernels
-
-        kernels.configure_numba()        # the threading layer is chosen before it starts
+        configure_numba()                # the threading layer is chosen before it starts
         if n > numba.config.NUMBA_NUM_THREADS:
             raise ValueError(f"set_num_threads: {n} threads, but Numba has "
                              f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS before "

@@ -2,6 +2,8 @@
 
     minimtl train                 # the article's setup on the built-in synthetic data
     minimtl train --extractor cnn+rnn --rnn gru --fusion weighted --epochs 5
+    minimtl train --data census --model mmoe      # any multi-task problem (README)
+    minimtl graph                 # the article's network's autograd graph (DOT, SVG)
     minimtl summary --seq-len 64 --features 32
     minimtl gradcheck [OP ...]    # every operator on every available backend
     minimtl bench                 # kernel and training-step benchmarks (see benchmarks/)
@@ -21,26 +23,11 @@ import time
 
 import numpy as np
 
-from .plot import plot_curves
-from .runfolder import (
-    RUN_SETTINGS,
-    CLIError,
-    prepare_out,
-    remove_empty,
-    start_run,
-    write_json,
-)
+from .experiments import EXPERIMENTS
+from .runfolder import CLIError
+from .trainrun import MODELS, build_model, cmd_summary, cmd_train
 
 __all__ = ["main", "build_parser"]
-
-
-def _fastest_backend() -> str:
-    from .backend import available
-
-    for name in ("cupy", "numba", "numpy"):
-        if available(name):
-            return name
-    return "numpy"
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -75,8 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--noise", type=float, default=None, help="synthetic noise level")
     t.add_argument("--relatedness", type=float, default=None,
                    help="how often the ad click follows the user's interest, in [0, 1]")
-    t.add_argument("--data", default=None, help="train on an .npz file instead (see "
-                   "minimtl.data.load_npz for its schema)")
+    t.add_argument("--data", default=None, help="article (default: the built-in synthetic "
+                   "sequences), census, mmoe-synthetic, or FILE.npz (the README's schemas)")
+    t.add_argument("--model", choices=MODELS, default="auto",
+                   help="article: the article's network; or an architecture over the "
+                   "encoded inputs (auto: article on sequence data, else mmoe)")
+    t.add_argument("--census-group", type=int, choices=(1, 2), default=1,
+                   help="census tasks: 1 income+marital, 2 education+marital")
+    t.add_argument("--census-rows", type=int, default=None,
+                   help="read only each census file's first rows (quick runs)")
+    t.add_argument("--correlation", type=float, default=0.5,
+                   help="mmoe-synthetic: the tasks' correlation p in [-1, 1] (0.5)")
+    for flag, what in (("--experts", "experts of omoe/mmoe (8)"),
+                       ("--expert-units", "units per expert (16)"),
+                       ("--tower-units", "units of each task tower (8)"),
+                       ("--bottom-units", "shared-bottom/single-task bottom width (16)"),
+                       ("--levels", "ple extraction levels (2)")):
+        t.add_argument(flag, type=int, default=None, help=what)
+    t.add_argument("--categorical", choices=("onehot", "embedding"), default="onehot",
+                   help="how categorical columns are encoded (onehot)")
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)
@@ -105,172 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="kernel and training-step benchmarks (minimtl bench --help)")
 
+    e = sub.add_parser("experiment", help="the MMoE paper's experiments: mmoe-synthetic, "
+                       "census (tables, JSON, pictures)")
+    e.add_argument("name", choices=EXPERIMENTS)
+    e.add_argument("--seeds", type=int, default=3, help="seeds per setting (3)")
+    e.add_argument("--epochs", type=int, default=None,
+                   help="epochs per run (mmoe-synthetic 30, census 10)")
+    e.add_argument("--group", type=int, choices=(1, 2), default=1, help="census task group")
+    e.add_argument("--rows", type=int, default=None,
+                   help="census: each file's first rows only (quick runs)")
+    e.add_argument("--models", default=None, help="census: comma-separated architectures")
+    e.add_argument("--backend", choices=("auto", "numpy", "numba"), default="auto")
+    e.add_argument("--out", default=None, help="output folder (runs/experiment-NAME)")
+    e.set_defaults(parser=e)
+
+    gr = sub.add_parser("graph", help="the article's network's autograd graph (DOT, SVG)")
+    _model_args(gr)
+    gr.add_argument("--out", default="graph.dot", help="DOT file to write (graph.dot); an "
+                    "SVG beside it when Graphviz is installed")
+    gr.set_defaults(parser=gr)
+
     i = sub.add_parser("info", help="versions, available backends, GPU")
     i.set_defaults(parser=i)
     return parser
-
-
-# --- train -----------------------------------------------------------------------------
-def _build_model(a, backend: str):
-    from .models import MultiTaskNet
-
-    return MultiTaskNet(a.seq_len, a.features, extractor=a.extractor, rnn=a.rnn,
-                        rnn_hidden=a.rnn_hidden, sharing=a.sharing, fusion=a.fusion,
-                        heads={"goods": a.goods_head}, seed=getattr(a, "seed", 0),
-                        backend=backend,
-                        channels_last={"auto": None, "channels-last": True,
-                                       "channels-first": False}[getattr(a, "layout", "auto")])
-
-
-#: flag -> (attribute, smallest value) of the integer flags
-_INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
-              "--samples": ("samples", 10), "--seq-len": ("seq_len", 10),
-              "--features": ("features", 1), "--rnn-hidden": ("rnn_hidden", 1),
-              "--threads": ("threads", 1), "--seed": ("seed", 0)}
-
-#: why a smallest value is what it is, where that is not obvious
-_WHY = {"--seq-len": " (each tower's two conv(3)+pool(2) blocks need 10 steps)",
-        "--samples": " (10 % of them validate and 10 % test)"}
-
-#: below this many validation or test samples the metrics get a warning
-_FEW = 50
-
-def _check_flags(a) -> None:
-    """One line per bad flag value, naming the flag (the first one found)."""
-    for flag, (attr, lo) in _INT_FLAGS.items():
-        value = getattr(a, attr, None)
-        if value is not None and value < lo:
-            raise CLIError(f"{flag} must be an integer >= {lo}, got {value}{_WHY.get(flag, '')}")
-    lr = getattr(a, "lr", None)
-    if lr is not None and not (np.isfinite(lr) and lr > 0):
-        raise CLIError(f"--lr must be a positive finite number, got {lr}")
-    noise = getattr(a, "noise", None)
-    if noise is not None and not (np.isfinite(noise) and noise >= 0):
-        raise CLIError(f"--noise must be a finite number >= 0, got {noise}")
-    rel = getattr(a, "relatedness", None)
-    if rel is not None and not 0 <= rel <= 1:
-        raise CLIError(f"--relatedness must lie in [0, 1], got {rel}")
-
-
-def cmd_train(a) -> int:
-    _check_flags(a)
-    created = prepare_out(a)
-    try:
-        return _train(a)
-    except BaseException:
-        run_file = os.path.join(a.out, "run.json")
-        if not a.resume and os.path.exists(run_file) and \
-                not os.path.exists(os.path.join(a.out, "checkpoint.npz")):
-            os.remove(run_file)            # no epoch finished: nothing to resume
-        remove_empty(created)             # a failed run leaves no empty folder
-        raise
-
-
-def _train(a) -> int:
-    from . import data as D
-    from .backend import check_backend
-    from .data import TASKS
-    from .optim import Adam
-    from .train import evaluate, fit
-
-    backend = _fastest_backend() if a.backend == "auto" else a.backend
-    if a.threads is not None:
-        from .backend import set_num_threads
-
-        set_num_threads(a.threads)
-    if a.malloc_tuned:
-        from .malloc import tune_malloc
-
-        tune_malloc(True)  # reuse freed activation buffers instead of re-faulting pages
-    try:
-        check_backend(backend)
-    except RuntimeError as e:
-        raise CLIError(str(e)) from None
-    if a.data:
-        full = D.load_npz(a.data)
-    else:
-        kw = {k: v for k, v in (("noise", a.noise), ("relatedness", a.relatedness))
-              if v is not None}
-        full = D.make_synthetic(samples=a.samples, seq_len=a.seq_len, features=a.features,
-                                seed=a.seed, **kw)
-    if (full.seq_len, full.features) != (a.seq_len, a.features):
-        a.seq_len, a.features = full.seq_len, full.features
-    train, val, test = D.train_val_test_split(full, val_fraction=0.1, test_fraction=0.1,
-                                              seed=a.seed)
-    source = f"the --data file ({a.data})" if a.data else "--samples"
-    if len(val) == 0 or len(test) == 0:
-        raise CLIError(f"{len(full)} samples from {source} leave no validation or test "
-                       f"samples (10 % each): at least 10 are needed, and many more for "
-                       f"meaningful metrics")
-    if min(len(val), len(test)) < _FEW:
-        print(f"warning: only {len(val)} validation and {len(test)} test samples (from "
-              f"{len(full)}): accuracies move in steps of 1/{min(len(val), len(test))} and "
-              f"an AUC is n/a where a split holds one class only; use more samples",
-              file=sys.stderr)
-    if a.goods_head == "softmax" and full.targets["goods"].ndim == 2:
-        from .train import _check_distributions
-
-        try:
-            _check_distributions("goods", full.targets["goods"])
-        except ValueError as e:
-            raise CLIError(f"--goods-head softmax: {e}") from None
-    steps = tuple(s for s in a.preprocess.split(",") if s)
-    prep = D.Preprocessor(steps=steps).fit(train)
-    train, val, test = prep.transform(train), prep.transform(val), prep.transform(test)
-
-    model = _build_model(a, backend)
-    ckpt = os.path.join(a.out, "checkpoint.npz")
-    out = None if a.quiet else sys.stdout
-    if out:
-        print(model.summary())
-        print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
-              f"samples; preprocessing: {', '.join(steps) or 'none'} (fitted on train)")
-    optimizer = Adam(list(model.parameters()), lr=a.lr)
-    start_run(a)
-    t0 = time.perf_counter()
-    history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
-                  batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
-                  stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()})
-    wall = time.perf_counter() - t0
-    history.save(os.path.join(a.out, "history.json"))
-    metrics = evaluate(model, test)
-    best = full.meta.get("best_accuracy", {})
-    chance = full.meta.get("chance_accuracy", {})
-    print(f"\nTest set ({len(test)} samples), after {len(history.epochs)} epochs "
-          f"in {wall:.1f} s:")
-    print(f"  {'task':<6} {'loss':>7} {'accuracy':>9} {'AUC':>6}  {'best achievable':>15}  "
-          f"{'chance':>6}")
-    for t in TASKS:
-        acc = metrics.get(f"{t}_accuracy", float("nan"))
-        auc = metrics.get(f"{t}_auc", float("nan"))
-        b = best.get(t)
-        c = chance.get(t)
-        auc_text = "n/a" if not np.isfinite(auc) else f"{auc:.3f}"
-        print(f"  {t:<6} {metrics[f'{t}_loss']:7.4f} {acc:9.4f} {auc_text:>6}  "
-              f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
-              f"{(f'{c:.3f}' if c is not None else '-'):>6}")
-    fw = model.fusion_weights()
-    if fw:
-        print("  learned fusion weights (rows: task head; columns: user, goods, ads features):")
-        for t, row in fw.items():
-            print(f"    {t:<6} " + "  ".join(f"{s}={w:.3f}" for s, w in row.items()))
-    write_json(os.path.join(a.out, "test_metrics.json"),
-                {"test": metrics, "best_accuracy": best, "chance_accuracy": chance,
-                 "wall_s": wall, "backend": backend, "fusion_weights": fw})
-    plotted = plot_curves(history, os.path.join(a.out, "curves.png"), best)
-    write_json(os.path.join(a.out, "run.json"),
-                {"command": "train", "settings": {k: getattr(a, k) for k in RUN_SETTINGS},
-                 "finished": True, "epochs": len(history.epochs)})
-    print(f"wrote {ckpt}, {os.path.join(a.out, 'history.json')}"
-          + (f", {os.path.join(a.out, 'curves.png')}" if plotted else
-             " (install the 'plot' extra for curves.png)"))
-    return 0
-
-
-def cmd_summary(a) -> int:
-    _check_flags(a)
-    print(_build_model(a, "numpy").summary())
-    return 0
 
 
 def cmd_gradcheck(a) -> int:
@@ -305,6 +166,38 @@ def cmd_gradcheck(a) -> int:
                   f"{(time.perf_counter() - t0) * 1e3:6.0f}ms {note}")
     print(f"{failures} failure(s)")
     return 1 if failures else 0
+
+
+def cmd_experiment(a) -> int:
+    from .experiments import run
+
+    for flag, value in (("--seeds", a.seeds), ("--epochs", a.epochs), ("--rows", a.rows)):
+        if value is not None and value < 1:
+            raise CLIError(f"{flag} must be an integer >= 1, got {value}")
+    return run(a)
+
+
+def cmd_graph(a) -> int:
+    """One training step's graph of the article's network (batch 2), as DOT text."""
+    from . import viz
+    from .data import make_synthetic
+    from .train import to_tensors
+
+    model = build_model(a, "numpy")
+    ds = make_synthetic(samples=2, seq_len=a.seq_len, features=a.features, seed=0)
+    x, y = to_tensors(model, ds.inputs, ds.targets)
+    loss = model.total_loss(model.losses(model(x), y))
+    dot = viz.graph(loss, model=model, title=model.summary_title().split(" ", 1)[1])
+    from .checkpoint import atomic_write
+
+    atomic_write(a.out, lambda f: f.write(dot), binary=False)
+    print(f"wrote {a.out} ({dot.count(' -> ')} edges)")
+    try:
+        svg = viz.render(dot, os.path.splitext(a.out)[0] + ".svg")
+        print(f"wrote {svg}")
+    except viz.RenderError as e:
+        print(str(e).replace("render: ", "no SVG: "))
+    return 0
 
 
 def cmd_info(a) -> int:
@@ -348,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                # the command's own usage, not the top level's
         a.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {"train": cmd_train, "summary": cmd_summary, "gradcheck": cmd_gradcheck,
-                "info": cmd_info}
+                "info": cmd_info, "graph": cmd_graph, "experiment": cmd_experiment}
     try:
         return commands[a.command](a)
     except KeyboardInterrupt as e:

@@ -4,9 +4,17 @@ An op subclasses ``Function`` and writes ``forward(ctx, *arrays, **params)`` and
 ``backward(ctx, *gys)`` on raw arrays. ``Function.apply`` does the bookkeeping once for
 every op: it checks that all tensor inputs share a backend, unwraps them, runs
 ``forward``, wraps the outputs and, when gradients are needed, links them to a ``Node``
-that ``Tensor.backward`` later walks. ``backward`` returns one gradient per input, in
-order (``None`` where an input needs none); the engine un-broadcasts each to its input's
-shape and checks shape and dtype before accumulating it.
+that the backward walk (minimtl/autograd.py) later visits.
+
+Gradients nobody needs, one rule for every op:
+
+- ``ctx.needs_grad[i]``: input i is a Tensor that required grad when the op was applied.
+- ``backward`` gets one C-contiguous gradient per output (None for an output nothing
+  depends on) and returns one gradient per input, in order. It may return None for an
+  input whose ``needs_grad`` is false, and does wherever knowing it saves work.
+- The walk never accumulates a gradient into an input whose ``needs_grad`` is false.
+- An op passes ``need_*=ctx.needs_grad[i]`` to a kernel that can skip the work (the
+  convolutions' ``need_gx``); what a kernel computes anyway the op returns as it is.
 """
 
 from __future__ import annotations
@@ -18,10 +26,10 @@ from typing import Any
 
 import kernels
 
-from .backend import xp_of
+from .backend import kernel_module, xp_of
 
-__all__ = ["Function", "Context", "Node", "no_grad", "enable_grad", "is_grad_enabled",
-           "unbroadcast"]
+__all__ = ["Function", "Context", "Node", "no_grad", "enable_grad", "is_grad_enabled"]
+
 
 class _GradMode(threading.local):
     """Grad mode is per thread, as in PyTorch: ``no_grad`` in one thread (an evaluation
@@ -65,7 +73,7 @@ class Context:
     backend : str       the inputs' backend
     xp : module         its array module (numpy or cupy)
     k : module | None   ``kernels.get(Function.kernel, backend)`` for heavy ops
-    needs_grad : tuple[bool, ...]  per input: does it require a gradient?
+    needs_grad : tuple[bool, ...]  per input: does it require a gradient? (module doc)
     saved : tuple       what ``save`` stored
     """
 
@@ -74,7 +82,7 @@ class Context:
     def __init__(self, backend: str, needs_grad: tuple[bool, ...], kernel: str | None):
         self.backend = backend
         self.xp = xp_of(backend)
-        self.k = kernels.get(kernel, backend) if kernel is not None else None
+        self.k = kernel_module(kernel, backend) if kernel is not None else None
         self.needs_grad = needs_grad
         self.saved: tuple = ()
         self.params: dict[str, Any] = {}
@@ -97,19 +105,6 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.fn.__name__}>"
-
-
-def unbroadcast(g, shape: tuple[int, ...]):
-    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
-    if g.shape == shape:
-        return g
-    extra = g.ndim - len(shape)
-    if extra > 0:
-        g = g.sum(axis=tuple(range(extra)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if stretched:
-        g = g.sum(axis=stretched, keepdims=True)
-    return g
 
 
 class Function:

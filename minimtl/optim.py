@@ -3,11 +3,12 @@
 An optimizer holds a list of parameters and, per parameter, a small state (momentum
 buffers, moment estimates). ``step()`` updates each parameter whose ``.grad`` is not None,
 in place on ``p.data`` with the array module of the parameter's backend (NumPy or CuPy);
-no graph is recorded, and ``p.grad`` is never written. On the numba and cupy backends
-Adam/AdamW run their update as one fused loop / one kernel launch per parameter
-(``kernels/optim_numba.py``, ``kernels/optim_cuda.py``), with the same operations in the
-same order and rounding, so the same bits as the NumPy form. Build the optimizer after
-``Module.to(backend)``, which replaces parameters by new objects.
+no graph is recorded, and ``p.grad`` is never written. Adam/AdamW run their update through
+``kernels.get("adam", backend)`` like every heavy op (math: kernels/adam/__init__.py): the
+NumPy reference's passes, one fused loop (numba) or one kernel launch (cupy) per parameter,
+with the same operations in the same order and rounding, so the same bits on every
+backend. Build the optimizer after ``Module.to(backend)``, which replaces parameters by new
+objects.
 
 ``state_dict()`` is a flat dict of scalars and NumPy arrays, so a checkpoint can store it
 with ``np.savez`` and read it back without pickle:
@@ -26,7 +27,7 @@ import numpy as np
 
 import kernels
 
-from .backend import xp_of
+from .backend import kernel_module, xp_of
 from .tensor import Tensor
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "clip_grad_norm_"]
@@ -234,30 +235,10 @@ class Adam(Optimizer):
         m, v = state["m"], state["v"]
         state["step"] += 1
         t = state["step"]
-        if p.backend in ("numba", "cupy") and p.data.flags.c_contiguous \
-                and g.flags.c_contiguous:
-            # the same operations in one pass (Numba) or one launch (CUDA), same bits
-            if p.backend == "numba":
-                from kernels.optim_numba import adam_update
-            else:
-                from kernels.optim_cuda import adam_update
-            with kernels.guard(p.backend):
-                adam_update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t),
-                            eps=self.eps, step=self.lr / (1 - b1**t))
-            return
-        tmp = xp.multiply(g, 1 - b1)            # the one scratch array of this update
-        m *= b1
-        m += tmp                                # m ← β1·m + (1 − β1)·g
-        xp.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v *= b2
-        v += tmp                                # v ← β2·v + (1 − β2)·g²
-        xp.sqrt(v, out=tmp)
-        tmp /= math.sqrt(1 - b2**t)
-        tmp += self.eps                         # √v̂ + eps
-        xp.divide(m, tmp, out=tmp)
-        tmp *= self.lr / (1 - b1**t)            # lr·m̂ / (√v̂ + eps)
-        p.data -= tmp
+        adam = kernel_module("adam", p.backend)
+        with kernels.guard(p.backend):
+            adam.update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t), eps=self.eps,
+                        step=self.lr / (1 - b1**t))
 
 
 class AdamW(Adam):

@@ -7,9 +7,10 @@ from .checkpoint import atomic_write
 __all__ = ["plot_curves"]
 
 
-def plot_curves(history, path: str, best: dict | None = None) -> bool:
+def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> bool:
     """Loss per task (train solid, validation dashed) and validation accuracy per task next
-    to its best achievable accuracy (dotted), one colour per task, markers at every epoch
+    to its best achievable accuracy (dotted) (validation RMSE for a regression task), for
+    ``tasks`` (names; default the article's three), one colour per task, markers at every epoch
     (a 1-epoch run is one visible point), whole-epoch ticks, legends outside the axes.
     Written atomically (a private temporary file, then renamed). False without matplotlib."""
     try:
@@ -22,9 +23,11 @@ def plot_curves(history, path: str, best: dict | None = None) -> bool:
         return False
     from .data import TASKS
 
+    tasks = TASKS if tasks is None else tuple(tasks)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     epochs = list(range(1, len(history.epochs) + 1))
-    for t in TASKS:
+    second = "accuracy"
+    for t in tasks:
         (line,) = axes[0].plot(epochs, history.series(f"{t}_loss"), "o-", ms=3,
                                label=f"{t} train")
         color = line.get_color()  # a task keeps its colour in every curve
@@ -32,13 +35,15 @@ def plot_curves(history, path: str, best: dict | None = None) -> bool:
             axes[0].plot(epochs, history.series(f"val_{t}_loss"), "s--", ms=3, color=color,
                          label=f"{t} val")
         key = f"val_{t}_accuracy"
+        if not history.series(key) and history.series(f"val_{t}_rmse"):
+            key, second = f"val_{t}_rmse", "accuracy / RMSE"
         if history.series(key):
             axes[1].plot(epochs, history.series(key), "o-", ms=3, color=color,
                          label=f"{t} val")
         if best and best.get(t) is not None:
             axes[1].axhline(best[t], color=color, ls=":", lw=1.2, label=f"{t} best achievable")
     axes[0].set(title="loss per task", xlabel="epoch", ylabel="loss")
-    axes[1].set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
+    axes[1].set(title=f"validation {second}", xlabel="epoch", ylabel=second)
     for ax in axes:
         if len(epochs) <= 20:
             ax.set_xticks(epochs)

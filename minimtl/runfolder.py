@@ -19,7 +19,9 @@ class CLIError(Exception):
 #: the settings that decide a run's numbers: a resumed run must repeat them
 RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharing", "fusion",
                 "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
-                "preprocess", "seed")
+                "preprocess", "seed", "model", "census_group", "census_rows", "correlation",
+                "experts", "expert_units", "tower_units", "bottom_units", "levels",
+                "categorical")
 
 #: the files a run writes into --out
 RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png")

@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -321,7 +322,7 @@ SHARED_CUDA = ("kernels._rows_cuda", "kernels._recurrent_cuda")
 
 
 def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
-    """Every ``kernels/<op>/cupy_cuda`` module (and Adam's CUDA kernel) on the host, with the
+    """Every ``kernels/<family>/cupy_cuda`` module (Adam's included) on the host, with the
     thresholds lowered (``lower_thresholds``): ``kernels.get(op, "cupy")`` then runs the CUDA
     sources on NumPy arrays. Only the kernel modules change, not minimtl's backends."""
     import importlib
@@ -329,11 +330,10 @@ def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
     import kernels
 
     cache = default_cache() if cache is None else cache
-    for op in kernels.OPS:
+    for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
     for name in SHARED_CUDA:
         patch_module(monkeypatch, importlib.import_module(name), cache)
-    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)
     lower_thresholds(monkeypatch)
 
 
@@ -354,13 +354,14 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
         return fake if name == "cupy" else real_xp_of(name)
 
     monkeypatch.setitem(backend._available, "cupy", True)
-    for name in ("minimtl.backend", "minimtl.tensor", "minimtl.function", "minimtl.functional",
-                 "minimtl.optim", "minimtl.train", "minimtl.gradcheck", "minimtl.nn.module",
-                 "minimtl.nn.layers"):
-        monkeypatch.setattr(importlib.import_module(name), "xp_of", xp_of)
+    for name in ("minimtl.optim", "minimtl.train", "minimtl.gradcheck", "minimtl.nn"):
+        importlib.import_module(name)
+    # every module that took ``xp_of`` from the backend module
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "minimtl" and getattr(module, "xp_of", None) is real_xp_of:
+            monkeypatch.setattr(module, "xp_of", xp_of)
     monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
-    for op in kernels.OPS:
+    for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
     for name in SHARED_CUDA:
         patch_module(monkeypatch, importlib.import_module(name), cache)
-    patch_module(monkeypatch, importlib.import_module("kernels.optim_cuda"), cache)

@@ -25,3 +25,24 @@ def test_the_five_minute_example_runs_and_prints_what_the_readme_says():
     with contextlib.redirect_stdout(out):
         exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     assert out.getvalue().splitlines()[0] == promised
+
+
+def test_the_own_data_example_writes_a_file_the_command_trains_on(tmp_path, monkeypatch):
+    import json
+    import shlex
+
+    from minimtl.cli import main
+
+    section = _section("Your own multi-task data")
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    command = re.search(r"Then `(minimtl train [^`]*)`", section).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    args = shlex.split(command)[1:]
+    args[args.index("--epochs") + 1] = "1"
+    assert main(args + ["--out", "run", "--quiet"]) == 0
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert [t["name"] for t in metrics["tasks"]] == ["click", "genre", "spend"]
+    assert [t["outputs"] for t in metrics["tasks"]] == [1, 4, 1]
+    assert {"click_auc", "genre_accuracy", "spend_rmse"} <= set(metrics["test"])
+    assert metrics["gates"]

@@ -6,7 +6,7 @@ Parallel strategy and memory access
     bwd. Memory access is sequential along each row, rows split between threads, no
     sharing. bwd scatters each gy[t] into its window (a per-row zeroed buffer), then
     divides by K: per element, the gather form needs two integer divisions, which measured
-    slower (benchmarks/NOTES.md, item 26).
+    slower (benchmarks/NOTES.md, item 27).
     channels-last (N, L, C): one prange iteration per row of C channels, the innermost loop
     over c, contiguous and vectorised. fwd: per output row (n, t), the window's real rows
     x[n, j, :] are added into y[n, t, :] in increasing j, then divided by K. bwd is a

@@ -10,7 +10,7 @@ and the (N, O, Lo) array layout: ``_to_ncl`` (adds the bias, optionally applies 
 tap's column back onto the positions it read.
 Why BLAS: at the article's shapes pure njit loops (prange over n / o) were many times
 slower than these three products, which run at the speed of torch.nn.functional.conv1d
-(benchmarks/NOTES.md, item 26).
+(benchmarks/NOTES.md, item 27).
 Parallelism: only inside BLAS. The njit loops are serial on purpose: they are short and
 memory-bound, and running them as ``prange`` loops on Numba's OpenMP threads between
 OpenBLAS calls made the two spinning thread pools fight over the cores.
@@ -28,7 +28,7 @@ added in place (``_bias_nlc``). Backward, gy viewed as (N·Lo, O) is already the
 layout: one pass masks it and sums gb (``_mask_nlc``, nothing to do for plain conv1d),
 then gW2ᵀ = X̂·G and gX̂ᵀ = G·W2 (``chunk_products_nlc``), and ``col2im_nlc`` adds rows of C
 values back. No pass reorders a whole array, which made channels-last the faster layout
-(benchmarks/NOTES.md, item 26).
+(benchmarks/NOTES.md, item 27).
 
 math: see SPEC (kernels/conv1d/__init__.py).
 """
@@ -119,7 +119,7 @@ def _mask_nlc(gy, y, relu, G, gb, zero):
     The sum runs over O independent float64 partial sums, one per column, so the loop
     over o vectorises; callers without a mask pass gy as y (unread) and G may be gy.
     The mask and the sum are separate loops, with ``zero`` (0 in gy's dtype) in the
-    select: as one loop with 0.0 it ran slower (benchmarks/NOTES.md, item 26)."""
+    select: as one loop with 0.0 it ran slower (benchmarks/NOTES.md, item 27)."""
     R, O = gy.shape
     part = np.zeros(O, dtype=np.float64)
     for r in range(R):

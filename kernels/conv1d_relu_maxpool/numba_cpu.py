@@ -74,7 +74,7 @@ def _gather_masked(gy, y, argmax, Kp, Sp, Pp, G, gb):
     where no window chose t; gb[o] += the same terms (float64). gy, y, argmax (n, Lp, O);
     G (n, Lc, O). A gather over the windows p ∈ [⌈(t + Pp − Kp + 1)/Sp⌉, ⌊(t + Pp)/Sp⌋]
     that contain t, as selects over the O contiguous channels (a scatter into G at argmax
-    was slower: its stores do not vectorise; benchmarks/NOTES.md, item 26)."""
+    was slower: its stores do not vectorise; benchmarks/NOTES.md, item 27)."""
     Nc, Lp, O = gy.shape
     Lc = G.shape[1]
     for n in range(Nc):
@@ -115,7 +115,7 @@ def _gather_masked_pairs(gy, y, argmax, G, gb, zero):
     """``_gather_masked`` for Kp = Sp = 2, Pp = 0: row t lies in window t // 2 only, so
     G[n, t, :] = gy·[y > 0]·[argmax = t] of that window (rows past 2·Lp are 0). One loop
     per written row, and ``zero`` in the arrays' dtype: with both rows' stores in one loop
-    (or a float64 0.0) the loop did not vectorise (benchmarks/NOTES.md, item 26)."""
+    (or a float64 0.0) the loop did not vectorise (benchmarks/NOTES.md, item 27)."""
     Nc, Lp, O = gy.shape
     Lc = G.shape[1]
     for n in range(Nc):

@@ -16,7 +16,7 @@ warp reads consecutive k: conflict-free either way); otherwise the kernels read 
 global memory (L2/L1-cached, coalesced the same way). The shared-memory opt-in and the
 products after the walk are the recurrences' shared host side (kernels/_recurrent_cuda.py).
 
-Against cuDNN: benchmarks/NOTES.md, item 26.
+Against cuDNN: benchmarks/NOTES.md, item 27.
 
 math: see SPEC (``kernels/gru/__init__.py``).
 """

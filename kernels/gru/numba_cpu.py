@@ -12,7 +12,7 @@ four multiply-adds; the innermost loop runs over unit strides with no reduction 
 vectorises without reassociation (no fastmath). The backward sweep g ← z ⊙ g + gq W_hh runs
 over the contiguous rows of W_hh the same way. W_hh (48 KiB in float32 at H = 64) stays in
 L1/L2 for a whole row. Grouping four rows of W per sweep made the forward walk faster than
-one row per sweep (benchmarks/NOTES.md, item 26).
+one row per sweep (benchmarks/NOTES.md, item 27).
 
 Activations: without a vector math library the scalar exp/tanh calls cost as much as the
 products, so σ is 1/(1 + e) or e/(1 + e) in the input precision (expf for float32), and tanh

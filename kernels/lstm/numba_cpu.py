@@ -62,7 +62,7 @@ def _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t, one):
     """Step t of the SPEC's backward walk, elementwise: gh = gz_{t+1} W_hh and
     gc = gc_{t+1} ⊙ f_{t+1} arrive from step t+1; writes gz[:, t] and leaves gc_t ⊙ f_t in
     gc. tcs = tanh(cs); ``one`` is 1 in the arrays' dtype (a Python 1 would turn float32
-    math into float64, a slower walk: benchmarks/NOTES.md, item 26)."""
+    math into float64, a slower walk: benchmarks/NOTES.md, item 27)."""
     N, _, H = ghs.shape
     for n in range(N):
         for j in range(H):

@@ -11,7 +11,7 @@ Memory access: in the forward product thread j reads W_hhᵀ[k, j] (a transposed
 a warp reads consecutive words (no bank conflicts) while h[r, k] is a broadcast; the
 backward product reads W_hh[j, k] with thread k the same way.
 
-Against cuDNN: benchmarks/NOTES.md, item 26.
+Against cuDNN: benchmarks/NOTES.md, item 27.
 
 math: see SPEC (``kernels/rnn/__init__.py``).
 """

@@ -14,7 +14,7 @@ writes directly (unit stride along H); nothing is copied per step.
 
 Why not one njit walk over all steps (prange over blocks of batch rows, W_hh h as axpy
 sweeps, Numba's scalar tanh), as first written: it was about twice as slow (timings:
-benchmarks/NOTES.md, item 26). Numba calls libm's scalar tanh where NumPy's is SIMD, and a
+benchmarks/NOTES.md, item 27). Numba calls libm's scalar tanh where NumPy's is SIMD, and a
 32×64 by 64×64 BLAS product beats the njit axpy sweeps; the per-step kernels are too small
 for prange.
 

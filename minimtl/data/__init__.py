@@ -18,7 +18,9 @@ generator; its docstring is the generative process and its Bayes rates), ``prepr
 and ``npz`` (files).
 """
 
+from .census import load_census
 from .dataset import TASKS, Dataset, iterate_batches, train_val_test_split
+from .mmoe import make_mmoe_synthetic
 from .npz import load_npz, save_npz
 from .preprocessing import (
     MinMaxScaler,
@@ -42,4 +44,6 @@ __all__ = [
     "Preprocessor",
     "load_npz",
     "save_npz",
+    "make_mmoe_synthetic",
+    "load_census",
 ]

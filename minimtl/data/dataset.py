@@ -14,16 +14,24 @@ TASKS: tuple[str, str, str] = ("user", "goods", "ads")
 
 @dataclass
 class Dataset:
-    """Three behaviour sequences and three targets per example.
+    """Named inputs and named targets, N examples each.
+
+    The article's data (``make_synthetic``, the ``.npz`` schema of the README) has three
+    behaviour sequences and three targets keyed by ``TASKS``; any other multi-task data
+    set has its own names: sequences (N, L, F), continuous columns (N, D) float, categorical
+    columns (N, D) int codes, and one target array per task.
 
     Attributes
     ----------
     inputs : dict[str, ndarray]
-        Keys ``TASKS``; each (N, L, F) float32.
+        Each with first axis N; for the article ``TASKS`` -> (N, L, F) float32.
     targets : dict[str, ndarray]
-        ``'user'`` (N,) int64, ``'goods'`` (N, G) float32 in {0, 1}, ``'ads'`` (N,) int64.
+        One per task, first axis N; for the article ``'user'`` (N,) int64, ``'goods'``
+        (N, G) float32 in {0, 1}, ``'ads'`` (N,) int64.
     meta : dict
-        Generator parameters, ``best_accuracy`` (synthetic data), ``description``; JSON-able.
+        Generator parameters, ``best_accuracy`` (synthetic data), ``description``, the
+        declared ``tasks`` (a list of ``{name, kind, outputs, weight}``) when the data
+        declares them; JSON-able.
     latents : dict[str, ndarray]
         Optional per-sample latent variables of synthetic data, each with first axis N
         (``interest`` (N,), ``ad`` (N,), ``viewed`` (N, G)); empty for user data.
@@ -35,30 +43,38 @@ class Dataset:
     latents: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, d in (("inputs", self.inputs), ("targets", self.targets)):
-            if set(d) != set(TASKS):
-                raise ValueError(f"Dataset {name} must have keys {TASKS}, got {tuple(d)}")
-        n = len(self.inputs["user"])
+        if not self.inputs:
+            raise ValueError("Dataset: inputs is empty (at least one named input array)")
+        first = next(iter(self.inputs))
+        n = len(self.inputs[first])
         for name, d in (("inputs", self.inputs), ("targets", self.targets),
                         ("latents", self.latents)):
             for key, a in d.items():
                 if len(a) != n:
                     raise ValueError(
-                        f"Dataset {name}[{key!r}] has {len(a)} samples, inputs['user'] has {n}"
+                        f"Dataset {name}[{key!r}] has {len(a)} samples, inputs[{first!r}] "
+                        f"has {n}"
                     )
 
     def __len__(self) -> int:
-        return len(self.inputs["user"])
+        return len(next(iter(self.inputs.values())))
+
+    def _sequence(self) -> np.ndarray:
+        for a in self.inputs.values():
+            if a.ndim == 3:
+                return a
+        raise ValueError(f"Dataset: no sequence input (N, L, F) among "
+                         f"{', '.join(self.inputs)}")
 
     @property
     def seq_len(self) -> int:
-        """L, the number of time steps of each sequence."""
-        return int(self.inputs["user"].shape[1])
+        """L, the number of time steps of the (first) sequence input."""
+        return int(self._sequence().shape[1])
 
     @property
     def features(self) -> int:
-        """F, the number of features per time step."""
-        return int(self.inputs["user"].shape[2])
+        """F, the number of features per time step of the (first) sequence input."""
+        return int(self._sequence().shape[2])
 
     def subset(self, indices: np.ndarray | Sequence[int] | slice) -> Dataset:
         """The examples at ``indices`` (integer array, boolean mask or slice), as copies.
@@ -156,10 +172,8 @@ def iterate_batches(
 
     Yields
     ------
-    inputs : dict[str, ndarray]
-        Keys ``TASKS``, each (n, L, F).
-    targets : dict[str, ndarray]
-        ``'user'`` (n,), ``'goods'`` (n, G), ``'ads'`` (n,).
+    inputs, targets : dict[str, ndarray]
+        The data set's, each with first axis n.
     """
     if int(batch_size) < 1:
         raise ValueError(f"iterate_batches: batch_size must be >= 1, got {batch_size}")

@@ -19,14 +19,21 @@ _LABEL_KEYS = {"user": "user_labels", "goods": "goods_labels", "ads": "ads_label
 
 
 def save_npz(ds: Dataset, path: str | os.PathLike) -> None:
-    """Write ``ds`` in the schema of ``load_npz`` (uncompressed ``np.savez``).
+    """Write ``ds`` in the schema of ``load_npz`` (uncompressed ``np.savez``): the article's
+    (``user``, ``user_labels``, ...) or, when ``ds.meta`` declares ``tasks``, the declared
+    one (``tasks``, ``x_<input>``, ``y_<task>``).
 
     Also writes ``meta`` (JSON string) and the latents as ``latent_<name>``.
     """
     arrays: dict[str, np.ndarray] = {}
-    for task in TASKS:
-        arrays[task] = ds.inputs[task]
-        arrays[_LABEL_KEYS[task]] = ds.targets[task]
+    if "tasks" in ds.meta:
+        arrays["tasks"] = np.array(json.dumps(ds.meta["tasks"]))
+        arrays.update({f"x_{k}": v for k, v in ds.inputs.items()})
+        arrays.update({f"y_{k}": v for k, v in ds.targets.items()})
+    else:
+        for task in TASKS:
+            arrays[task] = ds.inputs[task]
+            arrays[_LABEL_KEYS[task]] = ds.targets[task]
     for name, value in ds.latents.items():
         arrays[f"latent_{name}"] = value
     arrays["meta"] = np.array(json.dumps(ds.meta, default=_json_default))
@@ -61,13 +68,15 @@ def _read_npz(path: str | os.PathLike, where: str, required: list[str]) -> dict[
                          f"arrays (save with np.savez(path, user=..., ...))")
     with f:
         names = set(f.files)
+        if "tasks" in names:       # a file that declares its own tasks
+            required = ["tasks"]
         missing = [k for k in required if k not in names]
         if missing:
             raise ValueError(f"{where}: missing key(s) {missing}; keys found: "
                              f"{sorted(names)}; required: {required}")
         data = {}
         for k in sorted(names):
-            if k in required or k == "meta" or k.startswith("latent_"):
+            if k in required or k == "meta" or k.startswith(("latent_", "x_", "y_")):
                 try:
                     data[k] = f[k]
                 except ValueError as e:
@@ -81,6 +90,19 @@ def _read_npz(path: str | os.PathLike, where: str, required: list[str]) -> dict[
                     raise ValueError(f"{where}: member {k!r} is truncated or corrupted "
                                      f"({type(e).__name__})") from None
     return data
+
+
+def _json_member(data: dict, key: str, where: str, kind: type, what: str):
+    """The JSON value of a 0-d string member (``kind()`` when the member is absent)."""
+    if key not in data:
+        return kind()
+    try:
+        value = json.loads(str(data[key]))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{where}: key {key!r} is not a JSON string: {err}") from None
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}: key {key!r} must hold {what}")
+    return value
 
 
 def load_npz(path: str | os.PathLike, classes: int | None = None) -> Dataset:
@@ -122,15 +144,11 @@ def load_npz(path: str | os.PathLike, classes: int | None = None) -> Dataset:
     where = f"load_npz({os.fspath(path)!r})"
     required = list(TASKS) + [_LABEL_KEYS[t] for t in TASKS]
     data = _read_npz(path, where, required)
+    meta = _json_member(data, "meta", where, dict, "a JSON object")
+    if "tasks" in data:
+        from .tasks_npz import load_declared
 
-    meta: dict[str, Any] = {}
-    if "meta" in data:
-        try:
-            meta = json.loads(str(data["meta"]))
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(f"{where}: key 'meta' is not a JSON string: {err}") from None
-        if not isinstance(meta, dict):
-            raise ValueError(f"{where}: key 'meta' must hold a JSON object")
+        return load_declared(data, meta, path, where)
 
     # Inputs: 'user' fixes (N, L, F); the other two must match it.
     inputs: dict[str, np.ndarray] = {}

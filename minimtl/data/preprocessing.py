@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .dataset import TASKS, Dataset
+from .dataset import Dataset
 
 __all__ = ["NotFittedError", "Standardizer", "MinMaxScaler", "MovingAverage",
            "Preprocessor"]
@@ -182,16 +182,22 @@ def _check_features(x: np.ndarray, stat: np.ndarray, who: str) -> None:
         )
 
 
+def _sequences(ds: Dataset) -> list[str]:
+    """The names of the sequence inputs (N, L, F) of ``ds``, in order."""
+    return [k for k, v in ds.inputs.items() if v.ndim == 3]
+
+
 _STEPS = {"denoise": MovingAverage, "standardize": Standardizer, "minmax": MinMaxScaler}
 
 
 class Preprocessor:
-    """The article's preprocessing (section 3.2) for the three input sequences.
+    """The article's preprocessing (section 3.2) for the sequence inputs (N, L, F).
 
     Each step in ``steps`` (applied in order) is one of ``"denoise"`` (``MovingAverage``),
     ``"standardize"`` (``Standardizer``) and ``"minmax"`` (``MinMaxScaler``). Each sequence
-    (user, goods, ads) gets its own statistics, fitted on the training split only, each step
-    on the output of the steps before it.
+    (user, goods, ads in the article) gets its own statistics, fitted on the training split
+    only, each step on the output of the steps before it. Other inputs (tabular columns)
+    pass unchanged.
 
     Parameters
     ----------
@@ -219,7 +225,7 @@ class Preprocessor:
     def fit(self, train: Dataset) -> Preprocessor:
         """Fit every step on each sequence of the TRAINING split ``train``."""
         fitted: dict[str, list[Any]] = {}
-        for task in TASKS:
+        for task in _sequences(train):
             x = train.inputs[task]
             fitted[task] = []
             for name in self.steps:
@@ -237,10 +243,14 @@ class Preprocessor:
         """
         if self.fitted is None:
             raise NotFittedError("Preprocessor.transform called before fit(train)")
-        inputs = {}
-        for task in TASKS:
+        missing = [k for k in self.fitted if k not in ds.inputs]
+        if missing:
+            raise ValueError(f"Preprocessor.transform: the data set lacks the input(s) "
+                             f"{', '.join(missing)} it was fitted on")
+        inputs = dict(ds.inputs)
+        for task, steps in self.fitted.items():
             x = ds.inputs[task]
-            for step in self.fitted[task]:
+            for step in steps:
                 x = step.transform(x)
             inputs[task] = np.array(x, dtype=np.float32)
         meta = dict(ds.meta)
@@ -252,15 +262,17 @@ class Preprocessor:
         return self.fit(train).transform(train)
 
     def state(self) -> dict[str, np.ndarray]:
-        """Flat dict of arrays: ``steps`` (str array), ``window``, ``'{task}/{i}/{key}'``."""
+        """Flat dict of arrays: ``steps`` (str array), ``window``, ``inputs`` (the sequence
+        inputs' names), ``'{input}/{i}/{key}'``."""
         if self.fitted is None:
             raise NotFittedError("Preprocessor.state called before fit(train)")
         out: dict[str, np.ndarray] = {
             "steps": np.array(self.steps, dtype=np.str_),
             "window": np.array(self.window, dtype=np.int64),
+            "inputs": np.array(list(self.fitted), dtype=np.str_),
         }
-        for task in TASKS:
-            for i, step in enumerate(self.fitted[task]):
+        for task, steps in self.fitted.items():
+            for i, step in enumerate(steps):
                 for key, value in step.state().items():
                     out[f"{task}/{i}/{key}"] = value
         return out
@@ -271,7 +283,11 @@ class Preprocessor:
         steps = tuple(str(s) for s in np.asarray(d["steps"]).reshape(-1))
         out = cls(steps, int(np.asarray(d["window"])))
         fitted: dict[str, list[Any]] = {}
-        for task in TASKS:
+        if "inputs" in d:
+            names = [str(k) for k in np.asarray(d["inputs"]).reshape(-1)]
+        else:   # written before the inputs were named: the article's three
+            names = ["user", "goods", "ads"]
+        for task in names:
             fitted[task] = []
             for i, name in enumerate(steps):
                 prefix = f"{task}/{i}/"

@@ -12,6 +12,7 @@ from .layers import (
     RNN,
     AvgPool1d,
     Conv1d,
+    Conv1dReluMaxPool1d,
     Dropout,
     Embedding,
     Flatten,
@@ -26,6 +27,6 @@ from .module import Module, ModuleList, Parameter, Sequential
 
 __all__ = [
     "Module", "Parameter", "ModuleList", "Sequential", "init",
-    "Linear", "Conv1d", "MaxPool1d", "AvgPool1d", "RNN", "LSTM", "GRU", "Embedding",
-    "Dropout", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax",
+    "Linear", "Conv1d", "Conv1dReluMaxPool1d", "MaxPool1d", "AvgPool1d", "RNN", "LSTM", "GRU",
+    "Embedding", "Dropout", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax",
 ]

@@ -18,8 +18,8 @@ from . import init
 from .module import Module, Parameter
 
 __all__ = [
-    "Linear", "Conv1d", "MaxPool1d", "AvgPool1d", "RNN", "LSTM", "GRU", "Embedding",
-    "Dropout", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax",
+    "Linear", "Conv1d", "Conv1dReluMaxPool1d", "MaxPool1d", "AvgPool1d", "RNN", "LSTM", "GRU",
+    "Embedding", "Dropout", "Flatten", "ReLU", "Sigmoid", "Tanh", "Softmax",
 ]
 
 
@@ -143,6 +143,55 @@ class Conv1d(Module):
             s += f", activation={self.activation!r}"
         if self.channels_last:
             s += ", channels_last=True"
+        return s
+
+
+class Conv1dReluMaxPool1d(Conv1d):
+    """A conv block as one layer: ``max_pool1d(relu(conv1d(x)))`` through the fused
+    ``conv1d_relu_maxpool`` op, so that a model built from it runs (and prints) one op per
+    block. The same parameters, initialisation and math as ``Conv1d(..., activation='relu')``
+    followed by ``MaxPool1d(pool_size, pool_stride, pool_padding)``; only the kernel differs
+    (which backends and layouts fuse for real: ``kernels/conv1d_relu_maxpool``).
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, bias : as ``Conv1d``
+    pool_size : int                  the max-pool window
+    pool_stride : int, optional      default ``pool_size``
+    pool_padding : int ≤ pool_size // 2
+    channels_last, rng, dtype, backend : as ``Conv1d``
+
+    Shapes: x (N, C, L) -> (N, O, Lp) with Lo as ``Conv1d`` and
+    Lp = ⌊(Lo + 2·pool_padding − pool_size)/pool_stride⌋ + 1; channels-last (N, L, C) ->
+    (N, Lp, O).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, padding: int | str | tuple[int, int] = 0, dilation: int = 1,
+                 bias: bool = True, *, pool_size: int = 2, pool_stride: int | None = None,
+                 pool_padding: int = 0, channels_last: bool = False,
+                 rng: np.random.Generator | None = None, dtype=np.float32,
+                 backend: str | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         bias, "relu", channels_last=channels_last, rng=rng, dtype=dtype,
+                         backend=backend)
+        _check_sizes("Conv1dReluMaxPool1d", pool_size=pool_size)
+        self.pool_size, self.pool_padding = pool_size, pool_padding
+        self.pool_stride = pool_size if pool_stride is None else pool_stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv1d_relu_maxpool1d(
+            x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+            dilation=self.dilation, pool_size=self.pool_size, pool_stride=self.pool_stride,
+            pool_padding=self.pool_padding, channels_last=self.channels_last)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr().replace(", activation='relu'", "")
+        s += f", pool_size={self.pool_size}"
+        if self.pool_stride != self.pool_size:
+            s += f", pool_stride={self.pool_stride}"
+        if self.pool_padding:
+            s += f", pool_padding={self.pool_padding}"
         return s
 
 

@@ -56,9 +56,7 @@ class Conv1d(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved
-        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, **ctx.params,
-                               need_gx=ctx.needs_grad[0])
-        return gx, gw, (gb if ctx.needs_grad[2] else None)
+        return ctx.k.bwd(gy, x, w, **ctx.params, need_gx=ctx.needs_grad[0])  # gx, gw, gb
 
 
 class Conv1dRelu(Function):
@@ -81,9 +79,7 @@ class Conv1dRelu(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w, y = ctx.saved
-        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, **ctx.params,
-                               need_gx=ctx.needs_grad[0])
-        return gx, gw, (gb if ctx.needs_grad[2] else None)
+        return ctx.k.bwd(gy, x, w, y, **ctx.params, need_gx=ctx.needs_grad[0])
 
 
 class Conv1dReluMaxPool(Function):
@@ -120,6 +116,4 @@ class Conv1dReluMaxPool(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w, y, argmax = ctx.saved
-        gx, gw, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gy), x, w, y, argmax, **ctx.params,
-                               need_gx=ctx.needs_grad[0])
-        return gx, gw, (gb if ctx.needs_grad[2] else None)
+        return ctx.k.bwd(gy, x, w, y, argmax, **ctx.params, need_gx=ctx.needs_grad[0])

@@ -34,7 +34,7 @@ class Sub(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return gy, -gy
+        return gy, (-gy if ctx.needs_grad[1] else None)
 
 
 class Mul(Function):
@@ -213,4 +213,6 @@ class Where(Function):
     def backward(ctx, gy):
         (cond,) = ctx.saved
         zero = gy.dtype.type(0)
-        return None, ctx.xp.where(cond, gy, zero), ctx.xp.where(cond, zero, gy)
+        ga = ctx.xp.where(cond, gy, zero) if ctx.needs_grad[1] else None
+        gb = ctx.xp.where(cond, zero, gy) if ctx.needs_grad[2] else None
+        return None, ga, gb

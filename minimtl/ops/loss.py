@@ -40,7 +40,7 @@ class CrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, gloss):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(gloss), *ctx.saved)
+        return ctx.k.bwd(gloss, *ctx.saved)
 
 
 class SoftCrossEntropy(Function):
@@ -58,8 +58,7 @@ class SoftCrossEntropy(Function):
 
     @staticmethod
     def backward(ctx, gloss):
-        gx, gp = ctx.k.bwd(ctx.xp.ascontiguousarray(gloss), *ctx.saved)
-        return gx, (gp if ctx.needs_grad[1] else None)
+        return ctx.k.bwd(gloss, *ctx.saved)       # gx, gp
 
 
 class BCEWithLogits(Function):
@@ -75,7 +74,7 @@ class BCEWithLogits(Function):
 
     @staticmethod
     def backward(ctx, gloss):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(gloss), *ctx.saved)
+        return ctx.k.bwd(gloss, *ctx.saved)
 
 
 class BCE(Function):
@@ -91,7 +90,7 @@ class BCE(Function):
 
     @staticmethod
     def backward(ctx, gloss):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(gloss), *ctx.saved)
+        return ctx.k.bwd(gloss, *ctx.saved)
 
 
 class MSE(Function):
@@ -107,5 +106,4 @@ class MSE(Function):
 
     @staticmethod
     def backward(ctx, gloss):
-        ga, gb = ctx.k.bwd(ctx.xp.ascontiguousarray(gloss), *ctx.saved)
-        return (ga if ctx.needs_grad[0] else None), (gb if ctx.needs_grad[1] else None)
+        return ctx.k.bwd(gloss, *ctx.saved)       # ga, gb

@@ -41,7 +41,7 @@ class MaxPool1d(Function):
     @staticmethod
     def backward(ctx, gy):
         (argmax,) = ctx.saved
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(gy), argmax, **ctx.params)
+        return ctx.k.bwd(gy, argmax, **ctx.params)
 
 
 class AvgPool1d(Function):
@@ -60,4 +60,4 @@ class AvgPool1d(Function):
 
     @staticmethod
     def backward(ctx, gy):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(gy), **ctx.params)
+        return ctx.k.bwd(gy, **ctx.params)

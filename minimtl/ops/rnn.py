@@ -49,7 +49,7 @@ class RNN(Function):
 
     @staticmethod
     def backward(ctx, ghs):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(ghs), *ctx.saved)
+        return ctx.k.bwd(ghs, *ctx.saved)
 
 
 class LSTM(Function):
@@ -67,10 +67,9 @@ class LSTM(Function):
 
     @staticmethod
     def backward(ctx, ghs, gcs):
-        xp = ctx.xp
-        hs = ctx.saved[5]
-        ghs = xp.zeros_like(hs) if ghs is None else xp.ascontiguousarray(ghs)
-        gcs = xp.zeros_like(hs) if gcs is None else xp.ascontiguousarray(gcs)
+        hs = ctx.saved[5]                     # an output nothing used sends no gradient
+        ghs = ctx.xp.zeros_like(hs) if ghs is None else ghs
+        gcs = ctx.xp.zeros_like(hs) if gcs is None else gcs
         return ctx.k.bwd(ghs, gcs, *ctx.saved)
 
 
@@ -88,4 +87,4 @@ class GRU(Function):
 
     @staticmethod
     def backward(ctx, ghs):
-        return ctx.k.bwd(ctx.xp.ascontiguousarray(ghs), *ctx.saved)
+        return ctx.k.bwd(ghs, *ctx.saved)

@@ -80,13 +80,14 @@ class Stack(Function):
             raise ValueError(f"stack: all shapes must be equal, got {[x.shape for x in xs]}")
         _checks.one_dtype("stack", xs)
         axis = _checks.axis("stack", axis, xs[0].ndim + 1)
-        ctx.params = {"axis": axis, "n": len(xs)}
+        ctx.params = {"axis": axis}
         return ctx.xp.stack(xs, axis=axis)
 
     @staticmethod
     def backward(ctx, gy):
         axis = ctx.params["axis"]
-        return tuple(ctx.xp.take(gy, i, axis=axis) for i in range(ctx.params["n"]))
+        return tuple(ctx.xp.take(gy, i, axis=axis) if need else None
+                     for i, need in enumerate(ctx.needs_grad))
 
 
 def _has_array_index(index) -> bool:

@@ -217,6 +217,50 @@ def test_multi_output_function_gets_none_for_unused_output():
     np.testing.assert_array_equal(x.grad, [2.0])
 
 
+def test_backward_gets_c_contiguous_gradients_even_behind_a_transpose_and_a_slice():
+    """The walk makes every incoming gradient C-contiguous once, so no op has to."""
+    seen = []
+
+    class Probe(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.copy()
+
+        @staticmethod
+        def backward(ctx, gy):
+            seen.append((gy.flags.c_contiguous, gy.copy()))
+            return (gy,)
+
+    x = T(np.arange(12.0).reshape(3, 4))
+    w = np.arange(24.0).reshape(4, 6)
+    (Probe.apply(x).T * T(w[:, ::2].copy(), grad=False)).sum().backward()
+    assert seen[0][0]
+    np.testing.assert_array_equal(seen[0][1], w[:, ::2].T)
+    np.testing.assert_array_equal(x.grad, w[:, ::2].T)
+
+
+def test_gradients_for_inputs_that_need_none_are_never_accumulated():
+    """A backward may return anything for an input whose needs_grad is false (here a
+    gradient of the wrong shape): the walk neither checks nor keeps it."""
+    needs = {}
+
+    class Careless(Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            needs["a"], needs["b"] = ctx.needs_grad
+            return a * b
+
+        @staticmethod
+        def backward(ctx, gy):
+            return gy * 2.0, np.zeros(7)
+
+    a, b = T([1.0, 2.0]), T([3.0, 4.0], grad=False)
+    Careless.apply(a, b).sum().backward()
+    assert needs == {"a": True, "b": False}
+    np.testing.assert_array_equal(a.grad, [2.0, 2.0])
+    assert b.grad is None
+
+
 def test_matmul_batched_broadcast_gradient():
     a = T(np.random.default_rng(0).standard_normal((2, 3, 4)))
     b = T(np.random.default_rng(1).standard_normal((4, 5)))

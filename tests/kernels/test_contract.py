@@ -1,7 +1,8 @@
-"""The kernel contract, checked for every operator in ``kernels.OPS``: three backend
-modules with identical ``fwd``/``bwd`` signatures, a SPEC docstring, and CUDA sources that
-compile with nvcc for float and double (where nvcc exists). These checks live here once
-for every operator; the per-operator test files check the numbers."""
+"""The kernel contract, checked for every family in ``kernels.FAMILIES``: three backend
+modules with the reference's signatures (``fwd``/``bwd`` for an operator, ``update`` for an
+optimizer update, which has no backward), a SPEC docstring, and CUDA sources that compile
+with nvcc for float and double (where nvcc exists). These checks live here once for every
+family; the per-family test files check the numbers."""
 
 from __future__ import annotations
 
@@ -18,23 +19,32 @@ from kernels._cuda import nvcc_unit
 MODULES = ("reference", "numba_cpu", "cupy_cuda")
 
 
-@pytest.mark.parametrize("op", kernels.OPS)
+def _functions(op: str) -> tuple[str, ...]:
+    return ("update",) if op in kernels.UPDATES else ("fwd", "bwd")
+
+
+def test_every_family_is_an_operator_or_an_update():
+    assert kernels.FAMILIES == kernels.OPS + kernels.UPDATES
+    assert not set(kernels.OPS) & set(kernels.UPDATES)
+
+
+@pytest.mark.parametrize("op", kernels.FAMILIES)
 def test_every_backend_has_the_reference_signatures(op):
     ref = importlib.import_module(f"kernels.{op}.reference")
     for name in MODULES[1:]:
         mod = importlib.import_module(f"kernels.{op}.{name}")  # must import without cupy
-        for fn in ("fwd", "bwd"):
+        for fn in _functions(op):
             assert inspect.signature(getattr(mod, fn)) == inspect.signature(getattr(ref, fn)), (
                 f"kernels.{op}.{name}.{fn} differs from the reference")
 
 
-@pytest.mark.parametrize("op", kernels.OPS)
+@pytest.mark.parametrize("op", kernels.FAMILIES)
 def test_static_parameters_are_keyword_only(op):
     """Arrays are positional; static parameters are keyword-only and explicit, except
     boolean switches that skip work (``need_gx``), which default to doing it, and the
     layout switch ``channels_last``, which defaults to PyTorch's (N, C, L)."""
     ref = importlib.import_module(f"kernels.{op}.reference")
-    for fn in ("fwd", "bwd"):
+    for fn in _functions(op):
         for p in inspect.signature(getattr(ref, fn)).parameters.values():
             assert p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             if p.kind is p.KEYWORD_ONLY and p.default is not p.empty:
@@ -43,16 +53,19 @@ def test_static_parameters_are_keyword_only(op):
                     f"{op}.{fn}: static {p.name} must be explicit")
 
 
-@pytest.mark.parametrize("op", kernels.OPS)
+@pytest.mark.parametrize("op", kernels.FAMILIES)
 def test_spec_docstring_derives_the_backward(op):
+    """An operator's SPEC derives its backward; an update's says what it writes in place."""
     doc = importlib.import_module(f"kernels.{op}").__doc__ or ""
     assert len(doc) > 400, f"kernels/{op}/__init__.py needs its SPEC docstring"
     low = doc.lower()
-    assert "backward" in low and "forward" in low and "shape" in low
+    words = ("update", "in place", "shape") if op in kernels.UPDATES else (
+        "backward", "forward", "shape")
+    assert all(w in low for w in words), (op, words)
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not installed")
-@pytest.mark.parametrize("op", kernels.OPS)
+@pytest.mark.parametrize("op", kernels.FAMILIES)
 def test_cuda_source_compiles_with_nvcc_for_float_and_double(op, tmp_path):
     mod = importlib.import_module(f"kernels.{op}.cupy_cuda")
     src = tmp_path / f"{op}.cu"

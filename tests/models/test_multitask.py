@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -46,7 +48,7 @@ def test_summary_table_totals_match_the_model():
     rows = model.summary_rows()
     assert sum(r[2] for r in rows) == model.num_parameters()
     assert any("Concatenate" in r[0] for r in rows)
-    assert [r[1] for r in rows if r[0].startswith("user_pool2")] == ["(None, 14, 128)"]
+    assert [r[1] for r in rows if r[0].startswith("user_conv2")] == ["(None, 14, 128)"]
 
 
 def test_summary_counts_match_for_every_option():
@@ -135,5 +137,79 @@ def test_both_layouts_give_the_same_losses_and_gradients(kw, backend, monkeypatc
 def test_default_layout_is_channels_last_on_the_cpu():
     model = MultiTaskNet(24, 5, backend="numpy")
     x = mt.tensor(np.zeros((2, 24, 5), np.float32), backend="numpy")
-    assert model.towers[0].layout(x) is True
-    assert MultiTaskNet(24, 5, backend="numpy", channels_last=False).towers[0].layout(x) is False
+    assert x.backend == "numpy"
+    assert model.towers[0].channels_last is True
+    assert MultiTaskNet(24, 5, backend="numpy", channels_last=False).towers[0].channels_last \
+        is False
+
+
+# --- the printed model is the model that runs --------------------------------------------
+#: ops that a summary row stands for; the rest (transposes, slices, the fusion's
+#: arithmetic, the heads' weight stacking) is plumbing inside a layer
+LAYER_OPS = {"conv1d", "conv1d_relu", "conv1d_relu_maxpool", "maxpool1d", "avgpool1d",
+             "rnn", "lstm", "gru", "linear", "concat", "stack", "reshape"}
+
+
+def _data_path_ops(inputs, outputs) -> list[str]:
+    """Op names of the recorded nodes between ``inputs`` and ``outputs`` that read data
+    (an input, or what another such node made), not only parameters."""
+    order, seen = [], set()
+
+    def visit(node):                  # post-order: a node after the nodes it reads
+        stack = [(node, False)]
+        while stack:
+            n, done = stack.pop()
+            if done:
+                order.append(n)
+            elif id(n) not in seen:
+                seen.add(id(n))
+                stack.append((n, True))
+                stack.extend((t._node, False) for t in n.inputs
+                             if isinstance(t, mt.Tensor) and t._node is not None)
+
+    for y in outputs:
+        visit(y._node)
+    data = {id(t) for t in inputs}
+    ops = []
+    for n in order:
+        if any(isinstance(t, mt.Tensor) and (id(t) in data or (t._node is not None and
+               id(t._node) in data)) for t in n.inputs):
+            data.add(id(n))
+            ops.append(n.fn.op_name())
+    return ops
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"channels_last": False},
+    {"extractor": "cnn+rnn", "rnn": "lstm"},
+    {"extractor": "cnn+rnn", "rnn": "gru", "sharing": "shared"},
+    {"extractor": "cnn+rnn", "rnn": "rnn", "fusion": "weighted", "channels_last": False},
+    {"fusion": "weighted", "sharing": "shared"},
+])
+def test_the_ops_a_forward_records_are_the_layers_the_summary_lists(kw):
+    """Every row of ``summary()`` names the op its layer records, and a forward records
+    exactly those layer ops on the data path, as many times as rows list them: no layer is
+    printed that does not run (the conv and pool rows of a fused block), none runs unseen."""
+    model = MultiTaskNet(24, 5, backend="numpy", **kw)
+    # inputs that require a gradient, so that even a transpose of one is recorded
+    inputs = {t: mt.tensor(v.data, backend="numpy", requires_grad=True)
+              for t, v in _inputs(3, 24, 5).items()}
+    with_inputs = list(inputs.values())
+    recorded = collections.Counter(
+        op for op in _data_path_ops(with_inputs, list(model(inputs).values()))
+        if op in LAYER_OPS)
+    listed = collections.Counter(r[4] for r in model.summary_rows() if r[4] in LAYER_OPS)
+    assert recorded == listed
+    assert recorded["conv1d_relu_maxpool"] == 6 and recorded["maxpool1d"] == 0
+
+
+def test_the_walk_sees_a_conv_block_run_as_separate_layers():
+    """The check above can fail: a tower that ran conv and pool as separate layers records
+    conv1d_relu and maxpool1d, which no summary row lists."""
+    x = mt.tensor(np.random.default_rng(0).standard_normal((2, 5, 12)), backend="numpy",
+                  requires_grad=True)
+    conv = mt.nn.Conv1d(5, 4, 3, activation="relu", dtype=np.float64, backend="numpy")
+    pool = mt.nn.MaxPool1d(2)
+    ops = _data_path_ops([x], [pool(conv(x))])
+    assert ops == ["conv1d_relu", "maxpool1d"]

@@ -10,10 +10,10 @@ METRICS = ("tests/train/test_metrics.py", "tests/train/test_training.py")
 DATA = ("tests/train/test_data.py",)
 
 MUTANTS = (
-    edits("minimtl/tensor.py", "engine", ENGINE, [
+    edits("minimtl/autograd.py", "engine", ENGINE, [
         # a leaf's grad is the caller's gradient array itself
-        ("self.grad = gradient.copy() if self.grad is None", "self.grad = gradient if "
-         "self.grad is None"),
+        ("root.grad = gradient.copy() if root.grad is None", "root.grad = gradient if "
+         "root.grad is None"),
         # fan-out into a leaf: the second path's gradient replaces the first
         ("leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)",
          "leaf_grads[id(t)] = (t, g)"),
@@ -29,16 +29,22 @@ MUTANTS = (
         # accumulation in place into an array someone else may hold
         ("t.grad = t.grad + g", "t.grad += g"),
         # the graph kept after backward (a second backward then silently double-counts)
-        ("            if not retain_graph:\n                node.ctx = None",
-         "            if retain_graph:\n                node.ctx = None"),
+        ("        if not retain_graph:\n            node.ctx = None",
+         "        if retain_graph:\n            node.ctx = None"),
         # the walk in the wrong order
         ("    order.reverse()\n    return order", "    return order"),
-        ("gradient = xp.ones(self.data.shape, dtype=self.data.dtype)",
-         "gradient = xp.full(self.data.shape, 2, dtype=self.data.dtype)"),
-    ]),
-    edits("minimtl/function.py", "engine", ENGINE, [
+        ("gradient = xp.ones(root.data.shape, dtype=root.data.dtype)",
+         "gradient = xp.full(root.data.shape, 2, dtype=root.data.dtype)"),
+        # incoming gradients passed on as they come (a transposed or sliced one included)
+        ("if g is not None and not g.flags.c_contiguous:",
+         "if g is not None and not g.flags.c_contiguous and False:"),
+        # a gradient accumulated into an input that needs none
+        ("if g is None or not need:", "if g is None:"),
+        # un-broadcasting
         ("g = g.sum(axis=stretched, keepdims=True)", "g = g.mean(axis=stretched, keepdims=True)"),
         ("g = g.sum(axis=tuple(range(extra)))", "g = g.mean(axis=tuple(range(extra)))"),
+    ]),
+    edits("minimtl/function.py", "engine", ENGINE, [
         ("record = _mode.enabled and any(needs_grad)", "record = any(needs_grad)"),
         ("elif t.backend != backend:", "elif t.backend is None:"),
     ]),
@@ -61,8 +67,8 @@ MUTANTS = (
         ('ctx.params = {"inverse": tuple(axes.index(i) for i in range(x.ndim))}',
          'ctx.params = {"inverse": axes}'),
         ("            start += n\n", "            start += 1\n"),
-        ("return tuple(ctx.xp.take(gy, i, axis=axis) for i in range(ctx.params[\"n\"]))",
-         "return tuple(ctx.xp.take(gy, i, axis=0) for i in range(ctx.params[\"n\"]))"),
+        ("ctx.xp.take(gy, i, axis=axis) if need else None",
+         "ctx.xp.take(gy, i, axis=0) if need else None"),
         ('xp.add.at(gx, p["index"], gy)', 'gx[p["index"]] = gy'),
     ]),
     edits("minimtl/ops/elementwise.py", "engine", ENGINE, [
@@ -72,7 +78,8 @@ MUTANTS = (
         ("return (gy * (1 - y * y),)", "return (gy * (1 - y),)"),
         ("return (gy * (p * x ** (p - 1)),)", "return (gy * (p * x ** p),)"),
         ("ctx.xp.where(cond, zero, gy)", "ctx.xp.where(cond, gy, zero)"),
-        ("return gy, -gy", "return gy, gy"),
+        ("return gy, (-gy if ctx.needs_grad[1] else None)",
+         "return gy, (gy if ctx.needs_grad[1] else None)"),
     ]),
     edits("minimtl/ops/linalg.py", "engine", ENGINE, [
         ("gb = gy.sum(axis=0) if ctx.needs_grad[2] else None",
@@ -98,17 +105,21 @@ MUTANTS = (
          "g = g + b if self.nesterov else b"),
         ("g = g + self.weight_decay * p.data  # a new array",
          "g = g - self.weight_decay * p.data  # a new array"),
-        ("tmp /= math.sqrt(1 - b2**t)", "tmp /= math.sqrt(1 - b2**(t + 1))"),
-        ("tmp += self.eps", "tmp -= self.eps"),
-        ("        m *= b1\n", "        m *= b2\n"),
         ("p.data *= 1 - self.lr * self.weight_decay", "p.data *= 1 - self.weight_decay"),
+        ("c2=math.sqrt(1 - b2**t)", "c2=math.sqrt(1 - b2**(t + 1))"),
         ("c2=math.sqrt(1 - b2**t)", "c2=math.sqrt(1 - b1**t)"),
         ('state["step"] += 1', 'state["step"] = 1'),
         ("coef = min(1.0, max_norm / (total + 1e-6))",
          "coef = max(1.0, max_norm / (total + 1e-6))"),
         ("p.grad = p.grad * p.grad.dtype.type(coef)", "p.grad *= p.grad.dtype.type(coef)"),
     ]),
-    edits("minimtl/train.py", "metrics", METRICS, [
+    edits("kernels/adam/reference.py", "optim", OPTIM, [
+        # the bias correction of v multiplied instead of divided
+        ("tmp /= c2", "tmp *= c2"),
+        ("tmp += eps", "tmp -= eps"),
+        ("    m *= b1\n", "    m *= b2\n"),
+    ]),
+    edits("minimtl/metrics.py", "metrics", METRICS, [
         # ties not averaged
         ("ranks[order[s:e]] = 0.5 * (s + e - 1) + 1", "ranks[order[s:e]] = s + 1"),
         # the Mann–Whitney offset
@@ -116,31 +127,39 @@ MUTANTS = (
          "n_pos * (n_pos - 1) / 2) / (n_pos * n_neg)"),
         # swapped positives
         ("positive = positive.astype(bool)", "positive = ~positive.astype(bool)"),
-        # the wrong label column / positives of the softmax head's one-vs-rest AUC
-        ("roc_auc(output[:, k], target == k)",
-         "roc_auc(output[:, (k + 1) % output.shape[1]], target == k)"),
-        ("roc_auc(output[:, k], target == k)", "roc_auc(output[:, k], target != k)"),
+        # the wrong score column of a label's AUC
+        ("roc_auc(scores[:, k], positive[:, k])",
+         "roc_auc(scores[:, (k + 1) % scores.shape[1]], positive[:, k])"),
+    ]),
+    edits("minimtl/objectives.py", "metrics", METRICS, [
+        # the wrong positives of the softmax head's one-vs-rest AUC
+        ("target[:, None] == np.arange(", "target[:, None] != np.arange("),
         # thresholds
         ("acc = float(np.mean((output > 0.5) == (target > 0.5)))",
          "acc = float(np.mean((output >= 0.5) == (target > 0.5)))"),
-        ("roc_auc(output[:, k], target[:, k] > 0.5)", "roc_auc(output[:, k], target[:, 0] > 0.5)"),
+        ('"auc": macro_auc(output, target > 0.5)',
+         '"auc": macro_auc(output, np.repeat(target[:, :1], target.shape[1], axis=1) > 0.5)'),
         # MSE reported as RMSE; signed error as MAE
         ('"rmse": float(np.sqrt(np.mean(err**2)))', '"rmse": float(np.mean(err**2))'),
         ('"mae": float(np.mean(np.abs(err)))', '"mae": float(np.mean(err))'),
         ("acc = float(np.mean(np.argmax(output, axis=1) == target))",
          "acc = float(np.mean(np.argmax(output, axis=1) != target))"),
+        # the training accuracy of fit
+        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
+         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
+        ("return float(np.sum(np.argmax(logits, axis=1) == classes(target)))",
+         "return float(np.sum(np.argmax(logits, axis=-1) == classes(target)[::-1]))"),
+        # probability rows scored by their first entry instead of their argmax
+        ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
+         "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
+    ]),
+    edits("minimtl/train/evaluate.py", "metrics", METRICS, [
         # batch means averaged without their batch sizes
         ("loss_sums[t] += float(losses[t].item()) * n",
          "loss_sums[t] += float(losses[t].item()) * batch_size"),
         ("total += model.loss_weights[t] * loss", "total += loss"),
-        # the training accuracy of fit
-        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
-         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
-        ("return float(np.sum(np.argmax(logits, axis=1) == _classes(target)))",
-         "return float(np.sum(np.argmax(logits, axis=-1) == _classes(target)[::-1]))"),
-        # probability rows scored by their first entry instead of their argmax
-        ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
-         "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", METRICS, [
         ("sums[t] += values[t] * n", "sums[t] += values[t]"),
     ]),
     edits("minimtl/data/preprocessing.py", "data", DATA, [

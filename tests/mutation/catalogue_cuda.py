@@ -1,5 +1,5 @@
 """Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py`` and its
-Python wrappers, and Adam's kernel in ``kernels/optim_cuda.py``), run on the host through
+Python wrappers, and Adam's kernel in ``kernels/adam/cupy_cuda.py``), run on the host through
 the ``cuda_host`` backend param (tests/cuda_host.py). Each names the kernel tests of its
 family plus the host-only tests (tests/kernels/test_cuda_on_host.py and
 tests/kernels/test_cuda_host_paths.py); ``-k "cuda_host or host"`` keeps the runs to the
@@ -364,7 +364,7 @@ MUTANTS = (
         # backward: gb = ga
         ("gb[i] = -g;", "gb[i] = g;"),
     ]),
-    edits("kernels/optim_cuda.py", "cuda_host", ADAM, [
+    edits("kernels/adam/cupy_cuda.py", "cuda_host", ADAM, [
         # v updated with β1's weight
         ("mul_rn(mul_rn(gi, gi), one_m_b2)", "mul_rn(mul_rn(gi, gi), one_m_b1)"),
         # the bias correction of v multiplied instead of divided

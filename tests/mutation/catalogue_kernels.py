@@ -445,7 +445,7 @@ MUTANTS = [
          "2.0 * (np.float64(a[i]) + np.float64(b[i]))"),
         ("gb[i] = -g", "gb[i] = g"),
     ]),
-    *edits("kernels/optim_numba.py", "numba", N_ADAM, [
+    *edits("kernels/adam/numba_cpu.py", "numba", N_ADAM, [
         ("mi = m[i] * b1 + gi * one_m_b1", "mi = m[i] * b1 + gi"),
         ("vi = v[i] * b2 + (gi * gi) * one_m_b2", "vi = v[i] * b2 + gi * one_m_b2"),
         ("d = np.sqrt(vi) / c2 + eps", "d = np.sqrt(vi) * c2 + eps"),

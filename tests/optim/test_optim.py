@@ -311,10 +311,10 @@ def test_clip_grad_norm_on_cupy_matches_numpy():
 @pytest.mark.parametrize("name, kwargs", [c for c in CASES if c[0] != "SGD"],
                          ids=[f"{n}-{kw}" for n, kw in CASES if n != "SGD"])
 def test_adam_on_numba_is_bitwise_the_numpy_update(name, kwargs, dtype):
-    """The numba backend runs Adam's update as one fused loop (kernels/optim_numba.py):
+    """The numba backend runs Adam's update as one fused loop (kernels/adam/numba_cpu.py):
     the same operations in the same order and dtype, so the same bits, including a
-    skipped parameter, gradients spanning 1e-8..1e2 and a strided gradient (which takes
-    the NumPy path)."""
+    skipped parameter, gradients spanning 1e-8..1e2 and a strided gradient (which the
+    loop reads from a C-ordered copy)."""
     rng = np.random.default_rng(9)
     start = [rng.standard_normal(s).astype(dtype) for s in SHAPES]
     grads = _grads()

@@ -30,8 +30,7 @@ def test_training_steps_on_the_host_cupy_backend_match_numba(monkeypatch, tmp_pa
     runs = {}
     for backend in ("numba", "cupy"):
         model = MultiTaskNet(24, 5, backend=backend, **kw)
-        assert model.towers[0].layout(mt.tensor(x["user"], backend=backend)) is \
-            (backend != "cupy")
+        assert model.towers[0].channels_last is (backend != "cupy")
         opt = Adam(list(model.parameters()), lr=1e-2)
         inputs = {t: mt.tensor(v, backend=backend) for t, v in x.items()}
         losses, first_grads = [], None

@@ -4,7 +4,8 @@
   half, on scores drawn from a few values so that ties are frequent; hand-worked cases.
 - ``task_metrics`` per head kind on hand-made cases where the wrong column, the wrong
   positives, a threshold off by its boundary or MSE reported as RMSE change the answer.
-- ``_batch_hits``, the per-batch hit count behind ``fit``'s training accuracy, on logits.
+- ``_batch_hits`` (an objective's ``batch_hits``), the per-batch hit count behind ``fit``'s
+  training accuracy, on logits.
 - ``evaluate``: independent of the batch size on a set whose size is no multiple of it,
   and equal to losses and metrics computed in NumPy over the whole set in one pass.
 - ``fit``: with a learning rate of 0 (a fixed model), one epoch's logged losses and
@@ -26,9 +27,10 @@ from hypothesis import strategies as st
 from minimtl import data as D
 from minimtl.data import TASKS
 from minimtl.models import MultiTaskNet
+from minimtl.objectives import objective
 from minimtl.optim import SGD
 from minimtl.tensor import Tensor
-from minimtl.train import _batch_hits, evaluate, fit, roc_auc, task_metrics
+from minimtl.train import evaluate, fit, roc_auc, task_metrics
 
 EXACT = dict(rel=1e-12, abs=1e-12)
 
@@ -263,6 +265,11 @@ def test_linear_metrics_average_over_every_output_of_every_sample():
 
 
 # --- _batch_hits ---------------------------------------------------------------------------
+def _batch_hits(kind: str, logits: np.ndarray, target: np.ndarray) -> float | None:
+    """``fit``'s per-batch hit count for a head kind: its objective's ``batch_hits``."""
+    return objective(kind).batch_hits(logits, target)
+
+
 def test_batch_hits_of_a_softmax_head_counts_argmax_hits():
     logits = np.array([[2.0, 1.0, 0.0],
                        [0.0, 3.0, 1.0],
@@ -383,7 +390,6 @@ def test_fit_logs_the_training_accuracy_and_losses_of_the_epoch(dataset, referen
 
 
 def test_softmax_metrics_of_probability_rows_are_those_of_their_argmax_labels():
-    from minimtl.train import _batch_hits
 
     rng = np.random.default_rng(3)
     probs = rng.dirichlet(np.ones(4), size=40)

@@ -248,7 +248,7 @@ def _losses_after_steps(backend, steps=3, batch=16):
     model = MultiTaskNet(SMALL["seq_len"], SMALL["features"], seed=0, backend=backend)
     opt = Adam(list(model.parameters()), lr=1e-3)
     out = []
-    from minimtl.train import _to_tensors
+    from minimtl.train import to_tensors as _to_tensors
 
     for inputs, targets in D.iterate_batches(full, batch, shuffle=False):
         x, y = _to_tensors(model, inputs, targets)

@@ -1,11 +1,11 @@
-"""The Adam update of one parameter as one CUDA kernel (used by ``minimtl.optim.Adam`` on
-the cupy backend).
+"""Adam's update as one CUDA kernel launch per parameter: one thread per element.
 
-The CuPy form of ``Adam._update`` launches thirteen elementwise kernels per parameter
+The reference's passes, run with CuPy, launch thirteen elementwise kernels per parameter
 (about 230 launches a step for the article's network, each costing host time); this is
-one launch per parameter. Every element gets the operations of the NumPy form in its
-order, each rounded to nearest on its own (the ``__f*_rn`` / ``__d*_rn`` intrinsics: no
-contraction into FMA), so the result is bitwise the NumPy form's.
+one. Every element gets the reference's operations in its order, each rounded to nearest
+on its own (the ``__f*_rn`` / ``__d*_rn`` intrinsics: no contraction into FMA), so the
+result is bitwise the reference's. Layouts the kernel cannot write through a flat view
+take the reference's passes with CuPy. Math: see SPEC.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import cupy, kernel, launch
+from kernels.adam.reference import passes
 
-__all__ = ["adam_update", "SOURCE", "KERNELS"]
+__all__ = ["update", "SOURCE", "KERNELS"]
 
 SOURCE = r"""
 __device__ __forceinline__ float mul_rn(float a, float b) { return __fmul_rn(a, b); }
@@ -49,12 +50,14 @@ __global__ void adam_update(T* __restrict__ p, const T* __restrict__ g, T* __res
 KERNELS = ("adam_update",)
 
 
-def adam_update(p, g, m, v, *, b1: float, b2: float, c2: float, eps: float,
-                step: float) -> None:
-    """In place on the contiguous cupy arrays p, m, v (g read): one Adam step with
-    c2 = √(1 − β2ᵗ) and step = lr/(1 − β1ᵗ); the scalars are cast to p's dtype first, as
-    NumPy and CuPy do with Python floats."""
+def update(p, g, m, v, *, b1: float, b2: float, c2: float, eps: float, step: float) -> None:
+    """One Adam step in place on the cupy arrays p, m, v (g read); c2 = √(1 − β2ᵗ),
+    step = lr/(1 − β1ᵗ). The scalars are cast to p's dtype first, as NumPy and CuPy do
+    with Python floats."""
     cp = cupy()
+    if not (p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        passes(cp, p, g, m, v, b1=b1, b2=b2, c2=c2, eps=eps, step=step)
+        return
     t = np.dtype(p.dtype).type
     g = cp.ascontiguousarray(g, dtype=p.dtype)
     fn = kernel(SOURCE, KERNELS, "adam_update", p.dtype)

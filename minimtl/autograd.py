@@ -1,0 +1,138 @@
+"""The backward walk: from one output back to every leaf, each op's ``backward`` once.
+
+``backward`` sorts the graph topologically with an explicit stack (no recursion, so a
+2,000-step unrolled recurrence is fine), then walks it once in reverse. Before a Function's
+``backward`` it makes each incoming gradient C-contiguous (ops and kernels may rely on
+it; a gradient nobody sent stays None); after it, it un-broadcasts each returned gradient
+to its input's shape, checks shape and dtype, and accumulates it, but only for inputs whose
+``ctx.needs_grad`` is true (the rule in function.py). Leaf gradients are applied only after
+the whole walk succeeded, so an error never leaves a gradient half-computed. The graph is
+freed as it is walked unless ``retain_graph=True``.
+"""
+
+from __future__ import annotations
+
+import kernels
+
+from .function import Node
+
+__all__ = ["backward", "topological_order", "unbroadcast"]
+
+
+def backward(root, gradient, xp, retain_graph: bool = False) -> None:
+    """Accumulate d(root)/d(leaf) · gradient into every leaf's ``.grad``.
+
+    root: a Tensor that requires grad; gradient: None (1 for a single element) or an
+    array of root's shape; xp: root's array module.
+    """
+    if not root.requires_grad:
+        raise RuntimeError("backward: this tensor does not require grad (no graph)")
+    if gradient is None:
+        if root.size != 1:
+            raise RuntimeError(
+                f"backward: gradient must be given for a non-scalar output {root.shape}")
+        gradient = xp.ones(root.data.shape, dtype=root.data.dtype)
+    else:
+        gradient = xp.asarray(gradient)
+        if gradient.shape != root.data.shape:
+            raise ValueError(
+                f"backward: gradient shape {gradient.shape} != tensor shape {root.shape}")
+        gradient = gradient.astype(root.data.dtype, copy=False)
+    if root._node is None:  # a leaf: d(root)/d(root) = gradient
+        root.grad = gradient.copy() if root.grad is None else root.grad + gradient
+        return
+
+    order = topological_order(root._node)
+    grads: dict[Node, list] = {root._node: [None] * root._node.n_outputs}
+    grads[root._node][root._index] = gradient
+    leaf_grads: dict[int, tuple] = {}
+    for node in order:
+        gys = grads.pop(node, None)
+        if gys is None:
+            continue
+        ctx = node.ctx
+        if ctx is None:
+            raise RuntimeError(
+                f"backward: the graph through {node.fn.__name__} was already freed; "
+                f"pass retain_graph=True to the first backward to walk it twice")
+        for i, g in enumerate(gys):
+            if g is not None and not g.flags.c_contiguous:
+                gys[i] = ctx.xp.ascontiguousarray(g)
+        with kernels.guard(ctx.backend):
+            gxs = node.fn.backward(ctx, *gys)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        if len(gxs) != len(node.inputs):
+            raise RuntimeError(f"{node.fn.__name__}.backward returned {len(gxs)} gradients "
+                               f"for {len(node.inputs)} inputs")
+        for t, g, need in zip(node.inputs, gxs, ctx.needs_grad):
+            if g is None or not need:
+                continue
+            g = unbroadcast(g, t.data.shape)
+            if g.shape != t.data.shape or g.dtype != t.data.dtype:
+                raise RuntimeError(
+                    f"{node.fn.__name__}.backward: gradient {g.shape} {g.dtype} does not "
+                    f"match its input {t.data.shape} {t.data.dtype}")
+            if t._node is None:
+                prev = leaf_grads.get(id(t))
+                leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
+            else:
+                slots = grads.setdefault(t._node, [None] * t._node.n_outputs)
+                prev = slots[t._index]
+                slots[t._index] = g if prev is None else prev + g
+        if not retain_graph:
+            node.ctx = None
+    owned: set[int] = set()
+    for t, g in leaf_grads.values():
+        if t.grad is not None:
+            t.grad = t.grad + g
+            continue
+        # a backward may hand one array to several inputs (Add returns gy twice), a view
+        # of another array, or the caller's gradient: copy those, so that no two .grad
+        # alias each other or anything outside; fresh arrays are kept as they are
+        if id(g) in owned or g.base is not None or g is gradient:
+            g = g.copy()
+        owned.add(id(g))
+        t.grad = g
+    if not retain_graph:
+        for node in order:
+            node.inputs = ()
+
+
+def topological_order(root: Node) -> list[Node]:
+    """Nodes reachable from ``root``, each after every node that consumes its outputs.
+
+    Iterative depth-first post-order (explicit stack), reversed.
+    """
+    order: list[Node] = []
+    visited: set[int] = {id(root)}
+    stack: list[tuple[Node, int]] = [(root, 0)]
+    while stack:
+        node, i = stack.pop()
+        inputs = node.inputs
+        while i < len(inputs):
+            t = inputs[i]
+            i += 1
+            child = getattr(t, "_node", None)
+            if child is not None and id(child) not in visited:
+                visited.add(id(child))
+                stack.append((node, i))
+                stack.append((child, 0))
+                break
+        else:
+            order.append(node)
+    order.reverse()
+    return order
+
+
+def unbroadcast(g, shape: tuple[int, ...]):
+    """Sum ``g`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:
+        g = g.sum(axis=stretched, keepdims=True)
+    return g

@@ -1,0 +1,115 @@
+"""What every multi-task model shares: its inputs and tasks, each task's objective, the
+losses, prediction, and the Keras-like summary table.
+
+A model here takes a dict of named input tensors (arrays of integer codes for categorical
+inputs) and returns a dict task name -> logits (N, outputs). ``fit`` and ``evaluate`` use
+only what this class defines, so any subclass trains on any data set with those names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .. import nn
+from ..objectives import Objective, Task
+from ..tensor import Tensor
+
+__all__ = ["MultiTaskModel", "as_tasks", "render_summary"]
+
+
+def as_tasks(tasks) -> tuple[Task, ...]:
+    """Tasks from ``Task`` objects, (name, kind, outputs[, weight]) tuples, or a dict
+    name -> (kind, outputs); names must not repeat."""
+    if isinstance(tasks, dict):
+        tasks = [(name, *spec) for name, spec in tasks.items()]
+    out = tuple(t if isinstance(t, Task) else Task(*t) for t in tasks)
+    if not out:
+        raise ValueError("a multi-task model needs at least one task")
+    names = [t.name for t in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"task names repeat: {', '.join(names)}")
+    return out
+
+
+def render_summary(title: str, rows, total: int, trainable: int) -> str:
+    """The Keras-like table of ``summary_rows`` (layer, output shape, params, connected
+    to, op), with totals."""
+    heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+    cells = [(a, b, f"{p:,}", d) for a, b, p, d, *_ in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(heads)]
+    line = lambda r: "  ".join(s.ljust(w) for s, w in zip(r, widths)).rstrip()  # noqa: E731
+    rule = "─" * (sum(widths) + 2 * (len(widths) - 1))
+    out = [title, rule, line(heads), rule]
+    out += [line(r) for r in cells]
+    out += [rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}", rule]
+    return "\n".join(out)
+
+
+class MultiTaskModel(nn.Module):
+    """Base class: subclasses call ``_set_tasks`` in ``__init__``, define ``forward``
+    (inputs -> logits per task), ``summary_rows`` and ``summary_title``.
+
+    Attributes
+    ----------
+    tasks : tuple[Task, ...]        in head order
+    input_names : tuple[str, ...]   the keys ``forward`` reads
+    categorical_inputs : tuple[str, ...]   those given as integer codes, not floats
+    """
+
+    tasks: tuple[Task, ...] = ()
+    input_names: tuple[str, ...] = ()
+    categorical_inputs: tuple[str, ...] = ()
+
+    def _set_tasks(self, tasks: Sequence[Task], input_names: Sequence[str],
+                   categorical: Sequence[str] = ()) -> None:
+        self.tasks = as_tasks(tasks)
+        self.input_names = tuple(input_names)
+        self.categorical_inputs = tuple(categorical)
+
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.tasks)
+
+    @property
+    def objectives(self) -> dict[str, Objective]:
+        return {t.name: t.objective for t in self.tasks}
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        return {t.name: t.weight for t in self.tasks}
+
+    def losses(self, logits: dict[str, Tensor], targets: dict) -> dict[str, Tensor]:
+        """Per-task mean losses of a batch, each from its task's objective (targets as
+        ``minimtl.train.to_tensors`` makes them)."""
+        return {t.name: t.objective.loss(logits[t.name], targets[t.name]) for t in self.tasks}
+
+    def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
+        """Σ_t weight_t·L_t, as Keras sums a multi-output model's losses."""
+        total = None
+        for t in self.tasks:
+            term = losses[t.name] * float(t.weight)
+            total = term if total is None else total + term
+        return total
+
+    def predict(self, inputs: dict[str, Tensor]) -> dict[str, np.ndarray]:
+        """What each head predicts (probabilities, or values), as NumPy arrays."""
+        from ..function import no_grad
+
+        with no_grad():
+            logits = self.forward(inputs)
+            return {t.name: t.objective.predict(logits[t.name]).numpy() for t in self.tasks}
+
+    def summary_rows(self, batch: str = "None") -> list[tuple[str, str, int, str, str]]:
+        raise NotImplementedError
+
+    def summary_title(self) -> str:
+        return f'Model: "{type(self).__name__}"'
+
+    def summary(self) -> str:
+        """A Keras-like table: layer, output shape, parameters, connected to; with totals."""
+        trainable = sum(p.size for p in self.parameters() if p.requires_grad)
+        return render_summary(self.summary_title(), self.summary_rows(),
+                              self.num_parameters(), trainable)

@@ -1,0 +1,22 @@
+"""Training the multi-task network: fit/evaluate loops, metrics, progress, checkpoints.
+
+- ``fit`` shuffles each epoch with ``np.random.default_rng([seed, epoch])``, so an epoch's
+  batches depend only on the seed and the epoch number: resuming from a checkpoint written
+  after epoch e replays epochs e+1… exactly as an uninterrupted run would.
+- Progress follows Keras's log (``Epoch 3/10`` then ``60/60 [====] - 1s 12ms/step - loss:
+  … - user_loss: … - val_…``): a live bar on a terminal, one plain line per epoch otherwise.
+- A NaN or infinite loss stops training with ``TrainingError`` naming the task, epoch and
+  step; the last checkpoint (written after the last finished epoch) stays intact.
+- Checkpoints are one ``.npz`` (no pickle): ``model/<param>``, ``optim/<key>``, ``prep/<key>``
+  arrays and a JSON ``meta`` string; written to a temporary file that is then renamed over
+  the old one, so a crash never leaves a half-written checkpoint.
+"""
+
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..metrics import roc_auc, task_metrics
+from .evaluate import evaluate, to_tensors
+from .loop import TrainingError, fit
+from .progress import History
+
+__all__ = ["fit", "evaluate", "to_tensors", "History", "TrainingError", "CheckpointError",
+           "save_checkpoint", "load_checkpoint", "roc_auc", "task_metrics"]

@@ -1,0 +1,71 @@
+"""A batch as the model's tensors, and ``evaluate``: losses and metrics over a data set."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import xp_of
+from ..data import Dataset, iterate_batches
+from ..function import no_grad
+from ..tensor import Tensor
+
+__all__ = ["to_tensors", "evaluate"]
+
+
+def _model_place(model) -> tuple[str, np.dtype]:
+    p = next(iter(model.parameters()))
+    return p.backend, p.dtype
+
+
+def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
+    """A batch's inputs as tensors on the model's backend (of its dtype; int64 for the codes
+    of categorical inputs), and its targets as arrays in the form each task's objective
+    wants (checked there)."""
+    backend, dtype = _model_place(model)
+    xp = xp_of(backend)
+    categorical = set(model.categorical_inputs)
+    x = {k: Tensor(xp.asarray(inputs[k], dtype=np.int64 if k in categorical else dtype),
+                   backend=backend) for k in model.input_names}
+    y = {t.name: t.objective.target_array(t.name, targets[t.name], xp, dtype)
+         for t in model.tasks}
+    return x, y
+
+
+def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
+    """Mean losses and metrics of every task over ``ds`` (no graph, eval mode). A gated
+    model's ``gate_weights()`` afterwards are the mean gate weights over ``ds``."""
+    if len(ds) == 0:
+        raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
+    was_training = model.training
+    model.eval()
+    if hasattr(model, "reset_gate_stats"):
+        model.reset_gate_stats()       # gate utilisation over this pass alone
+    names = model.task_names
+    outs: dict[str, list] = {t: [] for t in names}
+    loss_sums = {t: 0.0 for t in names}
+    try:
+        with no_grad():
+            for inputs, targets in iterate_batches(ds, batch_size, shuffle=False):
+                x, y = to_tensors(model, inputs, targets)
+                logits = model(x)
+                losses = model.losses(logits, y)
+                n = len(targets[names[0]])
+                for t in names:
+                    loss_sums[t] += float(losses[t].item()) * n
+                pred = model.predict(x)
+                for t in names:
+                    outs[t].append(pred[t])
+    finally:
+        model.train(was_training)
+    result: dict[str, float] = {}
+    total = 0.0
+    for t in names:
+        loss = loss_sums[t] / max(len(ds), 1)
+        result[f"{t}_loss"] = loss
+        total += model.loss_weights[t] * loss
+        metrics = model.objectives[t].metrics(np.concatenate(outs[t]),
+                                                         ds.targets[t])
+        for name, value in metrics.items():
+            result[f"{t}_{name}"] = value
+    result["loss"] = total
+    return result
