@@ -23,7 +23,7 @@ channels-last has its own such loops, over c.
 The pair loops move the same bytes in both layouts and run at memory speed; the general
 channels-last loops are vectorised over c where a channels-first window of 3 is not, so
 channels-last is the faster layout for other windows (timings: benchmarks/NOTES.md,
-item 26).
+item 27).
 math: see SPEC.
 """
 

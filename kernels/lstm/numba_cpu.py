@@ -19,7 +19,7 @@ step. The njit kernels walk each batch row's units contiguously.
 
 Why not one njit walk over all steps (prange over blocks of batch rows, W_hh h as axpy
 sweeps over W_hhᵀ, Numba's scalar exp for the gates), as first written: it was more than
-twice as slow (timings: benchmarks/NOTES.md, experiment 5 and item 26). Numba calls libm's
+twice as slow (timings: benchmarks/NOTES.md, experiment 5 and item 27). Numba calls libm's
 scalar exp (five per cell) where NumPy's tanh is SIMD, and a 32×64 by 64×256 BLAS product
 beats the njit axpy sweeps; the per-step kernels are too small for prange. OpenBLAS runs
 that per-step product on two threads (it is above its threading threshold); on a loaded
