@@ -310,10 +310,15 @@ def lower_thresholds(monkeypatch) -> None:
     across blocks)."""
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("kernels.rnn.cupy_cuda"), "_rows_per_block",
+    monkeypatch.setattr(importlib.import_module("kernels._recurrent_cuda"), "_rows_per_block",
                         _host_rows_per_block)
     monkeypatch.setattr(importlib.import_module("kernels.conv1d.cupy_cuda"), "_TARGET_BLOCKS",
                         8)
+
+
+#: The CUDA-side modules that several families share; their ``cupy()`` and ``kernel(...)``
+#: are patched like a family's.
+SHARED_CUDA = ("kernels._rows_cuda", "kernels._recurrent_cuda")
 
 
 def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
@@ -327,6 +332,8 @@ def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
     cache = default_cache() if cache is None else cache
     for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
+    for name in SHARED_CUDA:
+        patch_module(monkeypatch, importlib.import_module(name), cache)
     lower_thresholds(monkeypatch)
 
 
@@ -356,3 +363,5 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
     monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
     for op in kernels.FAMILIES:
         patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
+    for name in SHARED_CUDA:
+        patch_module(monkeypatch, importlib.import_module(name), cache)

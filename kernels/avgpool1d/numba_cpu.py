@@ -6,7 +6,7 @@ Parallel strategy and memory access
     bwd. Memory access is sequential along each row, rows split between threads, no
     sharing. bwd scatters each gy[t] into its window (a per-row zeroed buffer), then
     divides by K: per element, the gather form needs two integer divisions, which measured
-    2-4x slower.
+    slower (benchmarks/NOTES.md, item 27).
     channels-last (N, L, C): one prange iteration per row of C channels, the innermost loop
     over c, contiguous and vectorised. fwd: per output row (n, t), the window's real rows
     x[n, j, :] are added into y[n, t, :] in increasing j, then divided by K. bwd is a
@@ -17,21 +17,13 @@ Parallel strategy and memory access
     bitwise equal values.
 
 kernel_size = stride = 2 without padding (the seed network's pool) has its own loops with
-the window unrolled, which the compiler vectorises: 5-25x faster than the general loops
-(float32, (32, 64, 62) and (256, 128, 29), one thread); channels-last has its own such
-loops, over c.
-
-Channels-last against channels-first at the transposed shape (a 2-core machine, Numba's 2
-threads, float32, µs per call, best of 15 × 20 calls; ± 10 % between runs):
-
-    K, S, P    x (N, L, C)      fwd: first → last    fwd + bwd: first → last
-    2, 2, 0    (256, 62, 64)         105 → 105              235 → 225
-    2, 2, 0    (256, 29, 128)         95 → 95               220 → 220
-    3, 2, 1    (256, 62, 64)         840 → 150             2050 → 455
-    3, 2, 1    (256, 29, 128)        730 → 150             2080 → 430
+the window unrolled, which the compiler vectorises, faster than the general loops;
+channels-last has its own such loops, over c.
 
 The pair loops move the same bytes in both layouts and run at memory speed; the general
-channels-last loops are vectorised over c where a channels-first window of 3 is not.
+channels-last loops are vectorised over c where a channels-first window of 3 is not, so
+channels-last is the faster layout for other windows (timings: benchmarks/NOTES.md,
+item 27).
 math: see SPEC.
 """
 

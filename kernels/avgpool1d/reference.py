@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels._shapes import pool_out_length, swap_layout
+
 __all__ = ["fwd", "bwd", "out_length"]
 
 
 def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
     """Lo = ⌊(L + 2·P − K) / S⌋ + 1, checked against the rules in the SPEC."""
-    if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
-        raise ValueError(
-            f"avgpool1d: need kernel_size ≥ 1, stride ≥ 1, 0 ≤ padding ≤ kernel_size // 2; "
-            f"got kernel_size={kernel_size}, stride={stride}, padding={padding}"
-        )
-    if length + 2 * padding < kernel_size:
-        raise ValueError(
-            f"avgpool1d: window {kernel_size} is longer than the padded input "
-            f"(length {length} + 2·padding {padding})"
-        )
-    return (length + 2 * padding - kernel_size) // stride + 1
-
-
-def _swap(a):
-    """(N, C, ·) ↔ (N, ·, C), as a contiguous copy."""
-    return np.ascontiguousarray(a.transpose(0, 2, 1))
+    return pool_out_length("avgpool1d", length, kernel_size, stride, padding)
 
 
 def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool = False):
@@ -47,7 +34,7 @@ def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool =
         layout = "(N, L, C)" if channels_last else "(N, C, L)"
         raise ValueError(f"avgpool1d: x must be {layout}, got shape {x.shape}")
     if channels_last:
-        return _swap(fwd(x.transpose(0, 2, 1), kernel_size=kernel_size, stride=stride,
+        return swap_layout(fwd(x.transpose(0, 2, 1), kernel_size=kernel_size, stride=stride,
                          padding=padding))
     N, C, L = x.shape
     K, S, P = kernel_size, stride, padding
@@ -81,7 +68,7 @@ def bwd(gy, *, length: int, kernel_size: int, stride: int, padding: int,
         raise ValueError(f"avgpool1d: gy {gy.shape} does not fit input length {length}")
     if channels_last:
         (gx,) = bwd(gy.transpose(0, 2, 1), length=length, kernel_size=K, stride=S, padding=P)
-        return (_swap(gx),)
+        return (swap_layout(gx),)
     N, C, Lo = gy.shape
     gxp = np.zeros((N, C, length + 2 * P), dtype=gy.dtype)  # gradient of the padded input
     for k in range(K):

@@ -12,11 +12,9 @@ the block stages in shared memory, a chunk of the reduction at a time):
   adds up in a fixed order (deterministic, no atomics).
 Index bookkeeping (n, t from a column, c, k from a reduction row) is done once per block
 or chunk into small shared tables, so the tile loads are gathers without divisions.
-Timing (H200, float32, forward + backward, K = 3; an earlier 4 x 4-register-tile version
-of these kernels): N = 4,096, 32->64 channels, L = 64: 0.82 ms; 64->128, L = 31: 1.22 ms
-(cuDNN, PyTorch defaults, i.e. TF32 tensor cores: 0.46 and 0.45 ms); N = 32 and 256:
-0.10-0.14 ms, launch-bound (cuDNN 0.20-0.29 ms). The 8 x 8 tiles halve the shared-memory
-loads per multiply-add.
+The 8 x 8 register tiles halve the shared-memory loads per multiply-add of the earlier
+4 x 4 tiles (timings: benchmarks/NOTES.md, items 8 and 26). Channels-last arrays go through
+transposes (``swap_layout``): the network runs channels-first on the GPU.
 math: see SPEC (kernels/conv1d/__init__.py).
 """
 
@@ -25,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import blocks, cupy, kernel
+from kernels._shapes import conv_out_length, swap_layout
 
 __all__ = ["fwd", "bwd", "forward", "backward"]
 
@@ -310,10 +309,6 @@ def _i32(*values):
     return tuple(np.int32(v) for v in values)
 
 
-def _lo(L, K, stride, padding_left, padding_right, dilation):
-    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
-
-
 def _tile(rows):
     """(tm, tp, threads) of conv1d_fwd / conv1d_bwd_data for a GEMM with ``rows`` rows:
     the narrowest row tile that covers them (8 x 8 outputs per thread)."""
@@ -337,7 +332,7 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     w = cp.ascontiguousarray(w, dtype=x.dtype)
     N, C, L = x.shape
     O, _, K = w.shape
-    Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
+    Lo = conv_out_length(L, K, stride, padding_left, padding_right, dilation)
     _check_size(N, C, L, O, Lo)
     y = cp.empty((N, O, Lo), dtype=x.dtype)
     if y.size == 0:
@@ -397,28 +392,18 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
         channels_last: bool = False):
     """y (N, O, Lo) = conv1d(x (N, C, L), w (O, C, K), b (O,) | None);
     channels-last (N, L, C) → (N, Lo, O) through transposes."""
+    p = (int(stride), int(padding_left), int(padding_right), int(dilation))
     if channels_last:
-        return _swap(fwd(_swap(x), w, b, stride=stride, padding_left=padding_left,
-                         padding_right=padding_right, dilation=dilation))
-    return forward(x, w, b, int(stride), int(padding_left), int(padding_right),
-                   int(dilation), False)
+        return swap_layout(forward(swap_layout(x), w, b, *p, False))
+    return forward(x, w, b, *p, False)
 
 
 def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilation: int,
         need_gx: bool = True, channels_last: bool = False):
-    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)
-    ; channels-last through transposes."""
+    """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo);
+    channels-last through transposes."""
+    p = (int(stride), int(padding_left), int(padding_right), int(dilation), bool(need_gx))
     if channels_last:
-        gx, gw, gb = backward(_swap(gy), _swap(x), w, None, int(stride),
-                              int(padding_left), int(padding_right), int(dilation),
-                              bool(need_gx))
-        return (None if gx is None else _swap(gx)), gw, gb
-    return backward(gy, x, w, None, int(stride), int(padding_left), int(padding_right),
-                    int(dilation), bool(need_gx))
-
-
-def _swap(a):
-    """(N, L, C) ↔ (N, C, L): the channels-last adapter. The tiled kernels above index the
-    channels-first layout; a channels-last variant of their loads would drop these two
-    copies (not written yet: the network runs channels-first on the GPU)."""
-    return cupy().ascontiguousarray(a.swapaxes(1, 2))
+        gx, gw, gb = backward(swap_layout(gy), swap_layout(x), w, None, *p)
+        return (None if gx is None else swap_layout(gx)), gw, gb
+    return backward(gy, x, w, None, *p)

@@ -2,50 +2,33 @@
 in either layout.
 
 Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: an njit
-loop packs the padded input into columns X̂[(c,k), (n,t)] (``_im2col``), the Python wrapper
-multiplies with NumPy's BLAS (``W2 @ X̂``, ``G @ X̂ᵀ``, ``W2ᵀ @ G``; BLAS runs on all
-threads), and njit loops move the results between the (O, n·Lo) product layout and the
-(N, O, Lo) array layout: ``_to_ncl`` (adds the bias, optionally applies ReLU) and
-``_to_rows`` (optionally masks by y > 0, adds the row sums to gb[o]); ``_col2im`` adds each
+loop packs the padded input into columns X̂[(c,k), (n,t)] (``im2col``, kernels/_im2col.py),
+the Python wrapper multiplies with NumPy's BLAS (``W2 @ X̂``, ``G @ X̂ᵀ``, ``W2ᵀ @ G``; BLAS
+runs on all threads), and njit loops move the results between the (O, n·Lo) product layout
+and the (N, O, Lo) array layout: ``_to_ncl`` (adds the bias, optionally applies ReLU) and
+``_to_rows`` (optionally masks by y > 0, adds the row sums to gb[o]); ``col2im`` adds each
 tap's column back onto the positions it read.
+Why BLAS: at the article's shapes pure njit loops (prange over n / o) were many times
+slower than these three products, which run at the speed of torch.nn.functional.conv1d
+(benchmarks/NOTES.md, item 27).
 Parallelism: only inside BLAS. The njit loops are serial on purpose: they are short and
-memory-bound (about a fifth of the single-thread time), and running them as ``prange``
-loops on Numba's OpenMP threads between OpenBLAS calls made the two spinning thread pools
-fight over the 2 cores (on a busy machine, forward + backward at N = 32 went from
-~1 ms to 20-50 ms).
+memory-bound, and running them as ``prange`` loops on Numba's OpenMP threads between
+OpenBLAS calls made the two spinning thread pools fight over the cores.
 Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product) are
 allocated once per call and reused for every chunk (backward also reuses X̂'s buffer for
 gX̂), so they stay in cache and small enough that glibc keeps them on its heap: whole-batch
-buffers at N = 256 cost ~3,400 page faults, about 4 ms, per forward.
-
-Why BLAS: float32, 2 threads, forward + backward at the article's shapes, in ms, best of
-many runs on a shared 2-core AVX-512 machine (32->64 channels, L = 64 | 64->128 channels,
-L = 31; K = 3, stride 1, no padding):
-    N = 32:  pure njit loops (prange over n / o)   26.9 | 54.8
-             im2col + BLAS (this file)              0.66 |  0.89
-             torch.nn.functional.conv1d             0.69 |  0.85
-    N = 256: pure njit loops                      183   | 496
-             im2col + BLAS (this file)              5.6  |  7.6
-             torch.nn.functional.conv1d             5.7  |  4.9
-At N = 256 the three matrix products take ~75% of the time at 180-250 GFLOP/s.
+buffers page-faulted on every forward.
 
 Channels-last (``channels_last=True``, x (N, L, C) → y (N, Lo, O); what the network uses on
 the CPU): the same products with the roles of rows and columns swapped. The columns of one
 output row (n, t) are the window x[n, t·S+k·d, :] for each k, runs of C contiguous values
-(``_im2col_nlc``), and y viewed as (N·Lo, O) IS the product X̂ᵀ·W2ᵀ, so BLAS writes each
-chunk of ``_ROWS`` rows straight into y and only the bias (and ReLU) is added in place
-(``_bias_nlc``). Backward, gy viewed as (N·Lo, O) is already the product's layout: one
-pass masks it and sums gb (``_mask_nlc``, nothing to do for plain conv1d), then
-gW2ᵀ = X̂·G and gX̂ᵀ = G·W2, and ``_col2im_nlc`` adds rows of C values back. No pass reorders
-a whole array. conv1d_relu forward + backward, float32, 2 threads, same machine, median ms
-(channels-first on the transposed arrays, torch on channels-first):
-                         channels-last | channels-first | torch
-    N = 32,  32->64:         0.64      |     0.72       | 0.76
-    N = 32,  64->128:        0.87      |     0.99       | 1.00
-    N = 256, 32->64:         4.94      |     5.96       | 3.73
-    N = 256, 64->128:        6.51      |     7.87       | 4.86
-Chunks of 2,048, 4,096, 16,384 rows or the whole batch timed the same in the training step
-(50.8-53.7 ms at N = 256, 7.9-8.7 ms at N = 32, three runs each).
+(``im2col_nlc``), and y viewed as (N·Lo, O) IS the product X̂ᵀ·W2ᵀ, so BLAS writes each
+chunk of ``ROWS`` rows (kernels/_im2col.py) straight into y and only the bias (and ReLU) is
+added in place (``_bias_nlc``). Backward, gy viewed as (N·Lo, O) is already the product's
+layout: one pass masks it and sums gb (``_mask_nlc``, nothing to do for plain conv1d),
+then gW2ᵀ = X̂·G and gX̂ᵀ = G·W2 (``chunk_products_nlc``), and ``col2im_nlc`` adds rows of C
+values back. No pass reorders a whole array, which made channels-last the faster layout
+(benchmarks/NOTES.md, item 27).
 
 math: see SPEC (kernels/conv1d/__init__.py).
 """
@@ -55,27 +38,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["fwd", "bwd", "forward", "backward"]
+from kernels._im2col import (
+    batch_chunks,
+    chunk_products_nlc,
+    col2im,
+    im2col,
+    im2col_nlc,
+    row_chunks,
+    w_from_rows,
+    w_rows,
+)
+from kernels._shapes import conv_out_length
+
+__all__ = ["fwd", "bwd", "forward", "backward", "forward_nlc", "backward_nlc"]
 
 #: Columns (n, t) per chunk: large enough for BLAS to run at full speed, small enough for
 #: the chunk buffers to stay in cache.
 _COLS = 1024
-#: Rows (n, t) per chunk of the channels-last path (see forward_nlc).
-_ROWS = 2048
-
-
-@njit(cache=True)
-def _im2col(x, K, S, pl, d, Lo, cols):
-    """cols[c·K+k, n·Lo+t] = xp[n, c, t·S+k·d] (zero in the padding); cols (C·K, N·Lo)."""
-    N, C, L = x.shape
-    for ck in range(C * K):
-        c = ck // K
-        k = ck - c * K
-        for n in range(N):
-            row = n * Lo
-            for t in range(Lo):
-                i = t * S + k * d - pl
-                cols[ck, row + t] = x[n, c, i] if 0 <= i < L else 0.0
 
 
 @njit(cache=True)
@@ -120,41 +99,6 @@ def _to_rows(gy, y, relu, G, gb):
 
 
 @njit(cache=True)
-def _col2im(gcols, K, S, pl, d, Lo, gx):
-    """gx[n, c, j] = Σ_k gcols[c·K+k, n·Lo+t] over t·S+k·d = j+pl; gx (N, C, L)."""
-    N, C, L = gx.shape
-    for c in range(C):
-        for n in range(N):
-            gx[n, c, :] = 0.0
-            row = n * Lo
-            for k in range(K):
-                ck = c * K + k
-                for t in range(Lo):
-                    i = t * S + k * d - pl
-                    if 0 <= i < L:
-                        gx[n, c, i] += gcols[ck, row + t]
-
-
-@njit(cache=True)
-def _im2col_nlc(x, K, S, pl, d, Lo, cols):
-    """cols[n·Lo+t, k·C+c] = xp[n, t·S+k·d, c] (zero in the padding); x (N, L, C).
-
-    Channels-last rows are contiguous runs of C values, so each (t, k) is one short copy."""
-    N, L, C = x.shape
-    for n in range(N):
-        for t in range(Lo):
-            r = n * Lo + t
-            for k in range(K):
-                i = t * S + k * d - pl
-                if 0 <= i < L:
-                    for c in range(C):
-                        cols[r, k * C + c] = x[n, i, c]
-                else:
-                    for c in range(C):
-                        cols[r, k * C + c] = 0.0
-
-
-@njit(cache=True)
 def _bias_nlc(y, b, relu, zero):
     """y[r, o] += b[o], then max(·, 0) when relu; y (R, O) in place; ``zero`` is 0 in y's
     dtype (see ``_mask_nlc``)."""
@@ -175,7 +119,7 @@ def _mask_nlc(gy, y, relu, G, gb, zero):
     The sum runs over O independent float64 partial sums, one per column, so the loop
     over o vectorises; callers without a mask pass gy as y (unread) and G may be gy.
     The mask and the sum are separate loops, with ``zero`` (0 in gy's dtype) in the
-    select: 48 against 69 µs for 2,048 rows of 128 (float32) as one loop with 0.0."""
+    select: as one loop with 0.0 it ran slower (benchmarks/NOTES.md, item 27)."""
     R, O = gy.shape
     part = np.zeros(O, dtype=np.float64)
     for r in range(R):
@@ -191,48 +135,23 @@ def _mask_nlc(gy, y, relu, G, gb, zero):
         gb[o] += part[o]
 
 
-@njit(cache=True)
-def _col2im_nlc(gcols, K, S, pl, d, Lo, gx):
-    """gx[n, j, c] = Σ_k gcols[n·Lo+t, k·C+c] over t·S+k·d = j+pl (k, then t, ascending)."""
-    N, L, C = gx.shape
-    for n in range(N):
-        gx[n] = 0.0
-        for k in range(K):
-            for t in range(Lo):
-                i = t * S + k * d - pl
-                if 0 <= i < L:
-                    r = n * Lo + t
-                    for c in range(C):
-                        gx[n, i, c] += gcols[r, k * C + c]
-
-
-def _lo(L, K, stride, padding_left, padding_right, dilation):
-    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
-
-
-def _chunks(N, Lo):
-    """Sample ranges [n0, n1) of about _COLS columns each."""
-    nb = max(1, _COLS // max(Lo, 1))
-    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
-
-
 def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     """conv1d (then ReLU when ``relu``) through im2col + BLAS; shared with conv1d_relu."""
     x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     N, C, L = x.shape
     O, _, K = w.shape
-    Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
+    Lo = conv_out_length(L, K, stride, padding_left, padding_right, dilation)
     w2 = w.reshape(O, C * K)
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N, O, Lo), dtype=x.dtype)
-    nb, chunks = _chunks(N, Lo)
+    nb, chunks = batch_chunks(N, Lo, _COLS)
     cols_buf = np.empty(C * K * min(N, nb) * Lo, dtype=x.dtype)
     prod_buf = np.empty(O * min(N, nb) * Lo, dtype=x.dtype)
     for n0, n1 in chunks:
         m = (n1 - n0) * Lo
         cols = cols_buf[:C * K * m].reshape(C * K, m)
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)       # (C·K, m)
+        im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)        # (C·K, m)
         prod = np.matmul(w2, cols, out=prod_buf[:O * m].reshape(O, m))        # (O, m)
         _to_ncl(prod, bias, Lo, relu, y[n0:n1])
     return y                                                                  # (N, O, Lo)
@@ -254,7 +173,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     gw = np.zeros((O, C * K), dtype=x.dtype)
     gw_chunk = np.empty((O, C * K), dtype=x.dtype)
     gb = np.zeros(O, dtype=x.dtype)
-    nb, chunks = _chunks(N, Lo)
+    nb, chunks = batch_chunks(N, Lo, _COLS)
     cols_buf = np.empty(C * K * min(N, nb) * Lo, dtype=x.dtype)
     rows_buf = np.empty(O * min(N, nb) * Lo, dtype=x.dtype)
     for n0, n1 in chunks:
@@ -262,24 +181,12 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
         G = rows_buf[:O * m].reshape(O, m)
         _to_rows(gy[n0:n1], mask[n0:n1], relu, G, gb)                    # (O, m); gb +=
         cols = cols_buf[:C * K * m].reshape(C * K, m)
-        _im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)  # (C·K, m)
+        im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)   # (C·K, m)
         gw += np.matmul(G, cols.T, out=gw_chunk)                          # (O, C·K)
         if need_gx:
             gcols = np.matmul(w2t, G, out=cols)                           # reuse the buffer
-            _col2im(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
+            col2im(gcols, K, stride, padding_left, dilation, Lo, gx[n0:n1])
     return gx, gw.reshape(O, C, K), gb
-
-
-def _w_rows(w):
-    """W as the (K·C, O) matrix of the channels-last products: wm[k·C+c, o] = w[o, c, k]."""
-    O, C, K = w.shape
-    return np.ascontiguousarray(w.transpose(2, 1, 0)).reshape(K * C, O)
-
-
-def _row_chunks(N, Lo):
-    """Sample ranges [n0, n1) of about _ROWS rows (n, t) each."""
-    nb = max(1, _ROWS // max(Lo, 1))
-    return nb, [(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]
 
 
 def forward_nlc(x, w, b, stride, padding_left, padding_right, dilation, relu):
@@ -290,16 +197,16 @@ def forward_nlc(x, w, b, stride, padding_left, padding_right, dilation, relu):
     x = np.ascontiguousarray(x)
     N, L, C = x.shape
     O, _, K = w.shape
-    Lo = _lo(L, K, stride, padding_left, padding_right, dilation)
-    wm = _w_rows(w)                                                       # (K·C, O)
+    Lo = conv_out_length(L, K, stride, padding_left, padding_right, dilation)
+    wm = w_rows(w)                                                        # (K·C, O)
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N * Lo, O), dtype=x.dtype)
-    nb, chunks = _row_chunks(N, Lo)
+    nb, chunks = row_chunks(N, Lo)
     cols_buf = np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype)
     for n0, n1 in chunks:
         rows = y[n0 * Lo:n1 * Lo]
         cols = cols_buf[:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
-        _im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)  # (m, K·C)
+        im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)   # (m, K·C)
         np.matmul(cols, wm, out=rows)                                      # (m, O)
         _bias_nlc(rows, bias, relu, x.dtype.type(0))
     return y.reshape(N, Lo, O)
@@ -314,14 +221,14 @@ def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, nee
     N, L, C = x.shape
     O, _, K = w.shape
     Lo = gy.shape[1]
-    wm = _w_rows(w)
+    wm = w_rows(w)
     g_all = gy.reshape(N * Lo, O)
     mask = np.ascontiguousarray(y).reshape(N * Lo, O) if relu else g_all
     gx = np.empty((N, L, C), dtype=x.dtype) if need_gx else None
     gwm = np.zeros((K * C, O), dtype=x.dtype)
     gw_chunk = np.empty((K * C, O), dtype=x.dtype)
     gb = np.zeros(O, dtype=x.dtype)
-    nb, chunks = _row_chunks(N, Lo)
+    nb, chunks = row_chunks(N, Lo)
     m_max = min(N, nb) * Lo
     cols_buf = np.empty(m_max * K * C, dtype=x.dtype)
     g_buf = np.empty(m_max * O, dtype=x.dtype) if relu else None
@@ -333,20 +240,7 @@ def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, nee
         cols = cols_buf[:m * K * C].reshape(m, K * C)
         chunk_products_nlc(x[n0:n1], G, wm, stride, padding_left, dilation, Lo, cols, gwm,
                            gw_chunk, gx[n0:n1] if need_gx else None)
-    gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))     # (O, C, K)
-    return gx, gw, gb
-
-
-def chunk_products_nlc(x, G, wm, S, pl, d, Lo, cols, gwm, gw_chunk, gx):
-    """The backward products of one channels-last chunk, given its gradient rows G
-    (m, O) = Gᵀ: gwm += X̂·G (K·C, O) and, when gx is given, gx = col2im(G·W2), reusing
-    ``cols`` (m, K·C) first for X̂ᵀ, then for the product. Shared with conv1d_relu_maxpool."""
-    K = wm.shape[0] // x.shape[2]
-    _im2col_nlc(x, K, S, pl, d, Lo, cols)
-    gwm += np.matmul(cols.T, G, out=gw_chunk)                              # (K·C, O)
-    if gx is not None:
-        gcols = np.matmul(G, wm.T, out=cols)                               # reuse the buffer
-        _col2im_nlc(gcols, K, S, pl, d, Lo, gx)
+    return gx, w_from_rows(gwm, C, K), gb
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fwd", "bwd", "out_length"]
+from kernels._shapes import conv_out_length, swap_layout
 
-
-def out_length(L: int, K: int, *, stride: int, padding_left: int, padding_right: int,
-               dilation: int) -> int:
-    """Lo = ⌊(L + Pl + Pr − d·(K−1) − 1) / S⌋ + 1."""
-    return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1
+__all__ = ["fwd", "bwd"]
 
 
 def _check(x, w, b, stride, padding_left, padding_right, dilation) -> int:
@@ -31,8 +27,7 @@ def _check(x, w, b, stride, padding_left, padding_right, dilation) -> int:
             f"conv1d: need stride ≥ 1, dilation ≥ 1, padding ≥ 0; got stride={stride}, "
             f"padding=({padding_left}, {padding_right}), dilation={dilation}"
         )
-    Lo = out_length(x.shape[2], w.shape[2], stride=stride, padding_left=padding_left,
-                    padding_right=padding_right, dilation=dilation)
+    Lo = conv_out_length(x.shape[2], w.shape[2], stride, padding_left, padding_right, dilation)
     if Lo < 1:
         raise ValueError(f"conv1d: window of w {w.shape} (dilation {dilation}) does not fit "
                          f"x {x.shape} padded by ({padding_left}, {padding_right})")
@@ -44,11 +39,6 @@ def _windows(x, K, stride, padding_left, padding_right, dilation, Lo):
     xp = np.pad(x, ((0, 0), (0, 0), (padding_left, padding_right)))
     idx = np.arange(Lo)[:, None] * stride + np.arange(K)[None, :] * dilation  # (Lo, K)
     return xp[:, :, idx]
-
-
-def _ncl(a):
-    """(N, L, C) ↔ (N, C, L): the channels-last adapter swaps the last two axes."""
-    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
@@ -66,8 +56,9 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
     y : (N, O, Lo) array of x's dtype, or (N, Lo, O) when channels_last
     """
     if channels_last:  # the same math on the swapped axes
-        return _ncl(fwd(_ncl(x), w, b, stride=stride, padding_left=padding_left,
-                        padding_right=padding_right, dilation=dilation))
+        return swap_layout(fwd(swap_layout(x), w, b, stride=stride,
+                               padding_left=padding_left, padding_right=padding_right,
+                               dilation=dilation))
     Lo = _check(x, w, b, stride, padding_left, padding_right, dilation)
     cols = _windows(x, w.shape[2], stride, padding_left, padding_right, dilation, Lo)
     y = np.einsum("nctk,ock->not", cols, w)  # (N, O, Lo)
@@ -87,9 +78,10 @@ def bwd(gy, x, w, *, stride: int, padding_left: int, padding_right: int, dilatio
     None when ``need_gx`` is false (an input that needs no gradient, such as the data)
     """
     if channels_last:
-        gx, gw, gb = bwd(_ncl(gy), _ncl(x), w, stride=stride, padding_left=padding_left,
-                         padding_right=padding_right, dilation=dilation, need_gx=need_gx)
-        return (None if gx is None else _ncl(gx)), gw, gb
+        gx, gw, gb = bwd(swap_layout(gy), swap_layout(x), w, stride=stride,
+                         padding_left=padding_left, padding_right=padding_right,
+                         dilation=dilation, need_gx=need_gx)
+        return (None if gx is None else swap_layout(gx)), gw, gb
     Lo = _check(x, w, None, stride, padding_left, padding_right, dilation)
     if gy.shape != (x.shape[0], w.shape[0], Lo):
         raise ValueError(f"conv1d: gy {gy.shape} must be (N, O, Lo) = "

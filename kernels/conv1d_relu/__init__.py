@@ -31,6 +31,20 @@ Layouts
 y (N, Lo, O) and gx (N, L, C) in bwd: conv1d's channels-last form (conv1d's SPEC,
 "Layouts") followed by the same ReLU and mask, elementwise, so unchanged.
 
+Where it is fused
+-----------------
+- numba, channels-first: one pass. The ReLU is applied in the loop that moves each chunk's
+  product into (N, O, Lo) and adds the bias, the mask y > 0 in the loop that moves gy into
+  the product's rows and sums gb (kernels/conv1d/numba_cpu.py, ``relu=True``).
+- numba, channels-last: one pass. The ReLU is applied in the in-place bias pass over y,
+  the mask in the pass that sums gb; plain conv1d has the same passes without them.
+- cupy, channels-first: one kernel. conv1d's tiled kernels take a ``relu`` flag: the ReLU
+  as the forward tile is written, the mask as gy is read by both backward kernels.
+- cupy, channels-last: the same fused kernels between transposes (copies of x and y
+  forward; of gy, x, y and gx backward), since conv1d's kernels index (N, C, L).
+- numpy (the reference): the composition conv1d, then max(·, 0); backward conv1d's of
+  gy·[y > 0]: the definition, not fused.
+
 Edge cases
 ----------
 - z = 0 exactly (e.g. w = 0, b = 0) passes no gradient.

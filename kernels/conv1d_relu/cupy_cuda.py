@@ -7,7 +7,8 @@ math: see SPEC (kernels/conv1d_relu/__init__.py).
 
 from __future__ import annotations
 
-from kernels.conv1d.cupy_cuda import KERNELS, SOURCE, _swap, backward, forward
+from kernels._shapes import swap_layout
+from kernels.conv1d.cupy_cuda import KERNELS, SOURCE, backward, forward
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
@@ -16,22 +17,18 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
         channels_last: bool = False):
     """y (N, O, Lo) = max(conv1d(x (N, C, L), w (O, C, K), b (O,) | None), 0);
     channels-last (N, L, C) → (N, Lo, O) through transposes."""
+    p = (int(stride), int(padding_left), int(padding_right), int(dilation))
     if channels_last:
-        return _swap(fwd(_swap(x), w, b, stride=stride, padding_left=padding_left,
-                         padding_right=padding_right, dilation=dilation))
-    return forward(x, w, b, int(stride), int(padding_left), int(padding_right),
-                   int(dilation), True)
+        return swap_layout(forward(swap_layout(x), w, b, *p, True))
+    return forward(x, w, b, *p, True)
 
 
 def bwd(gy, x, w, y, *, stride: int, padding_left: int, padding_right: int, dilation: int,
         need_gx: bool = True, channels_last: bool = False):
     """(gx (N, C, L) or None, gw (O, C, K), gb (O,)) for the upstream gradient gy (N, O, Lo)
     (masked by y > 0); channels-last through transposes."""
+    p = (int(stride), int(padding_left), int(padding_right), int(dilation), bool(need_gx))
     if channels_last:
-        gx, gw, gb = backward(_swap(gy), _swap(x), w, _swap(y), int(stride),
-                              int(padding_left), int(padding_right), int(dilation),
-                              bool(need_gx))
-        return (None if gx is None else _swap(gx)), gw, gb
-    return backward(gy, x, w, y, int(stride), int(padding_left), int(padding_right),
-                    int(dilation), bool(need_gx))
-
+        gx, gw, gb = backward(swap_layout(gy), swap_layout(x), w, swap_layout(y), *p)
+        return (None if gx is None else swap_layout(gx)), gw, gb
+    return backward(gy, x, w, y, *p)

@@ -1,5 +1,6 @@
-"""conv1d_relu_maxpool: conv1d, bias, ReLU and a max-pool fused into one kernel (one block
-of the article's towers: Conv1D(relu) → MaxPooling1D).
+"""conv1d_relu_maxpool: conv1d, bias, ReLU and a max-pool as one op (one block of the
+article's towers: Conv1D(relu) → MaxPooling1D), fused into one pass on the CPU in the
+channels-last layout and a composition of kernels elsewhere ("Where it is fused").
 
 Shapes
 ------
@@ -47,12 +48,23 @@ composition does.
 channels_last=False)`` returns exactly ``(gx, gw, gb)`` of step 3 (gx None without
 need_gx, as conv1d).
 
-Matrix form (what the CPU kernel computes, channels-last): conv1d_relu's product
-X̂ᵀ·W2ᵀ for a chunk of samples goes to a buffer that stays in cache; one pass adds the
-bias, applies the ReLU and pools it into y and argmax. Backward, one pass scatters the
-masked gy into that buffer as Gᵀ (zeros elsewhere), then conv1d's products follow. Against
-conv1d_relu followed by maxpool1d this skips writing and re-reading the full-length r
-(forward) and gr (backward).
+Where it is fused
+-----------------
+Only on the CPU in the channels-last layout (the layout the network uses there):
+
+- numba, channels-last: fused. conv1d_relu's product X̂ᵀ·W2ᵀ for a chunk of samples goes
+  to a buffer that stays in cache; one pass adds the bias, applies the ReLU and pools it
+  into y and argmax. Backward, one pass gathers the masked gy into that buffer as Gᵀ
+  (zeros elsewhere: the derived form above), then conv1d's products follow. Against
+  conv1d_relu followed by maxpool1d this skips writing and re-reading the full-length r
+  (forward) and gr (backward).
+- numba, channels-first: the composition of the Numba kernels: conv1d_relu, then
+  maxpool1d; backward the mask gy·[y > 0] as one NumPy pass, maxpool1d's backward, then
+  conv1d's.
+- cupy, both layouts: the composition of the CUDA kernels of conv1d_relu (conv, bias and
+  ReLU in one kernel) and maxpool1d; backward the mask as one CuPy elementwise pass, then
+  maxpool1d's and conv1d's kernels. Channels-last goes through conv1d's transposes.
+- numpy (the reference): the composition of the references, the definition.
 
 Edge cases
 ----------

@@ -10,6 +10,7 @@ math: see SPEC (kernels/conv1d_relu_maxpool/__init__.py).
 from __future__ import annotations
 
 from kernels._cuda import cupy
+from kernels._shapes import conv_out_length
 from kernels.conv1d import cupy_cuda as conv
 from kernels.conv1d.cupy_cuda import KERNELS, SOURCE
 from kernels.conv1d_relu import cupy_cuda as conv_relu
@@ -34,8 +35,8 @@ def bwd(gy, x, w, y, argmax, *, stride: int, padding_left: int, padding_right: i
     """(gx or None, gw (O, C, K), gb (O,)) for gy, given fwd's y and argmax."""
     cp = cupy()
     masked = cp.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-    length = conv._lo(x.shape[1 if channels_last else 2], w.shape[2], stride, padding_left,
-                      padding_right, dilation)
+    length = conv_out_length(x.shape[1 if channels_last else 2], w.shape[2], stride,
+                             padding_left, padding_right, dilation)
     (gz,) = maxpool.bwd(masked, argmax, length=length, kernel_size=pool_size,
                         stride=pool_stride, padding=pool_padding, channels_last=channels_last)
     return conv.bwd(gz, x, w, stride=stride, padding_left=padding_left,

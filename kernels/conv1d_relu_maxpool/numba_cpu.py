@@ -2,18 +2,18 @@
 max-pool fused into one pass over each chunk's product, and the pool's backward and the
 ReLU mask fused into the pass that builds the gradient's rows.
 
-Strategy (channels-last, the network's layout; kernels/conv1d/numba_cpu.py has the
-products, the chunking and the timings of their parts): for a chunk of samples (about
-``_ROWS`` rows (n, t) of the convolution's output), ``_im2col_nlc`` packs the windows, BLAS
-writes Z = X̂ᵀ·W2ᵀ into a chunk buffer that stays in cache, and ``_bias_relu_pool`` reads
-it once: r = max(z + b, 0) and the running maximum of each pool window go straight to y
-and argmax, vectorised over the O contiguous channels (selects, no branches: the rule of
+Strategy (channels-last, the network's layout; kernels/conv1d/numba_cpu.py has the products
+and kernels/_im2col.py the packing and the chunking): for a chunk of samples (about ``ROWS``
+rows (n, t) of the convolution's output), ``im2col_nlc`` packs the windows, BLAS writes Z =
+X̂ᵀ·W2ᵀ into a chunk buffer that stays in cache, and ``_bias_relu_pool`` reads it once: r =
+max(z + b, 0) and the running maximum of each pool window go straight to y and argmax,
+vectorised over the O contiguous channels (selects, no branches: the rule of
 kernels/maxpool1d/numba_cpu.py, so ties and NaN go as in maxpool1d). The full-length r is
-never written to memory. Backward, ``_gather_masked`` fills the chunk's gradient rows
-Gᵀ: each row t gathers gy·[y > 0] from the windows that chose it, p ascending (the SPEC's
+never written to memory. Backward, ``_gather_masked`` fills the chunk's gradient rows Gᵀ:
+each row t gathers gy·[y > 0] from the windows that chose it, p ascending (the SPEC's
 derived form; the same additions in the same order as maxpool1d's backward followed by
-conv1d_relu's mask), and gb is summed in float64; conv1d's products and ``_col2im_nlc``
-follow.
+conv1d_relu's mask), and gb is summed in float64; conv1d's products and ``col2im_nlc``
+follow (``chunk_products_nlc``).
 Parallelism: inside BLAS only; the passes are serial and short (one chunk), as in conv1d.
 Channels-first arrays go through the unfused composition (conv1d_relu, then maxpool1d;
 backward maxpool1d's, then conv1d's): the network uses this op channels-last on the CPU.
@@ -25,12 +25,7 @@ zero in the arrays' dtype, without which the loops did not vectorise (NOTES, exp
 
 Against conv1d_relu followed by maxpool1d (both channels-last Numba kernels), the passes
 save writing r (forward) and the pool's full-length gradient (backward), and the reads of
-both. Forward + backward, float32, 2 threads, pool 2, median ms (fused | composed):
-    N = 32,  32->64 on L = 64:   0.72 | 1.04
-    N = 32,  64->128 on L = 31:  0.91 | 1.23
-    N = 256, 32->64:             5.19 | 6.14
-    N = 256, 64->128:            6.39 | 7.07
-benchmarks/NOTES.md has the training-step numbers.
+both (timings: benchmarks/NOTES.md, items 17 and 26).
 
 math: see SPEC (kernels/conv1d_relu_maxpool/__init__.py).
 """
@@ -40,11 +35,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from kernels._im2col import chunk_products_nlc, im2col_nlc, row_chunks, w_from_rows, w_rows
+from kernels._shapes import conv_out_length, pool_out_length
 from kernels.conv1d import numba_cpu as conv
-from kernels.conv1d.numba_cpu import _im2col_nlc, _lo, _w_rows, chunk_products_nlc
 from kernels.conv1d_relu import numba_cpu as conv_relu
 from kernels.maxpool1d import numba_cpu as maxpool
-from kernels.maxpool1d.reference import out_length
 
 __all__ = ["fwd", "bwd"]
 
@@ -79,7 +74,7 @@ def _gather_masked(gy, y, argmax, Kp, Sp, Pp, G, gb):
     where no window chose t; gb[o] += the same terms (float64). gy, y, argmax (n, Lp, O);
     G (n, Lc, O). A gather over the windows p ∈ [⌈(t + Pp − Kp + 1)/Sp⌉, ⌊(t + Pp)/Sp⌋]
     that contain t, as selects over the O contiguous channels (a scatter into G at argmax
-    measured 7x slower: its stores do not vectorise)."""
+    was slower: its stores do not vectorise; benchmarks/NOTES.md, item 27)."""
     Nc, Lp, O = gy.shape
     Lc = G.shape[1]
     for n in range(Nc):
@@ -120,7 +115,7 @@ def _gather_masked_pairs(gy, y, argmax, G, gb, zero):
     """``_gather_masked`` for Kp = Sp = 2, Pp = 0: row t lies in window t // 2 only, so
     G[n, t, :] = gy·[y > 0]·[argmax = t] of that window (rows past 2·Lp are 0). One loop
     per written row, and ``zero`` in the arrays' dtype: with both rows' stores in one loop
-    (or a float64 0.0) the loop did not vectorise and ran 14x slower."""
+    (or a float64 0.0) the loop did not vectorise (benchmarks/NOTES.md, item 27)."""
     Nc, Lp, O = gy.shape
     Lc = G.shape[1]
     for n in range(Nc):
@@ -143,23 +138,22 @@ def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
     x = np.ascontiguousarray(x)
     N, L, C = x.shape
     O, _, K = w.shape
-    Lc = _lo(L, K, S, pl, pr, d)
-    Lp = out_length(Lc, Kp, Sp, Pp)
-    wm = _w_rows(w)                                                       # (K·C, O)
+    Lc = conv_out_length(L, K, S, pl, pr, d)
+    Lp = pool_out_length("conv1d_relu_maxpool", Lc, Kp, Sp, Pp)
+    wm = w_rows(w)                                                       # (K·C, O)
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N, Lp, O), dtype=x.dtype)
     argmax = np.empty((N, Lp, O), dtype=np.int32)
     pairs = Kp == 2 and Sp == 2 and Pp == 0
     zero = x.dtype.type(0)
-    nb = max(1, conv._ROWS // Lc)
+    nb, chunks = row_chunks(N, Lc)
     rows = min(N, nb) * Lc
     cols_buf = np.empty(rows * K * C, dtype=x.dtype)
     z_buf = np.empty(rows * O, dtype=x.dtype)
-    for n0 in range(0, N, nb):
-        n1 = min(N, n0 + nb)
+    for n0, n1 in chunks:
         m = (n1 - n0) * Lc
         cols = cols_buf[:m * K * C].reshape(m, K * C)
-        _im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
+        im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
         z = np.matmul(cols, wm, out=z_buf[:m * O].reshape(m, O))           # (m, O)
         if pairs:
             _bias_relu_pool_pairs(z.reshape(n1 - n0, Lc, O), bias, y[n0:n1], argmax[n0:n1],
@@ -177,19 +171,18 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     N, L, C = x.shape
     O, _, K = w.shape
-    Lc = _lo(L, K, S, pl, pr, d)
-    wm = _w_rows(w)
+    Lc = conv_out_length(L, K, S, pl, pr, d)
+    wm = w_rows(w)
     gx = np.empty((N, L, C), dtype=x.dtype) if need_gx else None
     gwm = np.zeros((K * C, O), dtype=x.dtype)
     gw_chunk = np.empty((K * C, O), dtype=x.dtype)
     gb = np.zeros(O, dtype=np.float64)
-    nb = max(1, conv._ROWS // Lc)
+    nb, chunks = row_chunks(N, Lc)
     rows = min(N, nb) * Lc
     cols_buf = np.empty(rows * K * C, dtype=x.dtype)
     g_buf = np.empty(rows * O, dtype=x.dtype)
     zero = x.dtype.type(0)
-    for n0 in range(0, N, nb):
-        n1 = min(N, n0 + nb)
+    for n0, n1 in chunks:
         m = (n1 - n0) * Lc
         G = g_buf[:m * O].reshape(n1 - n0, Lc, O)
         if Kp == 2 and Sp == 2 and Pp == 0:
@@ -199,8 +192,7 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
         cols = cols_buf[:m * K * C].reshape(m, K * C)
         chunk_products_nlc(x[n0:n1], G.reshape(m, O), wm, S, pl, d, Lc, cols, gwm, gw_chunk,
                            gx[n0:n1] if need_gx else None)
-    gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))     # (O, C, K)
-    return gx, gw, gb.astype(x.dtype)
+    return gx, w_from_rows(gwm, C, K), gb.astype(x.dtype)
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
@@ -225,7 +217,7 @@ def bwd(gy, x, w, y, argmax, *, stride: int, padding_left: int, padding_right: i
                   padding_right=int(padding_right), dilation=int(dilation))
     if not channels_last:
         masked = np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)
-        length = _lo(x.shape[2], w.shape[2], *conv_p.values())
+        length = conv_out_length(x.shape[2], w.shape[2], *conv_p.values())
         (gz,) = maxpool.bwd(masked, argmax, length=length, kernel_size=int(pool_size),
                             stride=int(pool_stride), padding=int(pool_padding))
         return conv.bwd(gz, x, w, **conv_p, need_gx=bool(need_gx))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels._shapes import conv_out_length
 from kernels.conv1d import reference as conv1d
 from kernels.conv1d_relu import reference as conv1d_relu
 from kernels.maxpool1d import reference as maxpool1d
@@ -52,9 +53,8 @@ def bwd(gy, x, w, y, argmax, *, stride: int, padding_left: int, padding_right: i
         raise ValueError(f"conv1d_relu_maxpool: gy {gy.shape}, y {y.shape} and argmax "
                          f"{argmax.shape} must have one shape")
     length_axis = 1 if channels_last else 2
-    lc = conv1d.out_length(x.shape[length_axis], w.shape[2], stride=stride,
-                           padding_left=padding_left, padding_right=padding_right,
-                           dilation=dilation)
+    lc = conv_out_length(x.shape[length_axis], w.shape[2], stride, padding_left,
+                         padding_right, dilation)
     masked = np.where(y > 0, gy, 0).astype(gy.dtype, copy=False)        # steps 1-2
     (gz,) = maxpool1d.bwd(masked, argmax, length=lc, kernel_size=pool_size,
                           stride=pool_stride, padding=pool_padding,

@@ -1,9 +1,9 @@
 """cross_entropy with integer labels, CUDA kernels (through CuPy).
 
-Parallel strategy: as softmax's: a group of G lanes of one warp owns one row (lane j
-takes columns j, j + G, ...); (m, L) comes from the shared row_max_logsum of
-kernels/softmax/cupy_cuda.py and lane 0 of the group writes the row's loss and lse. In
-backward each lane writes its own columns off the label and the group's sum of them
+Parallel strategy: the row kernels' (kernels/_rows_cuda.py): a group of G lanes of one warp
+owns one row (lane j takes columns j, j + G, ...); (m, L) comes from the shared
+row_max_logsum of kernels/_rows_cuda.py and lane 0 of the group writes the row's loss and
+lse. In backward each lane writes its own columns off the label and the group's sum of them
 goes to the label's entry (lane 0): a gather, no atomics. Sums in double.
 
 math: see SPEC (kernels/cross_entropy/__init__.py).
@@ -12,7 +12,7 @@ math: see SPEC (kernels/cross_entropy/__init__.py).
 from __future__ import annotations
 
 from kernels._cuda import cupy
-from kernels.softmax.cupy_cuda import ROW_HELPERS, launch_rows
+from kernels._rows_cuda import ROW_HELPERS, launch_rows
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 

@@ -1,16 +1,11 @@
 """cross_entropy with integer labels, Numba CPU kernels.
 
 Parallel strategy: rows are independent; one loop iteration computes one row (max, the sum
-below the max and the tie count: the row_max_logsum of kernels/log_softmax/numba_cpu.py;
-then loss and lse; backward: the exponentials and their
-sum off the label, then the label's entry). Rows are read while they sit in L1 and gx is
-written contiguously. Inputs below PARALLEL_MIN logits run a serial loop: the article's
-32..256 × 10 logits take 2–20 µs, less than a parallel region costs. Measured on the
-shared 2-core machine (float32, 4096..262144 rows of 10): the serial loop spends about 10
-ns a logit, and the `prange` version gained nothing (the other core was busy) while
-OpenMP's spin-waiting made it up to 10 ms slower under load; it is kept for inputs of ≥
-2¹⁸ logits (≥ 2.5 ms of serial work), where its fixed cost is noise and a free core halves
-the time. Arithmetic in float64 for every dtype.
+below the max and the tie count: ``row_max_logsum``; then loss and lse; backward: the
+exponentials and their sum off the label, then the label's entry). Rows are read while they
+sit in L1 and outputs are written contiguously. Serial below PARALLEL_MIN logits, ``prange``
+over rows from there on (``run_rows``; kernels/_rows_numba.py has both helpers and says
+why). Arithmetic in float64 for every dtype.
 
 math: see SPEC (kernels/cross_entropy/__init__.py).
 """
@@ -20,12 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from kernels.log_softmax.numba_cpu import row_max_logsum
+from kernels._rows_numba import PARALLEL_MIN, row_max_logsum, run_rows
 
 __all__ = ["fwd", "bwd", "PARALLEL_MIN"]
-
-#: From this many logits on, rows are split between threads (see the module docstring).
-PARALLEL_MIN = 1 << 18
 
 
 @njit(cache=True)
@@ -69,10 +61,7 @@ def fwd(x, labels):
     M = x.shape[0]
     loss = np.empty(M, dtype=x.dtype)
     lse = np.empty(M, dtype=x.dtype)
-    if x.size < PARALLEL_MIN:
-        _fwd_rows(x, labels, loss, lse, 0, x.shape[0])
-    else:
-        _fwd_parallel(x, labels, loss, lse)
+    run_rows(_fwd_rows, _fwd_parallel, PARALLEL_MIN, x.size, x, labels, loss, lse)
     return loss, lse
 
 
@@ -80,8 +69,5 @@ def bwd(gloss, x, labels, lse):
     """gx = gloss·(softmax(x) − onehot(labels)). gloss (M,), x (M, K), labels (M,),
     lse (M,) -> (gx (M, K), None)."""
     gx = np.empty_like(x)
-    if x.size < PARALLEL_MIN:
-        _bwd_rows(gloss, x, labels, lse, gx, 0, x.shape[0])
-    else:
-        _bwd_parallel(gloss, x, labels, lse, gx)
+    run_rows(_bwd_rows, _bwd_parallel, PARALLEL_MIN, x.size, gloss, x, labels, lse, gx)
     return gx, None

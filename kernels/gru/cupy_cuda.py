@@ -13,10 +13,10 @@ gw_ih, gw_hh and the bias gradients are matmuls afterwards. No atomics.
 Memory: W_hh sits in dynamic shared memory when it fits next to the per-block buffers
 (W_hhᵀ (H, 3H) forward so that a warp reads consecutive j, W_hh (3H, H) backward so that a
 warp reads consecutive k: conflict-free either way); otherwise the kernels read it from
-global memory (L2/L1-cached, coalesced the same way).
+global memory (L2/L1-cached, coalesced the same way). The shared-memory opt-in and the
+products after the walk are the recurrences' shared host side (kernels/_recurrent_cuda.py).
 
-Measured on an H200, float32, D = 32, H = 64, T = 64, forward + backward: 0.77 ms at N = 32
-and 2.9 ms at N = 4096, against 1.2 ms and 12.3 ms for cuDNN through torch.nn.GRU.
+Against cuDNN: benchmarks/NOTES.md, item 27.
 
 math: see SPEC (``kernels/gru/__init__.py``).
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import cupy, kernel
-from kernels.rnn.cupy_cuda import allow_smem, column_sums, input_grads
+from kernels._recurrent_cuda import allow_smem, column_sums, input_grads
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 

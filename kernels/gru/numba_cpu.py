@@ -11,12 +11,12 @@ rows of W_hhᵀ (H rows of 3H), four rows per sweep so that q is loaded and stor
 four multiply-adds; the innermost loop runs over unit strides with no reduction and
 vectorises without reassociation (no fastmath). The backward sweep g ← z ⊙ g + gq W_hh runs
 over the contiguous rows of W_hh the same way. W_hh (48 KiB in float32 at H = 64) stays in
-L1/L2 for a whole row. Grouping four rows of W per sweep made the forward walk ~25% faster
-than one row per sweep (N=32, T=64, D=32, H=64, float32, one thread).
+L1/L2 for a whole row. Grouping four rows of W per sweep made the forward walk faster than
+one row per sweep (benchmarks/NOTES.md, item 27).
 
 Activations: without a vector math library the scalar exp/tanh calls cost as much as the
 products, so σ is 1/(1 + e) or e/(1 + e) in the input precision (expf for float32), and tanh
-is (1 − e)/(1 + e) with e = exp(−2|a|) in float64 (libm's tanh is ~3× slower than exp here);
+is (1 − e)/(1 + e) with e = exp(−2|a|) in float64 (libm's tanh is slower than exp here);
 below |a| = 10⁻³, where 1 − e cancels, np.tanh (relative error ≤ 3·10⁻¹⁴ overall).
 
 math: see SPEC (``kernels/gru/__init__.py``).

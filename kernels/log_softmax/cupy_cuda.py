@@ -1,17 +1,16 @@
 """log_softmax, CUDA kernels (through CuPy).
 
-Parallel strategy: as softmax's: a group of G lanes of one warp owns one row (lane j
-takes columns j, j + G, ...), the row's max, sum and tie count are combined with
-butterfly shuffles (the shared helpers of kernels/softmax/cupy_cuda.py, whose
-row_max_logsum computes (m, L)); fwd and bwd launch through its map_rows. Sums in
-double.
+Parallel strategy: the row kernels' (kernels/_rows_cuda.py): a group of G lanes of one warp
+owns one row (lane j takes columns j, j + G, ...), the row's max, sum and tie count are
+combined with butterfly shuffles (the shared helpers of kernels/_rows_cuda.py, whose
+row_max_logsum computes (m, L)); fwd and bwd launch through its map_rows. Sums in double.
 
 math: see SPEC (kernels/log_softmax/__init__.py).
 """
 
 from __future__ import annotations
 
-from kernels.softmax.cupy_cuda import ROW_HELPERS, map_rows
+from kernels._rows_cuda import ROW_HELPERS, map_rows
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 

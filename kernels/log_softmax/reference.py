@@ -1,24 +1,16 @@
 """log_softmax, NumPy reference: the definition and the test oracle. Math: see SPEC
 (kernels/log_softmax/__init__.py). Computes in float64, returns the input dtype.
-
-``max_and_log_sum`` is the stable (m, L) of the SPEC; the cross-entropy references use it.
+The stable (m, L) of the SPEC is ``max_and_log_sum`` (kernels/_rows.py), which the
+cross-entropy references use too.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["fwd", "bwd", "max_and_log_sum"]
+from kernels._rows import max_and_log_sum
 
-
-def max_and_log_sum(x64):
-    """Row maximum m and L = log Σ_k exp(x − m) of float64 rows, both (M, 1), with L
-    computed as log1p(Σ_{x<m} exp(x − m) + (ties − 1)) (see SPEC)."""
-    m = x64.max(axis=1, keepdims=True)
-    below = np.where(x64 < m, np.exp(x64 - m), 0.0).sum(axis=1, keepdims=True)
-    ties = (x64 == m).sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore"):     # a NaN row has no ties: log1p(-1), and m is NaN
-        return m, np.log1p(below + (ties - 1))
+__all__ = ["fwd", "bwd"]
 
 
 def fwd(x):

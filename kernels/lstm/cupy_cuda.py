@@ -1,20 +1,17 @@
 """LSTM layer on the GPU: cuBLAS for the big products, one persistent kernel per direction.
 
-Parallel strategy: batch rows are independent through time, so one CUDA block owns a few
-batch rows (``rows``) and walks them through all T steps, with __syncthreads() between the
-phases of a step: one launch for the whole forward recurrence and one for the backward
-walk, instead of a launch per step. W_hh (4H·H values, 64 KiB in float32 at H = 64) is
-copied into dynamic shared memory once per block when the device allows that much
-(opt-in above 48 KiB), and read from global memory (L1/L2-cached) otherwise. The products
-that do not depend on the recurrence (the input projection x W_ihᵀ + b_ih + b_hh, and gx,
-gw_ih, gw_hh after the backward walk) are cupy matmuls (cuBLAS) around the kernels.
+Parallel strategy: a persistent walk kernel (kernels/_recurrent_cuda.py): one CUDA block
+owns a few batch rows (``rows``) and walks them through all T steps, with __syncthreads()
+between the phases of a step. W_hh (4H·H values, 64 KiB in float32 at H = 64) sits in
+dynamic shared memory when the device allows that much (opt-in above 48 KiB), in global
+memory otherwise. The input projection x W_ihᵀ + b_ih + b_hh, and gx, gw_ih, gw_hh after
+the backward walk, are cuBLAS products (``input_grads``, ``column_sums``).
 
 Memory access: in the forward product thread j reads W_hhᵀ[k, j] (the transposed copy),
 so a warp reads consecutive words (no bank conflicts) while h[r, k] is a broadcast; the
 backward product reads W_hh[j, k] with thread k the same way.
 
-Measured on an H200 (T = 64, D = 32, H = 64, float32, forward + backward): N = 32 in 0.37 ms
-(torch.nn.LSTM on cuDNN 1.27 ms), N = 4096 in 4.2 ms (cuDNN 4.5 ms).
+Against cuDNN: benchmarks/NOTES.md, item 27.
 
 math: see SPEC (``kernels/lstm/__init__.py``).
 """
@@ -22,9 +19,9 @@ math: see SPEC (``kernels/lstm/__init__.py``).
 from __future__ import annotations
 
 from kernels._cuda import cupy, kernel
-from kernels.rnn.cupy_cuda import column_sums, input_grads, launch_recurrence
+from kernels._recurrent_cuda import column_sums, input_grads, launch_recurrence
 
-__all__ = ["fwd", "bwd"]
+__all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
 SOURCE = r"""
 template <typename T>

@@ -18,15 +18,12 @@ of T·H or T·4H that BLAS and the kernels read and write directly; nothing is c
 step. The njit kernels walk each batch row's units contiguously.
 
 Why not one njit walk over all steps (prange over blocks of batch rows, W_hh h as axpy
-sweeps over W_hhᵀ, Numba's scalar exp for the gates), as first written: on one core at
-N = 32, T = 64, D = 32, H = 64, float32 (CPU time per call, forward + backward): that walk
-12.6 ms, this file 4.5 to 5 ms, torch.nn.LSTM (oneDNN) 3.2 to 3.7 ms. Numba calls libm's
-scalar exp (about 4 ns a call, five per cell) where NumPy's tanh is SIMD (under 1 ns an
-element), and a 32×64 by 64×256 BLAS product (10 µs) beats the njit axpy sweeps (35 µs);
-the per-step kernels are too small for prange. OpenBLAS runs that per-step product on two
-threads (it is above its threading threshold); on a loaded machine the threads' handshakes
-cost more than they save (60 ms against 10 ms wall with OPENBLAS_NUM_THREADS=1 at a load of
-7 on 2 cores).
+sweeps over W_hhᵀ, Numba's scalar exp for the gates), as first written: it was more than
+twice as slow (timings: benchmarks/NOTES.md, experiment 5 and item 27). Numba calls libm's
+scalar exp (five per cell) where NumPy's tanh is SIMD, and a 32×64 by 64×256 BLAS product
+beats the njit axpy sweeps; the per-step kernels are too small for prange. OpenBLAS runs
+that per-step product on two threads (it is above its threading threshold); on a loaded
+machine the threads' handshakes cost more than they save.
 
 math: see SPEC (``kernels/lstm/__init__.py``).
 """
@@ -65,7 +62,7 @@ def _cell_backward_step(ghs, gcs, gh, gc, tcs, cs, c0, gates, gz, t, one):
     """Step t of the SPEC's backward walk, elementwise: gh = gz_{t+1} W_hh and
     gc = gc_{t+1} ⊙ f_{t+1} arrive from step t+1; writes gz[:, t] and leaves gc_t ⊙ f_t in
     gc. tcs = tanh(cs); ``one`` is 1 in the arrays' dtype (a Python 1 would turn float32
-    math into float64: 0.87 against 0.52 ms per walk at N = 32, H = 64, T = 64)."""
+    math into float64, a slower walk: benchmarks/NOTES.md, item 27)."""
     N, _, H = ghs.shape
     for n in range(N):
         for j in range(H):

@@ -13,27 +13,19 @@ Parallel strategy and memory access
     ascending, as a select vectorised over c. No two iterations write the same row, and
     these are the scatter's additions in its order: both layouts give bitwise equal values.
 
-Speed notes (measured on 2 cores, float32, (32, 64, 62) and (256, 128, 29), one thread):
+Speed notes (timings: benchmarks/NOTES.md, items 4 and 26):
 - the running maximum is updated with selects, not an ``if``: on random data the branch is
-  a coin flip, and mispredictions made the loop 2.5-7x slower;
+  a coin flip, and mispredictions made the loop several times slower;
 - window positions are clamped into [0, L) instead of tested: a clamped position is the
   window's first or last real position, already compared, and comparing it again changes
   nothing, because only a strictly larger value (or a first NaN) takes over;
 - kernel_size = stride = 2 without padding (the seed network's pool) has its own loop with
-  the window unrolled, which the compiler vectorises: 3x faster than the general loop;
+  the window unrolled, which the compiler vectorises, faster than the general loop;
   channels-last has its own such loop, over c.
 
-Channels-last against channels-first at the transposed shape (a 2-core machine, Numba's 2
-threads, float32, µs per call, best of 15 × 20 calls; ± 10 % between runs):
-
-    K, S, P    x (N, L, C)      fwd: first → last    fwd + bwd: first → last
-    2, 2, 0    (256, 62, 64)         170 → 170              350 → 345
-    2, 2, 0    (256, 29, 128)        155 → 160              340 → 315
-    3, 2, 1    (256, 62, 64)         850 → 165             1010 → 350
-    3, 2, 1    (256, 29, 128)        805 → 145             1010 → 295
-
 The pair loops move the same bytes in both layouts and run at memory speed; the general
-channels-last loop is vectorised over c where a channels-first window of 3 is not.
+channels-last loop is vectorised over c where a channels-first window of 3 is not, so
+channels-last is the faster layout for other windows.
 math: see SPEC.
 """
 

@@ -10,27 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from kernels._shapes import pool_out_length, swap_layout
+
 __all__ = ["fwd", "bwd", "out_length"]
 
 
 def out_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
     """Lo = ⌊(L + 2·P − K) / S⌋ + 1, checked against the rules in the SPEC."""
-    if kernel_size < 1 or stride < 1 or not 0 <= padding <= kernel_size // 2:
-        raise ValueError(
-            f"maxpool1d: need kernel_size ≥ 1, stride ≥ 1, 0 ≤ padding ≤ kernel_size // 2; "
-            f"got kernel_size={kernel_size}, stride={stride}, padding={padding}"
-        )
-    if length + 2 * padding < kernel_size:
-        raise ValueError(
-            f"maxpool1d: window {kernel_size} is longer than the padded input "
-            f"(length {length} + 2·padding {padding})"
-        )
-    return (length + 2 * padding - kernel_size) // stride + 1
-
-
-def _swap(a):
-    """(N, C, ·) ↔ (N, ·, C), as a contiguous copy."""
-    return np.ascontiguousarray(a.transpose(0, 2, 1))
+    return pool_out_length("maxpool1d", length, kernel_size, stride, padding)
 
 
 def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool = False):
@@ -51,7 +38,7 @@ def fwd(x, *, kernel_size: int, stride: int, padding: int, channels_last: bool =
     if channels_last:
         y, argmax = fwd(x.transpose(0, 2, 1), kernel_size=kernel_size, stride=stride,
                         padding=padding)
-        return _swap(y), _swap(argmax)
+        return swap_layout(y), swap_layout(argmax)
     N, C, L = x.shape
     Lo = out_length(L, kernel_size, stride, padding)
     y = np.empty((N, C, Lo), dtype=x.dtype)
@@ -92,7 +79,7 @@ def bwd(gy, argmax, *, length: int, kernel_size: int, stride: int,
     if channels_last:
         (gx,) = bwd(gy.transpose(0, 2, 1), argmax.transpose(0, 2, 1), length=length,
                     kernel_size=kernel_size, stride=stride, padding=padding)
-        return (_swap(gx),)
+        return (swap_layout(gx),)
     N, C, Lo = gy.shape
     gx = np.zeros((N, C, length), dtype=gy.dtype)
     n = np.arange(N)[:, None, None]

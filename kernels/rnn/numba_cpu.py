@@ -13,11 +13,10 @@ Memory: hs[:, t], ga[:, t] are (N, H) views with row stride T·H, which BLAS rea
 writes directly (unit stride along H); nothing is copied per step.
 
 Why not one njit walk over all steps (prange over blocks of batch rows, W_hh h as axpy
-sweeps, Numba's scalar tanh), as first written: on one core at N = 32, T = 64, D = 32,
-H = 64, float32 (CPU time per call, forward + backward): that walk 2.6 ms, this file
-1.2 to 1.4 ms, torch.nn.RNN 2.9 to 3.3 ms. Numba calls libm's scalar tanh (about 20 ns)
-where NumPy's is SIMD (under 1 ns an element), and a 32×64 by 64×64 BLAS product beats the
-njit axpy sweeps; the per-step kernels are too small for prange.
+sweeps, Numba's scalar tanh), as first written: it was about twice as slow (timings:
+benchmarks/NOTES.md, item 27). Numba calls libm's scalar tanh where NumPy's is SIMD, and a
+32×64 by 64×64 BLAS product beats the njit axpy sweeps; the per-step kernels are too small
+for prange.
 
 math: see SPEC (``kernels/rnn/__init__.py``).
 """

@@ -1,8 +1,8 @@
 """soft_cross_entropy (probability targets), CUDA kernels (through CuPy).
 
-Parallel strategy: as softmax's: a group of G lanes of one warp owns one row (lane j
-takes columns j, j + G, ...); (m, L) comes from the shared row_max_logsum of
-kernels/softmax/cupy_cuda.py, the weighted loss and Σ p are group sums (butterfly
+Parallel strategy: the row kernels' (kernels/_rows_cuda.py): a group of G lanes of one warp
+owns one row (lane j takes columns j, j + G, ...); (m, L) comes from the shared
+row_max_logsum of kernels/_rows_cuda.py, the weighted loss and Σ p are group sums (butterfly
 shuffles), lane 0 of the group writes the row's loss and lse. Sums in double.
 
 math: see SPEC (kernels/soft_cross_entropy/__init__.py).
@@ -11,7 +11,7 @@ math: see SPEC (kernels/soft_cross_entropy/__init__.py).
 from __future__ import annotations
 
 from kernels._cuda import cupy
-from kernels.softmax.cupy_cuda import ROW_HELPERS, launch_rows
+from kernels._rows_cuda import ROW_HELPERS, launch_rows
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 

@@ -2,13 +2,8 @@
 
 Parallel strategy: rows are independent; one loop iteration computes one row (max; the
 exponentials, written to y and summed; then y scaled by 1/sum). Each row is read twice and
-written twice while it sits in L1. Inputs below PARALLEL_MIN logits run a serial loop: the
-article's 32..256 × 10 logits take 2–20 µs, less than a parallel region costs. Measured on
-the shared 2-core machine (float32, 4096..262144 rows of 10): the serial loop spends about
-10 ns a logit, and the `prange` version gained nothing (the other core was busy) while
-OpenMP's spin-waiting made it up to 10 ms slower under load; it is kept for inputs of ≥
-2¹⁸ logits (≥ 2.5 ms of serial work), where its fixed cost is noise and a free core halves
-the time (map_rows makes that choice, for log_softmax too). Arithmetic in float64 for
+written twice while it sits in L1. Serial below PARALLEL_MIN logits, ``prange`` over rows
+from there on (``map_rows``; kernels/_rows_numba.py says why). Arithmetic in float64 for
 every dtype.
 
 math: see SPEC (kernels/softmax/__init__.py).
@@ -19,10 +14,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["fwd", "bwd", "PARALLEL_MIN", "map_rows"]
+from kernels._rows_numba import PARALLEL_MIN, map_rows
 
-#: From this many logits on, rows are split between threads (see the module docstring).
-PARALLEL_MIN = 1 << 18
+__all__ = ["fwd", "bwd", "PARALLEL_MIN"]
 
 
 @njit(cache=True)
@@ -63,20 +57,6 @@ def _bwd_rows(gy, y, gx, start, stop):
 def _bwd_parallel(gy, y, gx):
     for i in prange(y.shape[0]):
         _bwd_rows(gy, y, gx, i, i + 1)
-
-
-def map_rows(rows, parallel, parallel_min, *inputs):
-    """out = a new array like the last of the (M, K) inputs, filled by a row kernel:
-    rows(*inputs, out, 0, M) below parallel_min elements, else parallel(*inputs, out).
-    The element-wise row families (softmax, log_softmax) share it; each passes its own
-    PARALLEL_MIN."""
-    last = inputs[-1]
-    out = np.empty_like(last)
-    if last.size < parallel_min:
-        rows(*inputs, out, 0, last.shape[0])
-    else:
-        parallel(*inputs, out)
-    return out
 
 
 def fwd(x):

@@ -108,8 +108,8 @@ def test_reference_matches_naive_loops(case):
 @pytest.mark.parametrize("rows", [1, 7, 64])
 @pytest.mark.parametrize("case", EDGE_CASES[:8])
 def test_numba_row_chunks_match_one_chunk(monkeypatch, op, rows, case):
-    """The channels-last Numba path works through the batch about _ROWS rows at a time."""
-    from kernels.conv1d import numba_cpu
+    """The channels-last Numba path works through the batch about ROWS rows at a time."""
+    from kernels import _im2col
 
     xs, ws, has_bias, p = case
     x, w, b, gy = rand_inputs(np.random.default_rng(6), (5,) + xs[1:], ws, has_bias, p)
@@ -117,7 +117,7 @@ def test_numba_row_chunks_match_one_chunk(monkeypatch, op, rows, case):
     y_one = mod.fwd(swap(x), w, b, **p, channels_last=True)
     saved = (y_one,) if op == "conv1d_relu" else ()
     g_one = mod.bwd(swap(gy), swap(x), w, *saved, **p, channels_last=True)
-    monkeypatch.setattr(numba_cpu, "_ROWS", rows)
+    monkeypatch.setattr(_im2col, "ROWS", rows)
     y = mod.fwd(swap(x), w, b, **p, channels_last=True)
     # float64; BLAS may block a product of other sizes differently: rounding only
     np.testing.assert_allclose(y, y_one, rtol=1e-12, atol=1e-12)

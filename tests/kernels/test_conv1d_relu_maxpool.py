@@ -173,7 +173,7 @@ def test_skipping_gx_leaves_gw_and_gb_bitwise_unchanged(backend, cl):
 
 @pytest.mark.parametrize("rows", [1, 30, 100])
 def test_numba_row_chunks_match_one_chunk(monkeypatch, rows):
-    from kernels.conv1d import numba_cpu
+    from kernels import _im2col
 
     xs, ws, _, conv_p, pool_p = FIXED[0]
     rng = np.random.default_rng(6)
@@ -185,7 +185,7 @@ def test_numba_row_chunks_match_one_chunk(monkeypatch, rows):
     y1, a1 = mod.fwd(x, w, b, **kw)
     gy = rng.standard_normal(y1.shape)
     g1 = mod.bwd(gy, x, w, y1, a1, **kw)
-    monkeypatch.setattr(numba_cpu, "_ROWS", rows)
+    monkeypatch.setattr(_im2col, "ROWS", rows)
     y, a = mod.fwd(x, w, b, **kw)
     np.testing.assert_allclose(y, y1, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(a, a1)

@@ -52,7 +52,7 @@ def refuse_weights_in_shared_memory(monkeypatch, w_bytes):
         requests.append((nbytes, nbytes < w_bytes))
         return nbytes < w_bytes
 
-    for name in ("kernels.rnn.cupy_cuda", "kernels.gru.cupy_cuda"):
+    for name in ("kernels._recurrent_cuda", "kernels.gru.cupy_cuda"):
         monkeypatch.setattr(importlib.import_module(name), "allow_smem", allow)
     return requests
 

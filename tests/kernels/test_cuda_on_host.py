@@ -16,7 +16,7 @@ import pytest
 
 import kernels
 from minimtl.bench import kernel_cases
-from tests.cuda_host import patch_module, supports
+from tests.cuda_host import SHARED_CUDA, patch_module, supports
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 
@@ -44,6 +44,15 @@ def _close(got, want, dtype, what):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=what)
 
 
+def _patch_all(monkeypatch, cache):
+    """Every family's CUDA module on the host (the fused block calls conv1d's and
+    maxpool1d's), and the shared modules they launch through."""
+    for other in OPS:
+        patch_module(monkeypatch, _module(other), cache)
+    for name in SHARED_CUDA:
+        patch_module(monkeypatch, importlib.import_module(name), cache)
+
+
 def test_every_kernel_family_runs_on_the_host():
     assert OPS == list(kernels.OPS)
 
@@ -51,8 +60,7 @@ def test_every_kernel_family_runs_on_the_host():
 @pytest.mark.parametrize("op", ["conv1d", "conv1d_relu", "conv1d_relu_maxpool"])
 @pytest.mark.parametrize("cl", [False, True])
 def test_cuda_conv_skips_gx_and_leaves_gw_gb_bitwise(monkeypatch, cache, op, cl):
-    for other in OPS:
-        patch_module(monkeypatch, _module(other), cache)
+    _patch_all(monkeypatch, cache)
     case = [c for c in kernel_cases(op, 3, seq_len=12, features=3)
             if c.shape.endswith("NLC") == cl][0]
     mod = _module(op)
@@ -74,8 +82,7 @@ def test_cuda_conv_skips_gx_and_leaves_gw_gb_bitwise(monkeypatch, cache, op, cl)
 @pytest.mark.parametrize("op", OPS)
 def test_cuda_kernels_run_on_the_host_match_the_reference(monkeypatch, cache, op, batch,
                                                           dtype):
-    for other in OPS:                  # the fused block calls conv1d's and maxpool1d's
-        patch_module(monkeypatch, _module(other), cache)
+    _patch_all(monkeypatch, cache)
     # conv1d's weight gradient aims at ~1,024 blocks (slices of the reduction) to fill a
     # GPU; on the host every block costs its threads' start: aim at a few, still > 1
     monkeypatch.setattr(_module("conv1d"), "_TARGET_BLOCKS", 8)

@@ -25,6 +25,8 @@ FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py")
 MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
 AVGPOOL = _sel("tests/kernels/test_avgpool1d.py")
 RNN = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py")
+RECURRENT = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py",
+                 "tests/kernels/test_gru.py")
 LSTM = _sel("tests/kernels/test_lstm.py")
 GRU = _sel("tests/kernels/test_gru.py")
 SOFTMAX = _sel("tests/kernels/test_softmax.py", "tests/kernels/test_losses.py", _NAN)
@@ -111,9 +113,10 @@ MUTANTS = (
     ]),
     edits("kernels/conv1d_relu/cupy_cuda.py", "cuda_host", CONV, [
         # channels-last backward: the ReLU mask in the wrong layout
-        ("backward(_swap(gy), _swap(x), w, _swap(y),", "backward(_swap(gy), _swap(x), w, y,"),
-        # the forward without its ReLU
-        ("                   int(dilation), True)", "                   int(dilation), False)"),
+        ("backward(swap_layout(gy), swap_layout(x), w, swap_layout(y), *p)",
+         "backward(swap_layout(gy), swap_layout(x), w, y, *p)"),
+        # the channels-first forward without its ReLU
+        ("    return forward(x, w, b, *p, True)", "    return forward(x, w, b, *p, False)"),
     ]),
     edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
         # the mask y > 0 of the pooled output lets clipped windows through
@@ -180,8 +183,6 @@ MUTANTS = (
         ("            ga[at] = v;\n        }\n        __syncthreads();\n",
          "            ga[at] = v;\n        }\n"),
 
-        # launch: the partial last block not launched (N not a multiple of rows)
-        ("grid = (N + rows - 1) // rows", "grid = N // rows"),
         # forward with W_hh in global memory: the weights read from the state buffer
         ("const T* W = w_hhT;\n    T* h = sm;", "const T* W = sm;\n    T* h = sm;"),
         # the second state buffer right after the first live rows: a partial block uses
@@ -189,6 +190,18 @@ MUTANTS = (
         ("T* hn = h + rows * H;", "T* hn = h + nr * H;", None,
          "a block touches only nr·H entries of each buffer, so h[0, nr·H) and "
          "hn[nr·H, 2·nr·H) still never overlap"),
+    ]),
+    edits("kernels/_recurrent_cuda.py", "cuda_host", RECURRENT, [
+        # launch: the partial last block not launched (N not a multiple of rows)
+        ("grid = (N + rows - 1) // rows", "grid = N // rows"),
+        # W_hh in global memory, but its bytes still requested as shared memory
+        ("smem = state + w_bytes if w_in_smem else state",
+         "smem = state + w_bytes if w_in_smem else state + w_bytes"),
+        # the products after the walk: h_{t-1} taken as h_t
+        ("hs[:, :-1]], axis=1)", "hs[:, 1:]], axis=1)"),
+        # ... or gw_hh from the input projection's gradient (the GRU's differ)
+        ("gw_hh = g_rec.reshape(N * steps, g_rec.shape[2]).T",
+         "gw_hh = g_in.reshape(N * steps, g_in.shape[2]).T"),
     ]),
     edits("kernels/lstm/cupy_cuda.py", "cuda_host", LSTM, [
         # the upstream gradient of the cell states ignored
@@ -241,7 +254,7 @@ MUTANTS = (
          "acc[r] of a missing row r >= rows only reaches g[r·H + k], which no thread of the "
          "block ever reads or writes out"),
     ]),
-    edits("kernels/softmax/cupy_cuda.py", "cuda_host", SOFTMAX, [
+    edits("kernels/_rows_cuda.py", "cuda_host", SOFTMAX, [
         # the shared exp helper without its float accuracy correction exp(h)·l
         ("return e + e * (double)l;", "return e;"),
         # ... or without its early return for exp(-inf) = 0 (a masked logit: l = NaN)
@@ -262,6 +275,13 @@ MUTANTS = (
         ("if (v < m) below +=", "if (v <= m) below +="),
         # row_max_logsum: the maximum's own 1 not taken out of the tie count
         ("L = log1p(below + (double)(ties - 1));", "L = log1p(below + (double)ties);"),
+        # lanes per row: a wider group, still a power of two: the row kernels are correct
+        # for every power of two G <= 32 (each lane strides by G over the row)
+        ("while g < 32 and 4 * g < K:", "while g < 32 and 2 * g < K:", None,
+         "every row kernel is correct for any power-of-two G <= 32 (lanes stride by G and the "
+         "group reductions combine exactly G lanes); only the speed changes"),
+    ]),
+    edits("kernels/softmax/cupy_cuda.py", "cuda_host", SOFTMAX, [
         # softmax forward: the row minimum instead of the maximum (overflows for large logits)
         ("if (live) for (int k = j; k < K; k += G) m = max_nan(m, x[row + k]);",
          "if (live) for (int k = j; k < K; k += G) m = fmin(m, x[row + k]);"),
@@ -271,11 +291,6 @@ MUTANTS = (
         # softmax backward: the wrong sign
         ("gx[row + k] = (T)((double)y[row + k] * ((double)gy[row + k] - s));",
          "gx[row + k] = (T)((double)y[row + k] * ((double)gy[row + k] + s));"),
-        # lanes per row: a wider group, still a power of two: the row kernels are correct
-        # for every power of two G <= 32 (each lane strides by G over the row)
-        ("while g < 32 and 4 * g < K:", "while g < 32 and 2 * g < K:", None,
-         "every row kernel is correct for any power-of-two G <= 32 (lanes stride by G and the "
-         "group reductions combine exactly G lanes); only the speed changes"),
     ]),
     edits("kernels/log_softmax/cupy_cuda.py", "cuda_host", LOG_SOFTMAX, [
         # forward: L added instead of subtracted

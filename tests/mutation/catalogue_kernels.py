@@ -44,6 +44,12 @@ R_LOG_SOFTMAX = (K + "test_softmax.py", "tests/stability/test_extremes.py", E_TI
 R_LOSSES = (K + "test_losses.py", "tests/stability/test_extremes.py", E_BCE_BOUNDARY,
             "-k", "numpy or references or reference_rejects")
 
+# the shared modules under kernels/: every family that imports them
+R_SHAPES = (K + "test_conv1d.py", K + "test_conv1d_channels_last.py", K + "test_maxpool1d.py",
+            K + "test_avgpool1d.py", "-k", REF)
+R_ROWS = (K + "test_softmax.py", K + "test_losses.py", "tests/stability/test_extremes.py",
+          E_TINY_LOG_P, "-k", "numpy or test_reference or references")
+
 # --- numba selections ----------------------------------------------------------------------
 N_CONV = (K + "test_conv1d.py", K + "test_conv1d_channels_last.py", K + "test_conv1d_relu.py",
           K + "test_conv1d_need_gx.py", "-k", "numba")
@@ -60,6 +66,9 @@ N_SOFTMAX = (K + "test_softmax.py", "tests/stability/test_extremes.py", E_TINY_L
              "-k", "numba and softmax")
 N_LOSSES = (K + "test_losses.py", "tests/stability/test_extremes.py", E_BCE_BOUNDARY,
             "-k", "numba")
+N_IM2COL = N_CONV[:-2] + (K + "test_conv1d_relu_maxpool.py", "-k", "numba and not cuda_host")
+N_ROWS = (K + "test_softmax.py", K + "test_losses.py", "tests/stability/test_extremes.py",
+          E_TINY_LOG_P, "-k", "numba")
 N_ADAM = ("tests/optim/test_adam_kernels.py", "tests/optim/test_optim.py", "-k", "numba")
 
 
@@ -74,7 +83,6 @@ def nb(op: str) -> str:
 MUTANTS = [
     # ================================================================ reference group
     *edits(ref("conv1d"), "reference", R_CONV, [
-        ("dilation * (K - 1) - 1) // stride + 1", "dilation * (K - 1)) // stride + 1"),
         ("if Lo < 1:", "if Lo < 0:"),
         ("(padding_left, padding_right)))", "(padding_right, padding_left)))"),
         ("np.arange(Lo)[:, None] * stride + np.arange(K)[None, :] * dilation",
@@ -87,8 +95,6 @@ MUTANTS = [
         ("gxp[:, :, k * dilation:k * dilation + last:stride]", "gxp[:, :, k:k + last:stride]"),
         ("gx = gxp[:, :, padding_left:padding_left + L]",
          "gx = gxp[:, :, padding_right:padding_right + L]"),
-        ("return np.ascontiguousarray(np.swapaxes(a, 1, 2))",
-         "return np.ascontiguousarray(np.swapaxes(a, 1, 2)[:, :, ::-1])"),
     ]),
     *edits(ref("conv1d_relu"), "reference", R_CONV_RELU, [
         ("return np.maximum(z, 0)", "return np.abs(z)"),
@@ -104,9 +110,6 @@ MUTANTS = [
          "stride=pool_size, padding=pool_padding,\n                          channels_last"),
     ]),
     *edits(ref("maxpool1d"), "reference", R_MAXPOOL, [
-        ("0 <= padding <= kernel_size // 2", "0 <= padding <= kernel_size"),
-        ("return (length + 2 * padding - kernel_size) // stride + 1",
-         "return (length + padding - kernel_size) // stride + 1"),
         ("lo = max(t * stride - padding, 0)", "lo = max(t * stride - padding, 1)"),
         ("hi = min(t * stride - padding + kernel_size, L)",
          "hi = min(t * stride - padding + kernel_size - 1, L)"),
@@ -114,7 +117,8 @@ MUTANTS = [
          "k = window.shape[2] - 1 - np.argmax(window[:, :, ::-1], axis=2)"),
         ("argmax[:, :, t] = lo + k", "argmax[:, :, t] = k"),
         ("np.add.at(gx, (n, c, argmax), gy)", "gx[n, c, argmax] += gy"),
-        ("return _swap(y), _swap(argmax)", "return _swap(y), _swap(argmax)[:, ::-1]"),
+        ("return swap_layout(y), swap_layout(argmax)",
+         "return swap_layout(y), swap_layout(argmax)[:, ::-1]"),
     ]),
     *edits(ref("avgpool1d"), "reference", R_AVGPOOL, [
         ("xp = np.pad(x, ((0, 0), (0, 0), (P, P)))",
@@ -166,8 +170,6 @@ MUTANTS = [
         ("s = (gy64 * y64).sum(axis=1, keepdims=True)", "s = gy64.sum(axis=1, keepdims=True)"),
     ]),
     *edits(ref("log_softmax"), "reference", R_LOG_SOFTMAX, [
-        ("np.where(x64 < m, np.exp(x64 - m), 0.0)", "np.where(x64 <= m, np.exp(x64 - m), 0.0)"),
-        ("np.log1p(below + (ties - 1))", "np.log1p(below + ties)"),
         ("y = (x64 - m) - L", "y = (x64 - m) + L"),
         ("gx = gy64 - np.exp(y.astype(np.float64)) * S", "gx = gy64 - y.astype(np.float64) * S"),
         ("S = gy64.sum(axis=1, keepdims=True)", "S = gy64.sum(axis=0, keepdims=True)"),
@@ -206,33 +208,59 @@ MUTANTS = [
         ("(-ga).astype(a.dtype)", "(ga).astype(a.dtype)"),
     ]),
 
+    *edits("kernels/_shapes.py", "reference", R_SHAPES, [
+        # conv1d's output length (the references' and every backend's)
+        ("dilation * (K - 1) - 1) // stride + 1", "dilation * (K - 1)) // stride + 1"),
+        # the pools' padding rule and output length
+        ("0 <= padding <= kernel_size // 2", "0 <= padding <= kernel_size"),
+        ("return (length + 2 * padding - kernel_size) // stride + 1",
+         "return (length + padding - kernel_size) // stride + 1"),
+        # the layout swap of the channels-last adapters
+        ("return a.swapaxes(1, 2).copy()", "return a.swapaxes(1, 2)[:, :, ::-1].copy()"),
+    ]),
+    *edits("kernels/_rows.py", "reference", R_ROWS, [
+        ("np.where(x64 < m, np.exp(x64 - m), 0.0)", "np.where(x64 <= m, np.exp(x64 - m), 0.0)"),
+        ("np.log1p(below + (ties - 1))", "np.log1p(below + ties)"),
+    ]),
+
     # ================================================================ numba group
     *edits(nb("conv1d"), "numba", N_CONV, [
-        ("i = t * S + k * d - pl\n                cols[ck",
-         "i = t * S + k * d + pl\n                cols[ck"),
-        ("x[n, c, i] if 0 <= i < L else 0.0", "x[n, c, i] if 0 < i < L else 0.0"),
         ("y[n, o, t] = prod[o, row + t] + bo", "y[n, o, t] = prod[o, row + t] - bo"),
         ("y[n, o, t] = max(prod[o, row + t] + bo, 0.0)", "y[n, o, t] = max(prod[o, row + t], 0.0)"),
         ("g = gy[n, o, t] if y[n, o, t] > 0.0 else 0.0",
          "g = gy[n, o, t] if y[n, o, t] >= 0.0 else 0.0"),
         ("gb[o] += part.sum()", "gb[o] = part.sum()"),
-        ("if 0 <= i < L:\n                        gx[n, c, i]",
-         "if 0 < i < L:\n                        gx[n, c, i]"),
-        ("i = t * S + k * d - pl\n                if 0 <= i < L:\n                    for c",
-         "i = t * S + k - pl\n                if 0 <= i < L:\n                    for c"),
         ("y[r, o] = max(y[r, o] + b[o], zero)", "y[r, o] = max(y[r, o], zero)"),
         ("G[r, o] = gy[r, o] if y[r, o] > zero else zero",
          "G[r, o] = gy[r, o] if y[r, o] >= zero else zero"),
         ("        gb[o] += part[o]", "        gb[o] = part[o]"),
-        ("gx[n, i, c] += gcols[r, k * C + c]", "gx[n, i, c] = gcols[r, k * C + c]"),
-        ("return (L + padding_left + padding_right - dilation * (K - 1) - 1) // stride + 1",
-         "return (L + padding_left + padding_right - dilation * (K - 1)) // stride + 1"),
         ("gw += np.matmul(G, cols.T, out=gw_chunk)", "gw = np.matmul(G, cols.T, out=gw_chunk)"),
+        ("im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)        #",
+         "im2col(x[0:n1 - n0], K, stride, padding_left, dilation, Lo, cols)        #"),
+    ]),
+    *edits("kernels/_im2col.py", "numba", N_IM2COL, [
+        # im2col: the padding on the wrong side; position 0 taken as padding
+        ("i = t * S + k * d - pl\n                cols[ck",
+         "i = t * S + k * d + pl\n                cols[ck"),
+        ("x[n, c, i] if 0 <= i < L else 0.0", "x[n, c, i] if 0 < i < L else 0.0"),
+        # col2im: position 0 never receives its gradient
+        ("if 0 <= i < L:\n                        gx[n, c, i]",
+         "if 0 < i < L:\n                        gx[n, c, i]"),
+        # im2col_nlc: the dilation dropped
+        ("i = t * S + k * d - pl\n                if 0 <= i < L:\n                    for c",
+         "i = t * S + k - pl\n                if 0 <= i < L:\n                    for c"),
+        # col2im_nlc: overlapping taps overwrite instead of adding
+        ("gx[n, i, c] += gcols[r, k * C + c]", "gx[n, i, c] = gcols[r, k * C + c]"),
+        # the channels-last weight matrix and its inverse in the wrong order
         ("w.transpose(2, 1, 0)).reshape(K * C, O)", "w.transpose(1, 2, 0)).reshape(K * C, O)"),
-        ("gw = np.ascontiguousarray(gwm.reshape(K, C, O).transpose(2, 1, 0))",
-         "gw = np.ascontiguousarray(gwm.reshape(C, K, O).transpose(2, 0, 1))"),
-        ("_im2col(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)       #",
-         "_im2col(x[0:n1 - n0], K, stride, padding_left, dilation, Lo, cols)       #"),
+        ("np.ascontiguousarray(wm.reshape(K, C, O).transpose(2, 1, 0))",
+         "np.ascontiguousarray(wm.reshape(C, K, O).transpose(2, 0, 1))"),
+        # the chunks: the last sample left out
+        ("[(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]",
+         "[(n0, min(N - 1, n0 + nb)) for n0 in range(0, N, nb)]"),
+        # the channels-last gradient of the weights overwritten by each chunk
+        ("gwm += np.matmul(cols.T, G, out=gw_chunk)",
+         "gwm[:] = np.matmul(cols.T, G, out=gw_chunk)"),
     ]),
     *edits(nb("conv1d_relu"), "numba", N_CONV, [
         ("int(dilation),\n                True)", "int(dilation),\n                False)"),
@@ -255,8 +283,8 @@ MUTANTS = [
          "g = gy[n, p, o]\n                G[n, t + 1, o]"),
         ("pairs = Kp == 2 and Sp == 2 and Pp == 0", "pairs = Kp == 2 and Sp == 2"),
         ("argmax[n0:n1], Kp, Sp, Pp, G, gb)", "argmax[n0:n1], Kp, Sp, 0, G, gb)"),
-        ("_im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)",
-         "_im2col_nlc(x[0:n1 - n0], K, S, pl, d, Lc, cols)"),
+        ("im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)",
+         "im2col_nlc(x[0:n1 - n0], K, S, pl, d, Lc, cols)"),
         ("chunk_products_nlc(x[n0:n1], G.reshape", "chunk_products_nlc(x[0:n1 - n0], G.reshape"),
         ("masked = np.where(y > 0, gy, 0)", "masked = np.where(y >= 0, gy, 0)"),
     ]),
@@ -354,14 +382,8 @@ MUTANTS = [
         ("s += np.float64(gy[i, k]) * np.float64(y[i, k])", "s += np.float64(gy[i, k])"),
         ("_fwd_rows(x, y, i, i + 1)", "_fwd_rows(x[::-1], y, i, i + 1)"),
         ("_bwd_rows(gy, y, gx, i, i + 1)", "_bwd_rows(gy[::-1], y, gx, i, i + 1)"),
-        ("if last.size < parallel_min:", "if last.size < 0:", None,
-         "every row kernel's prange loop runs its serial row function on each row, so both "
-         "paths compute the same values"),
     ]),
     *edits(nb("log_softmax"), "numba", N_SOFTMAX, [
-        ("if v < m:", "if v <= m:"),
-        ("m = -np.inf", "m = 0.0"),
-        ("np.log1p(below + (ties - 1))", "np.log1p(below + ties)"),
         ("y[i, k] = (np.float64(x[i, k]) - m) - L", "y[i, k] = (np.float64(x[i, k]) - m) + L"),
         ("- np.exp(np.float64(y[i, k])) * S", "- np.float64(y[i, k]) * S"),
         ("_fwd_rows(x, y, i, i + 1)", "_fwd_rows(x[::-1], y, i, i + 1)"),
@@ -376,8 +398,8 @@ MUTANTS = [
          "_fwd_rows(x, labels[::-1], loss, lse, i, i + 1)"),
         ("_bwd_rows(gloss, x, labels, lse, gx, i, i + 1)",
          "_bwd_rows(gloss[::-1], x, labels, lse, gx, i, i + 1)"),
-        ("_fwd_rows(x, labels, loss, lse, 0, x.shape[0])",
-         "_fwd_rows(x[::-1], labels[::-1], loss, lse, 0, x.shape[0])"),
+        ("PARALLEL_MIN, x.size, x, labels, loss, lse)",
+         "PARALLEL_MIN, x.size, x[::-1], labels[::-1], loss, lse)"),
     ]),
     *edits(nb("soft_cross_entropy"), "numba", N_LOSSES, [
         ("((m - np.float64(x[i, k])) + L)", "((m - np.float64(x[i, k])) - L)"),
@@ -387,6 +409,17 @@ MUTANTS = [
         ("_bwd_rows(gloss, x, p, lse, gx, gp, i, i + 1)",
          "_bwd_rows(gloss[::-1], x, p, lse, gx, gp, i, i + 1)"),
         ("_fwd_rows(x, p, loss, lse, i, i + 1)", "_fwd_rows(x, p[::-1], loss, lse, i, i + 1)"),
+    ]),
+    *edits("kernels/_rows_numba.py", "numba", N_ROWS, [
+        # row_max_logsum (log_softmax and the cross-entropies)
+        ("if v < m:", "if v <= m:"),
+        ("m = -np.inf", "m = 0.0"),
+        ("np.log1p(below + (ties - 1))", "np.log1p(below + ties)"),
+        # the serial path skips the last row
+        ("rows(*arrays, 0, arrays[0].shape[0])", "rows(*arrays, 0, arrays[0].shape[0] - 1)"),
+        ("if size < parallel_min:", "if size < 0:", None,
+         "every row kernel's prange loop runs its serial row function on each row, so both "
+         "paths compute the same values"),
     ]),
     *edits(nb("bce"), "numba", N_LOSSES, [
         ("p_hat = min(max(np.float64(p[i]), EPS), 1.0 - EPS)",

@@ -205,14 +205,17 @@ def _stale_caches(root: Path, file: str) -> re.Pattern:
     Numba checks a cached function against its own source file only: an njit function of
     ``kernels/cross_entropy`` that calls one of ``kernels/log_softmax`` keeps the compiled
     original after a mutant of the latter. So the mutated family and every family whose
-    modules import it, directly or through others, start without a cache."""
+    modules import it, directly or through others, start without a cache. A module of its
+    own under ``kernels/`` (``kernels/_rows_numba.py``) caches in the folder ``kernels``
+    and is imported by its name."""
     parts = Path(file).parts
-    family = parts[1] if len(parts) > 2 else "kernels"     # kernels/optim_numba.py: "kernels"
+    # kernels/<family>/...: the family; kernels/_rows_numba.py: "kernels" and "_rows_numba"
+    start = {parts[1]} if len(parts) > 2 else {"kernels", Path(file).stem}
     imports: dict[str, set[str]] = {}
     for py in (root / "kernels").rglob("*.py"):
         fam = py.parent.name if py.parent != root / "kernels" else "kernels"
         imports.setdefault(fam, set()).update(_IMPORT.findall(py.read_text()))
-    stale, grew = {family}, True
+    stale, grew = set(start), True
     while grew:
         more = {f for f, deps in imports.items() if deps & stale} - stale
         stale |= more
