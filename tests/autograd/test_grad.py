@@ -106,6 +106,10 @@ def test_grad_of_a_leaf_output_is_the_seed():
     w = mt.tensor(np.arange(3.0), backend="numpy", requires_grad=True)
     (g,) = mt.grad(w, [w], gradient=np.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(g.data, [1.0, 2.0, 3.0])
+    seed = np.array([1.0, 1.0, 1.0])
+    (g,) = mt.grad(w, [w], gradient=seed)
+    g.data[0] = 7.0                            # a result never aliases the caller's array
+    assert seed[0] == 1.0
 
 
 @settings(max_examples=25, deadline=None)

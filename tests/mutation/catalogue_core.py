@@ -33,8 +33,14 @@ MUTANTS = (
          "        if retain_graph:\n            node.ctx = None"),
         # the walk in the wrong order
         ("    order.reverse()\n    return order", "    return order"),
-        ("gradient = xp.ones(root.data.shape, dtype=root.data.dtype)",
-         "gradient = xp.full(root.data.shape, 2, dtype=root.data.dtype)"),
+        ("return xp.ones(root.data.shape, dtype=root.data.dtype)",
+         "return xp.full(root.data.shape, 2, dtype=root.data.dtype)"),
+        # grad: results alias the caller's gradient (or each other)
+        ("out.append(None if g is None else g.copy())", "out.append(g)"),
+        # grad: an unused tensor silently None, or a used one refused
+        ("if g is None and not allow_unused:", "if g is None and allow_unused:"),
+        # grad: the gradient of an intermediate taken before the walk reaches its node
+        ("                wanted[(id(node), i)] = g", "                wanted[(id(node), i)] = None"),
         # incoming gradients passed on as they come (a transposed or sliced one included)
         ("if g is not None and not g.flags.c_contiguous:",
          "if g is not None and not g.flags.c_contiguous and False:"),
