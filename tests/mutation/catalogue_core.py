@@ -39,8 +39,9 @@ MUTANTS = (
         ("out.append(None if g is None else g.copy())", "out.append(g)"),
         # grad: an unused tensor silently None, or a used one refused
         ("if g is None and not allow_unused:", "if g is None and allow_unused:"),
-        # grad: the gradient of an intermediate taken before the walk reaches its node
-        ("                wanted[(id(node), i)] = g", "                wanted[(id(node), i)] = None"),
+        # grad: an intermediate tensor's gradient never recorded
+        ("                wanted[(id(node), i)] = g",
+         "                wanted[(id(node), i)] = None"),
         # incoming gradients passed on as they come (a transposed or sliced one included)
         ("if g is not None and not g.flags.c_contiguous:",
          "if g is not None and not g.flags.c_contiguous and False:"),
