@@ -61,7 +61,11 @@ def grad(root, tensors, gradient, xp, retain_graph: bool = False,
     for t in tensors:
         if t._node is not None and t is not root:
             wanted[(id(t._node), t._index)] = None
-    leaf_grads = _walk(root, gradient, retain_graph, wanted) if root._node is not None else {}
+    leaf_grads = {}
+    if root._node is not None:
+        order = topological_order(root._node)
+        leaf_grads = _walk(root, gradient, retain_graph, wanted, order,
+                           _leading_to(order, tensors, wanted))
     out = []
     for i, t in enumerate(tensors):
         if t is root:
@@ -93,11 +97,34 @@ def _seed(name: str, root, gradient, xp):
     return gradient.astype(root.data.dtype, copy=False)
 
 
-def _walk(root, gradient, retain_graph: bool, wanted: dict) -> dict[int, tuple]:
-    """Walk the graph under ``root`` once; returns {id(leaf): (leaf, gradient)}. The
-    complete gradient of each intermediate output ``(id(node), index)`` in ``wanted`` is
-    stored there when its node is reached (every consumer has been walked by then)."""
-    order = topological_order(root._node)
+def _leading_to(order: list[Node], tensors, wanted: dict) -> set[int]:
+    """ids of the nodes in ``order`` with a path to one of ``tensors``: the only ones whose
+    ``backward`` ``grad`` needs (a gradient on the last shared layer skips everything
+    below it)."""
+    leaves = {id(t) for t in tensors if t._node is None}
+    needed: set[int] = set()
+    for node in reversed(order):                  # inputs before their consumers
+        if node.ctx is None:                      # freed: let the walk say so
+            needed.add(id(node))
+            continue
+        for t in node.inputs:
+            if t is None or not hasattr(t, "_node"):
+                continue
+            if id(t) in leaves or (t._node is not None and (
+                    id(t._node) in needed or (id(t._node), t._index) in wanted)):
+                needed.add(id(node))
+                break
+    return needed
+
+
+def _walk(root, gradient, retain_graph: bool, wanted: dict, order: list[Node] | None = None,
+          needed: set[int] | None = None) -> dict[int, tuple]:
+    """Walk the graph under ``root`` once (only the nodes in ``needed``, when given);
+    returns {id(leaf): (leaf, gradient)}. The complete gradient of each intermediate
+    output ``(id(node), index)`` in ``wanted`` is stored there when its node is reached
+    (every consumer has been walked by then)."""
+    if order is None:
+        order = topological_order(root._node)
     grads: dict[Node, list] = {root._node: [None] * root._node.n_outputs}
     grads[root._node][root._index] = gradient
     leaf_grads: dict[int, tuple] = {}
@@ -115,6 +142,10 @@ def _walk(root, gradient, retain_graph: bool, wanted: dict) -> dict[int, tuple]:
                 gys[i] = ctx.xp.ascontiguousarray(g)
             if wanted and (id(node), i) in wanted:
                 wanted[(id(node), i)] = g
+        if needed is not None and id(node) not in needed:
+            if not retain_graph:
+                node.ctx = None
+            continue
         with kernels.guard(ctx.backend):
             gxs = node.fn.backward(ctx, *gys)
         if not isinstance(gxs, tuple):
