@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
         t.add_argument(flag, type=int, default=None, help=what)
     t.add_argument("--categorical", choices=("onehot", "embedding"), default="onehot",
                    help="how categorical columns are encoded (onehot)")
+    t.add_argument("--weighting", choices=("fixed", "uncertainty", "gradnorm", "dwa"),
+                   default="fixed", help="how the task losses are weighed: the declared "
+                   "weights, uncertainty (Kendall 2018), GradNorm (Chen 2018), DWA (Liu 2019)")
+    t.add_argument("--gradnorm-alpha", type=float, default=1.5,
+                   help="GradNorm's asymmetry alpha (1.5)")
+    t.add_argument("--pcgrad", action="store_true", help="PCGrad (Yu 2020): project "
+                   "conflicting task gradients on the shared parameters")
+    t.add_argument("--conflict", type=int, default=0, metavar="N",
+                   help="measure the tasks' gradient cosines on the shared parameters every "
+                   "N steps (0: off); in the epoch line, history.json and balance.png")
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)

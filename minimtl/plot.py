@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .checkpoint import atomic_write
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "plot_balance"]
 
 
 def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> bool:
@@ -59,4 +59,52 @@ def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> boo
         atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
     finally:
         plt.close(fig)
+    return True
+
+
+def plot_balance(history, path: str, tasks) -> bool:
+    """Task balancing over training: each task's loss weight per epoch (left) and, per
+    task pair, the cosine of their gradients on the shared parameters at every measured
+    step with the epoch means (right; below 0 the tasks conflict). Written atomically;
+    False without matplotlib or when the history holds neither."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    epochs = list(range(1, len(history.epochs) + 1))
+    weights = {t: history.series(f"weight_{t}") for t in tasks}
+    pairs = sorted({k for e in history.epochs for k in e.get("cosines", {})})
+    if not any(weights.values()) and not pairs:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for t, w in weights.items():
+        if w:
+            axes[0].plot(epochs[:len(w)], w, "o-", ms=3, label=t)
+    axes[0].set(title="loss weight per task", xlabel="epoch", ylabel="weight")
+    if any(weights.values()):
+        axes[0].legend(fontsize=8)
+    else:
+        axes[0].text(0.5, 0.5, "fixed weights", ha="center", transform=axes[0].transAxes)
+    for pair in pairs:
+        xs, ys, means = [], [], []
+        for e, logs in enumerate(history.epochs, start=1):
+            c = logs.get("cosines", {}).get(pair, [])
+            xs += [e - 1 + (i + 1) / len(c) for i in range(len(c))]
+            ys += c
+            if c:
+                means.append((e, sum(c) / len(c)))
+        (line,) = axes[1].plot(xs, ys, ".", ms=2, alpha=0.4)
+        axes[1].plot([m[0] for m in means], [m[1] for m in means], "o-", ms=4,
+                     color=line.get_color(), label=f"{pair.replace('|', ' vs ')} (epoch mean)")
+    axes[1].axhline(0.0, color="grey", lw=0.8)
+    axes[1].set(title="cosine of task gradients on the shared parameters", xlabel="epoch",
+                ylabel="cosine", ylim=(-1.05, 1.05))
+    if pairs:
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
     return True

@@ -21,10 +21,11 @@ RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharin
                 "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
                 "preprocess", "seed", "model", "census_group", "census_rows", "correlation",
                 "experts", "expert_units", "tower_units", "bottom_units", "levels",
-                "categorical")
+                "categorical", "weighting", "gradnorm_alpha", "pcgrad", "conflict")
 
 #: the files a run writes into --out
-RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png")
+RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png",
+             "balance.png")
 
 
 def _flag(attr: str) -> str:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from .plot import plot_curves
+from .plot import plot_balance, plot_curves
 from .runfolder import RUN_SETTINGS, CLIError, prepare_out, remove_empty, start_run, write_json
 
 __all__ = ["cmd_train", "cmd_summary", "MODELS", "build_model"]
@@ -30,7 +30,8 @@ _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
               "--threads": ("threads", 1), "--seed": ("seed", 0),
               "--experts": ("experts", 1), "--expert-units": ("expert_units", 1),
               "--tower-units": ("tower_units", 1), "--bottom-units": ("bottom_units", 1),
-              "--levels": ("levels", 1), "--census-rows": ("census_rows", 20)}
+              "--levels": ("levels", 1), "--census-rows": ("census_rows", 20),
+              "--conflict": ("conflict", 0)}
 
 #: why a smallest value is what it is, where that is not obvious
 _WHY = {"--seq-len": " (each tower's two conv(3)+pool(2) blocks need 10 steps)",
@@ -56,6 +57,9 @@ def _check_flags(a) -> None:
     rel = getattr(a, "relatedness", None)
     if rel is not None and not 0 <= rel <= 1:
         raise CLIError(f"--relatedness must lie in [0, 1], got {rel}")
+    alpha = getattr(a, "gradnorm_alpha", None)
+    if alpha is not None and not (np.isfinite(alpha) and alpha >= 0):
+        raise CLIError(f"--gradnorm-alpha must be a finite number >= 0, got {alpha}")
     p = getattr(a, "correlation", None)
     if p is not None and not -1 <= p <= 1:
         raise CLIError(f"--correlation must lie in [-1, 1], got {p}")
@@ -117,6 +121,18 @@ def _kind(head: str) -> str:
     from .objectives import objective
 
     return objective(head).kind
+
+
+def _balancer(a, model):
+    """The --weighting / --pcgrad / --conflict Balancer, or None when all are off."""
+    weighting = getattr(a, "weighting", "fixed")
+    if weighting == "fixed" and not getattr(a, "pcgrad", False) and not getattr(a, "conflict", 0):
+        return None
+    from .train import Balancer
+
+    kw = {"alpha": a.gradnorm_alpha} if weighting == "gradnorm" else {}
+    return Balancer(model, weighting, pcgrad=a.pcgrad, conflict_every=a.conflict, seed=a.seed,
+                    **kw)
 
 
 def cmd_train(a) -> int:
@@ -208,12 +224,15 @@ def _train(a) -> int:
         applied = ", ".join(steps) if steps and prep.fitted else "none"
         print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
               f"samples; preprocessing: {applied} (fitted on train)")
-    optimizer = Adam(list(model.parameters()), lr=a.lr)
+    balancer = _balancer(a, model)
+    extra_params = balancer.parameters() if balancer is not None else []
+    optimizer = Adam(list(model.parameters()) + extra_params, lr=a.lr)
     start_run(a)
     t0 = time.perf_counter()
     history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
                   batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
-                  stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()})
+                  stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()},
+                  balancer=balancer)
     wall = time.perf_counter() - t0
     history.save(os.path.join(a.out, "history.json"))
     metrics = evaluate(model, test)
@@ -238,6 +257,8 @@ def _train(a) -> int:
                 "data": src.name, "tasks": [t.to_json() for t in model.tasks]})
     plotted = plot_curves(history, os.path.join(a.out, "curves.png"), best,
                           tasks=model.task_names)
+    if balancer is not None and plotted:
+        plot_balance(history, os.path.join(a.out, "balance.png"), model.task_names)
     write_json(os.path.join(a.out, "run.json"),
                {"command": "train", "settings": {k: getattr(a, k) for k in RUN_SETTINGS},
                 "finished": True, "epochs": len(history.epochs)})

@@ -10,13 +10,19 @@
 - Checkpoints are one ``.npz`` (no pickle): ``model/<param>``, ``optim/<key>``, ``prep/<key>``
   arrays and a JSON ``meta`` string; written to a temporary file that is then renamed over
   the old one, so a crash never leaves a half-written checkpoint.
+- ``fit(..., balancer=Balancer(model, "uncertainty", pcgrad=True, conflict_every=10))``
+  weighs the task losses, combines their gradients and measures how they conflict
+  (``balancing`` has the formulas, ``balancer`` the step).
 """
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..metrics import roc_auc, task_metrics
+from .balancer import Balancer
+from .balancing import WEIGHTINGS
 from .evaluate import evaluate, to_tensors
 from .loop import TrainingError, fit
 from .progress import History
 
-__all__ = ["fit", "evaluate", "to_tensors", "History", "TrainingError", "CheckpointError",
-           "save_checkpoint", "load_checkpoint", "roc_auc", "task_metrics"]
+__all__ = ["fit", "Balancer", "WEIGHTINGS", "evaluate", "to_tensors", "History",
+           "TrainingError", "CheckpointError", "save_checkpoint", "load_checkpoint", "roc_auc",
+           "task_metrics"]

@@ -75,6 +75,13 @@ class Weighting:
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         """The epoch's mean training loss per task."""
 
+    def state(self) -> dict:
+        """What resuming needs (JSON-able)."""
+        return {}
+
+    def load_state(self, state: dict) -> None:
+        """Restore ``state``."""
+
 
 class Fixed(Weighting):
     """The tasks' declared weights, unchanged."""
@@ -101,6 +108,12 @@ class Uncertainty(Weighting):
 
     def parameters(self) -> list:
         return [self.log_var]
+
+    def state(self) -> dict:
+        return {"log_var": [float(v) for v in np.asarray(self.log_var.numpy())]}
+
+    def load_state(self, state: dict) -> None:
+        self.log_var.data[...] = _like(self.log_var, np.asarray(state["log_var"]))
 
     def weights(self) -> dict[str, float]:
         s = np.asarray(self.log_var.numpy(), dtype=np.float64)
@@ -133,6 +146,14 @@ class GradNorm(Weighting):
 
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, map(float, self.w)))
+
+    def state(self) -> dict:
+        return {"w": self.w.tolist(),
+                "initial": None if self.initial is None else self.initial.tolist()}
+
+    def load_state(self, state: dict) -> None:
+        self.w = np.asarray(state["w"], dtype=np.float64)
+        self.initial = None if state["initial"] is None else np.asarray(state["initial"])
 
     def task_gradients(self, norms: dict[str, float], losses: dict[str, float]) -> None:
         g = np.array([norms[n] for n in self.names], dtype=np.float64)   # ‖∇_W L_k‖
@@ -168,6 +189,13 @@ class DWA(Weighting):
 
     def weights(self) -> dict[str, float]:
         return dict(zip(self.names, map(float, self.w)))
+
+    def state(self) -> dict:
+        return {"w": self.w.tolist(), "history": [h.tolist() for h in self.history]}
+
+    def load_state(self, state: dict) -> None:
+        self.w = np.asarray(state["w"], dtype=np.float64)
+        self.history = [np.asarray(h, dtype=np.float64) for h in state["history"]]
 
     def epoch_end(self, mean_losses: dict[str, float]) -> None:
         self.history.append(np.array([mean_losses[n] for n in self.names], dtype=np.float64))

@@ -81,7 +81,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         epochs: int = 10, batch_size: int = 32, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         stream: TextIO | None = sys.stdout, extra: dict[str, np.ndarray] | None = None,
-        callbacks: Iterable = ()) -> History:
+        callbacks: Iterable = (), balancer=None) -> History:
     """Train ``model`` on ``train`` with per-task losses; validate on ``val`` each epoch.
 
     Parameters
@@ -95,6 +95,9 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     stream          where progress goes (None: silent)
     extra           arrays stored with each checkpoint (e.g. preprocessing statistics)
     callbacks       callables ``cb(epoch, logs)`` run after each epoch
+    balancer        a ``minimtl.train.Balancer``: loss weighting, PCGrad, conflict
+                    diagnostics (None: the tasks' declared weights, the plain backward);
+                    its epoch logs (weights, cosines, conflict rates) join the history
 
     Raises ``TrainingError`` when a loss, a parameter or the optimizer state becomes
     NaN/inf (the last good checkpoint is kept) and ``KeyboardInterrupt`` after saving, on
@@ -111,7 +114,14 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                          f"{epochs}")
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
-    optimizer = Adam(list(model.parameters()), lr=1e-3) if optimizer is None else optimizer
+    extra_params = balancer.parameters() if balancer is not None else []
+    if optimizer is None:
+        optimizer = Adam(list(model.parameters()) + extra_params, lr=1e-3)
+    elif extra_params and not {id(p) for p in extra_params} <= {id(p) for p in
+                                                                 optimizer.params}:
+        raise ValueError(f"fit: the optimizer does not update the {balancer.weighting.name} "
+                         f"weighting's parameters; build it over list(model.parameters()) + "
+                         f"balancer.parameters()")
     history = History()
     start, partial = 1, None
     if resume:
@@ -122,6 +132,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         history = History(state["meta"].get("history", []))
         start = int(state["meta"]["epoch"]) + 1
         partial = state["meta"].get("partial")
+        if balancer is not None and "balancer" in state["meta"]:
+            balancer.load_state(state["meta"]["balancer"])
     steps = math.ceil(len(train) / batch_size)
     progress = Progress(stream, steps, epochs)
     objectives = model.objectives
@@ -132,6 +144,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 "config": getattr(model, "config", {})}
         if partial_state is not None:
             meta["partial"] = partial_state
+        if balancer is not None:
+            meta["balancer"] = balancer.state()
         save_checkpoint(checkpoint, model, optimizer, extra=extra, meta=meta)
 
     with _Interrupts() as interrupts:
@@ -154,9 +168,11 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 x, y = to_tensors(model, inputs, targets)
                 logits = model(x)
                 losses = model.losses(logits, y)
-                total = model.total_loss(losses)
                 optimizer.zero_grad()
-                total.backward()
+                if balancer is None:
+                    model.total_loss(losses).backward()
+                else:
+                    balancer.backward(losses)
                 values = {t: float(losses[t].item()) for t in names}
                 _check_finite(values, epoch, step)
                 optimizer.step()
@@ -183,6 +199,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 logs[f"{t}_loss"] = sums[t] / seen
                 if objectives[t].has_accuracy:
                     logs[f"{t}_accuracy"] = correct[t] / seen
+            if balancer is not None:
+                logs.update(balancer.epoch_end({t: sums[t] / seen for t in names}))
             if val is not None and len(val):
                 logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
                 gates = model.gate_weights() if hasattr(model, "gate_weights") else {}
@@ -193,7 +211,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
             _check_state(model, optimizer, logs, epoch)
             history.epochs.append(logs)
             progress.epoch_end(elapsed, {k: v for k, v in logs.items()
-                                         if k not in ("time_s", "gates")})
+                                         if k not in ("time_s", "gates", "cosines")})
             if checkpoint is not None:
                 save(epoch)
             for cb in callbacks:
