@@ -2,14 +2,18 @@
 pictures into a folder:
 
 - ``mmoe-synthetic``: the MMoE paper's synthetic study (``mmoe_synthetic``);
-- ``census``: census-income with the paper's task groups (``census``).
+- ``census``: census-income with the paper's task groups (``census``);
+- ``balancing-conflict``, ``balancing-census``, ``balancing-article``: what the conflict
+  diagnostic sees as the tasks' correlation changes, and the balancing methods against
+  each other and single-task models (``balancing``).
 """
 
 from __future__ import annotations
 
 __all__ = ["EXPERIMENTS", "run"]
 
-EXPERIMENTS = ("mmoe-synthetic", "census")
+EXPERIMENTS = ("mmoe-synthetic", "census", "balancing-conflict", "balancing-census",
+               "balancing-article")
 
 
 def run(a) -> int:
@@ -20,6 +24,19 @@ def run(a) -> int:
 
         backend = "numba" if available("numba") else "numpy"
     out = a.out or f"runs/experiment-{a.name}"
+    if a.name.startswith("balancing-"):
+        from . import balancing
+
+        if a.name == "balancing-conflict":
+            results = balancing.run_conflict(out, seeds=a.seeds, epochs=a.epochs or 10,
+                                             backend=backend)
+            print(balancing.conflict_table(results))
+        else:
+            results = balancing.run_methods(out, a.name.split("-", 1)[1], seeds=a.seeds,
+                                            epochs=a.epochs, backend=backend, rows=a.rows)
+            print(balancing.methods_table(results))
+        print(f"wrote {out}: its .json (every run) and .md (the table)")
+        return 0
     if a.name == "mmoe-synthetic":
         from . import mmoe_synthetic
 
