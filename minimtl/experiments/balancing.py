@@ -1,7 +1,7 @@
 """Task balancing, measured: what the conflict diagnostic sees, and what each balancing
 method does to the tasks' test metrics.
 
-``conflict`` (MMoE synthetic data, p in {-0.5, 0, 0.5, 0.9, 1}): a shared-bottom model
+``conflict`` (MMoE synthetic data, p in {-1, -0.9, -0.5, 0, 0.5, 0.9, 1}): a shared-bottom model
 (one bottom layer of 113 units, towers of 8, as in ``mmoe_synthetic``) trained with the
 diagnostics on; the mean cosine between the two tasks' gradients on the bottom layer
 over all measured steps, per run. The generator plants the tasks' correlation p; the
@@ -31,7 +31,9 @@ from .common import fmt_mean_sd, mean_sd, progress
 __all__ = ["run_conflict", "run_methods", "METHODS", "CORRELATIONS", "conflict_table",
            "methods_table"]
 
-CORRELATIONS = (-0.5, 0.0, 0.5, 0.9, 1.0)
+#: the target's five values of p, and -1 and -0.9 to tell p from |p| (see conflict_table)
+CORRELATIONS = (-1.0, -0.9, -0.5, 0.0, 0.5, 0.9, 1.0)
+TARGET_P = (-0.5, 0.0, 0.5, 0.9, 1.0)
 #: name -> (weighting, pcgrad)
 METHODS = {"equal": ("fixed", False), "uncertainty": ("uncertainty", False),
            "gradnorm": ("gradnorm", False), "dwa": ("dwa", False), "pcgrad": ("fixed", True)}
@@ -95,12 +97,18 @@ def conflict_table(results: dict) -> str:
         rows.append(f"| {p:g} | {fmt_mean_sd([r['mean_cosine'] for r in rs], 3)} | "
                     f"{fmt_mean_sd([100 * r['conflict_rate'] for r in rs], 1)} % | "
                     f"{fmt_mean_sd([r['test']['loss'] for r in rs], 3)} |")
-    monotone = all(a < b for a, b in zip(means, means[1:]))
+    by_p = dict(zip(ps, means))
+    target = [by_p[p] for p in TARGET_P if p in by_p]
+    monotone = all(a < b for a, b in zip(target, target[1:]))
     s = results["settings"]
     rows += ["", f"Mean ± sd over {s['seeds']} seeds; {s['model']}, {s['epochs']} epochs, "
              f"batch {s['batch_size']}, cosine measured every {s['every']} steps on the bottom "
-             f"layer. Mean cosine {'rises' if monotone else 'does NOT rise'} monotonically "
-             f"with p."]
+             f"layer. Over p = {', '.join(f'{p:g}' for p in TARGET_P if p in by_p)} the mean "
+             f"cosine {'rises' if monotone else 'does NOT rise'} monotonically."]
+    mirrored = [(p, -p) for p in ps if p > 0 and -p in by_p]
+    if mirrored:
+        rows.append("Mirrored p (p: cosine at p / at -p): " + "; ".join(
+            f"{p:g}: {by_p[p]:+.3f} / {by_p[q]:+.3f}" for p, q in mirrored) + ".")
     return "\n".join(rows)
 
 

@@ -8,6 +8,7 @@ ENGINE = ("tests/autograd", "tests/ops", "tests/gradcheck", "tests/nn", "-k", "n
 OPTIM = ("tests/optim", "tests/autograd/test_aliasing.py", "-k", "not cuda_host")
 METRICS = ("tests/train/test_metrics.py", "tests/train/test_training.py")
 DATA = ("tests/train/test_data.py",)
+BALANCING = ("tests/train/test_balancing.py", "tests/train/test_balancer.py")
 
 MUTANTS = (
     edits("minimtl/autograd.py", "engine", ENGINE, [
@@ -168,6 +169,32 @@ MUTANTS = (
     ]),
     edits("minimtl/train/loop.py", "metrics", METRICS, [
         ("sums[t] += values[t] * n", "sums[t] += values[t]"),
+    ]),
+    edits("minimtl/train/balancing.py", "optim", BALANCING, [
+        # PCGrad projecting agreeing pairs instead of conflicting ones
+        ("            if dot < 0:", "            if dot > 0:"),
+        # projected onto the wrong normal plane
+        ("gi -= (dot / float((gj * gj).sum())) * gj", "gi -= (dot / float((gi * gi).sum())) * gj"),
+        # GradNorm's weights not renormalised to sum to K
+        ("    w = np.maximum(w, 1e-3)\n    return w * (len(w) / w.sum())",
+         "    w = np.maximum(w, 1e-3)\n    return w"),
+        # DWA's temperature multiplying
+        ("e = np.exp((r - r.max()) / temperature)", "e = np.exp((r - r.max()) * temperature)"),
+        # uncertainty's regulariser ½·s_k dropped to s_k
+        ("term = losses[n] * precision[i] + self.log_var[i] * 0.5",
+         "term = losses[n] * precision[i] + self.log_var[i] * 1.0"),
+        ("float((a * b).sum()) / (na * nb)", "float((a * b).sum()) / (na * na)"),
+        ("2 * math.sqrt(sa * sb) / (sa + sb)", "math.sqrt(sa * sb) / (sa + sb)"),
+    ]),
+    edits("minimtl/train/balancer.py", "optim", BALANCING, [
+        # a parameter either task reaches counted as shared
+        ("overlap = any(bool((a & b).any())", "overlap = any(bool((a | b).any())"),
+        ("measure = self.every > 0 and self.step_count % self.every == 0",
+         "measure = self.every > 0 and self.step_count % self.every == 1"),
+        ("float((c < 0).mean())", "float((c > 0).mean())"),
+        # PCGrad's update not written back
+        ("                    p.grad = update[start:start + n]",
+         "                    _ = update[start:start + n]"),
     ]),
     edits("minimtl/data/preprocessing.py", "data", DATA, [
         ("self.std = np.where(std > 0, std, 1.0)", "self.std = np.where(std > 0, std, 0.5)"),
