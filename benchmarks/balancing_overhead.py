@@ -1,0 +1,87 @@
+"""What the conflict diagnostics (and PCGrad, GradNorm) cost: whole training epochs
+through ``minimtl.train.fit`` with a ``Balancer`` against the plain step, alternated in
+one process, median epoch times and their ratios.
+
+    python benchmarks/balancing_overhead.py [--repeats 5] [--every 10] [--out FILE]
+
+Two workloads: the article's network on its synthetic data (batch 32, 60 steps an
+epoch) and MMoE on MMoE-synthetic data (batch 128, 79 steps). Variants: ``off`` (no
+balancer, the default step), ``conflict`` (cosines every ``--every`` steps, the CLI's
+default interval), ``pcgrad`` and ``gradnorm`` (every step: the price of the method).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+
+def workloads():
+    from minimtl.models import MultiTaskNet
+    from minimtl.models.network import MultiTaskNetwork
+    from minimtl.sources import load_source
+
+    art = load_source("article", seed=0)
+    syn = load_source("mmoe-synthetic", seed=0, correlation=0.5)
+    (shape,) = set(map(tuple, art.shapes.values()))
+    return {
+        "article (batch 32)": (lambda: MultiTaskNet(shape[0], shape[1], seed=0,
+                                                    backend="numba"), art.train, 32),
+        "mmoe synthetic (batch 128)": (lambda: MultiTaskNetwork(
+            syn.inputs, syn.shapes, syn.tasks, architecture="mmoe", seed=0,
+            backend="numba"), syn.train, 128),
+    }
+
+
+def epoch_time(build, data, batch, variant: str, every: int) -> float:
+    from minimtl.train import Balancer, fit
+
+    model = build()
+    balancer = {"off": None,
+                "conflict": lambda: Balancer(model, conflict_every=every),
+                "pcgrad": lambda: Balancer(model, pcgrad=True),
+                "gradnorm": lambda: Balancer(model, "gradnorm")}[variant]
+    balancer = balancer() if balancer else None
+    fit(model, data, None, epochs=1, batch_size=batch, stream=None, balancer=balancer)
+    t0 = time.perf_counter()               # the second epoch: compiled, shared params found
+    fit(model, data, None, epochs=1, batch_size=batch, stream=None, balancer=balancer,
+        seed=1)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--every", type=int, default=10)
+    p.add_argument("--out", default=None)
+    a = p.parse_args()
+    from minimtl.malloc import tune_malloc
+
+    tune_malloc(True)
+    variants = ("off", "conflict", "pcgrad", "gradnorm")
+    results = {}
+    for name, (build, data, batch) in workloads().items():
+        times = {v: [] for v in variants}
+        for r in range(a.repeats):
+            order = variants if r % 2 == 0 else variants[::-1]
+            for v in order:
+                times[v].append(epoch_time(build, data, batch, v, a.every))
+        med = {v: statistics.median(t) for v, t in times.items()}
+        results[name] = {"epoch_s": times, "median_s": med,
+                         "ratio_to_off": {v: med[v] / med["off"] for v in variants}}
+        print(f"{name}: " + ", ".join(f"{v} {med[v] * 1e3:.0f} ms ({med[v] / med['off']:.2f}x)"
+                                      for v in variants), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({"what": __doc__.splitlines()[0], "every": a.every,
+                       "repeats": a.repeats, "results": results,
+                       "machine": {"python": platform.python_version(),
+                                   "processor": platform.processor() or platform.machine()},
+                       "date": time.strftime("%Y-%m-%d")}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
