@@ -190,9 +190,10 @@ def methods_table(results: dict) -> str:
     single = {s: {r["task"]: r["metric"] for r in runs
                   if r["method"] == "single-task" and r["seed"] == s} for s in seeds}
     head = " | ".join(f"{t} {metric}" for t in tasks)
-    pairs = sorted({p for r in runs if "cosine" in r for p in r["cosine"]})
-    rows = [f"| method | {head} | Δm % | " + " | ".join(f"cos {p} (last epoch)" for p in pairs)
-            + " |", "|---" * (3 + len(tasks) + len(pairs)) + "|"]
+    pairs = list(dict.fromkeys(p for r in runs if "cosine" in r for p in r["cosine"]))
+    cos_head = " | ".join(f"cos({p.replace('|', ', ')}), last epoch" for p in pairs)
+    rows = [f"| method | {head} | Δm % | {cos_head} |",
+            "|---" * (3 + len(tasks) + len(pairs)) + "|"]
     rows.append("| single-task | " + " | ".join(
         fmt_mean_sd([single[s][t] for s in seeds]) for t in tasks) + " | 0 |"
         + " |" * len(pairs))
