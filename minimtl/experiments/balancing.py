@@ -56,7 +56,8 @@ def _fit(model, source, epochs, batch, seed, lr, weighting="fixed", pcgrad=False
 
 
 def run_conflict(out: str, *, seeds: int = 3, epochs: int = 10, every: int = 10,
-                 correlations=CORRELATIONS, backend: str = "numba") -> dict:
+                 correlations=CORRELATIONS, backend: str = "numba",
+                 sizes=(10_000, 1_000, 1_000)) -> dict:
     """Shared-bottom on MMoE synthetic data at each p with the conflict diagnostic on."""
     from ..models.network import MultiTaskNetwork
     from ..sources import load_source
@@ -64,8 +65,7 @@ def run_conflict(out: str, *, seeds: int = 3, epochs: int = 10, every: int = 10,
     runs = []
     for p in correlations:
         for seed in range(seeds):
-            src = load_source("mmoe-synthetic", seed=seed, correlation=p,
-                              mmoe_sizes=(10_000, 1_000, 1_000))
+            src = load_source("mmoe-synthetic", seed=seed, correlation=p, mmoe_sizes=sizes)
             model = MultiTaskNetwork(src.inputs, src.shapes, src.tasks,
                                      architecture="shared-bottom", bottom_units=113,
                                      tower_units=8, seed=seed, backend=backend)
@@ -135,7 +135,8 @@ def _article_models(src, seed, backend, single: str | None):
 def run_methods(out: str, data: str, *, seeds: int = 3, epochs: int | None = None,
                 methods=tuple(METHODS), backend: str = "numba", rows: int | None = None) -> dict:
     """Every method × seed on ``data`` ('census' or 'article'), plus the single-task
-    baselines, with the conflict diagnostic on (every 10 steps)."""
+    baselines, with the conflict diagnostic on (every 10 steps). ``rows``: census, each
+    file's first rows; article, the number of samples (quick runs)."""
     from ..sources import load_source
 
     epochs = epochs or (10 if data == "census" else 10)
@@ -144,7 +145,8 @@ def run_methods(out: str, data: str, *, seeds: int = 3, epochs: int | None = Non
     metric = "auc" if data == "census" else "accuracy"
     runs = []
     for seed in range(seeds):
-        kw = {"census_rows": rows} if data == "census" else {}
+        kw = {"census_rows": rows} if data == "census" else \
+            ({"samples": rows} if rows else {})
         src = load_source(data, seed=seed, **kw)
         names = [t.name for t in src.tasks]
         for task in names:

@@ -77,3 +77,28 @@ def test_an_article_model_on_tabular_data_is_refused_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err
     assert rc == 2 and "--model article reads sequence inputs" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_balancing_experiments_write_their_tables(tmp_path):
+    from minimtl.experiments import balancing
+
+    res = balancing.run_conflict(str(tmp_path), seeds=1, epochs=1, correlations=(0.0, 1.0),
+                                 sizes=(1280, 50, 50))
+    assert [r["correlation"] for r in res["runs"]] == [0.0, 1.0]
+    assert all(r["measured"] == 1 and -1 <= r["mean_cosine"] <= 1 for r in res["runs"])
+    assert "| 1 |" in (tmp_path / "conflict.md").read_text()
+    res = balancing.run_methods(str(tmp_path), "article", seeds=1, epochs=1,
+                                methods=("equal", "pcgrad"), rows=400)
+    table = (tmp_path / "article.md").read_text()
+    for row in ("| single-task |", "| equal |", "| pcgrad |"):
+        assert row in table
+    single = {r["task"]: r["metric"] for r in res["runs"] if r["method"] == "single-task"}
+    equal = next(r for r in res["runs"] if r["method"] == "equal")
+    want = sum((equal["metrics"][t] - single[t]) / single[t] for t in single) / 3 * 100
+    assert f"{want:.2f} ± 0.00" in table
+
+
+def test_delta_m_is_the_mean_relative_change():
+    from minimtl.experiments.balancing import delta_m
+
+    assert delta_m({"a": 0.9, "b": 0.5}, {"a": 1.0, "b": 0.5}) == pytest.approx(-5.0)
