@@ -195,7 +195,7 @@ def methods_table(results: dict) -> str:
     pairs = list(dict.fromkeys(p for r in runs if "cosine" in r for p in r["cosine"]))
     cos_head = " | ".join(f"cos({p.replace('|', ', ')}), last epoch" for p in pairs)
     rows = [f"| method | {head} | Δm % | {cos_head} |",
-            "|---" * (3 + len(tasks) + len(pairs)) + "|"]
+            "|---" * (2 + len(tasks) + len(pairs)) + "|"]
     rows.append("| single-task | " + " | ".join(
         fmt_mean_sd([single[s][t] for s in seeds]) for t in tasks) + " | 0 |"
         + " |" * len(pairs))
