@@ -76,17 +76,25 @@ def run(out: str, *, group: int = 1, seeds: int = 3, epochs: int = 10, backend: 
 
 def table(results: dict) -> str:
     tasks, runs = results["tasks"], results["runs"]
+    from .balancing import delta_m
+
+    single = {r["seed"]: {t: r["test"][f"{t}_auc"] for t in tasks} for r in runs
+              if r["architecture"] == "single-task"}
     lines = ["| model | parameters | " + " | ".join(f"test AUC {t}" for t in tasks) +
-             " | train s / run |", "|---|---|" + "---|" * len(tasks) + "---|"]
+             " | Δm % | train s / run |", "|---|---|" + "---|" * len(tasks) + "---|---|"]
     for name in dict.fromkeys(r["architecture"] for r in runs):
         mine = [r for r in runs if r["architecture"] == name]
         cells = [fmt_mean_sd([r["test"][f"{t}_auc"] for r in mine]) for t in tasks]
+        dm = [delta_m({t: r["test"][f"{t}_auc"] for t in tasks}, single[r["seed"]])
+              for r in mine if r["seed"] in single]
         lines.append(f"| {name} | {mine[0]['parameters']:,} | " + " | ".join(cells) +
-                     f" | {sum(r['train_s'] for r in mine) / len(mine):.0f} |")
+                     f" | {fmt_mean_sd(dm, 2) if dm else '-'} | "
+                     f"{sum(r['train_s'] for r in mine) / len(mine):.0f} |")
     s = results["settings"]
     lines += ["", f"Group {results['group']}, mean ± sd over {s['seeds']} seeds; Adam lr "
               f"{s['lr']}, batch {s['batch_size']}, {s['epochs']} epochs, backend "
-              f"{s['backend']}; {results['rows']['train']:,} training rows."]
+              f"{s['backend']}; {results['rows']['train']:,} training rows; Δm %: the mean "
+              f"relative change of the AUCs against single-task of the same seed."]
     if results["group"] == 1:
         lines += ["", "Published (group 1, test AUC income / marital):", ""]
         for where, numbers in PUBLISHED.items():
