@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--probe-timeout", type=float, default=600.0, help="seconds a probe child may take")
     a("--probe-child", default=None, help=argparse.SUPPRESS)
     a("--probe-items", default="", help=argparse.SUPPRESS)
+    a("--plot", metavar="JSON", nargs="?", const="", default=None,
+      help="write PNG charts (kernels against PyTorch, the step per batch size, a roofline) "
+      "next to the results; with a results file, chart that one and exit")
     a("--summary", metavar="JSON", default=None,
       help="print the short summary of an earlier results file and exit")
     a("--add-keras", metavar="JSON", default=None,
@@ -126,6 +129,22 @@ def _resolve(cfg: argparse.Namespace) -> argparse.Namespace:
 
 
 
+def _plot_results(results: dict, out: str) -> int:
+    from .charts import plot
+
+    paths = plot(results, out)
+    if not paths:
+        log("--plot: nothing drawn (install the 'plot' extra for matplotlib)")
+        return 1
+    log("wrote " + ", ".join(paths))
+    return 0
+
+
+def _plot(path: str, out: str) -> int:
+    with open(path) as f:
+        return _plot_results(json.load(f), out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``minimtl bench ARGS``: run the benchmarks, write ``<out>/<name>.json`` and ``.md``,
     print the tables. Returns the exit status (0, or 2 for bad arguments)."""
@@ -138,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         with open(cfg.summary) as f:
             print(summary(json.load(f)))
         return 0
+    if cfg.plot:
+        return _plot(cfg.plot, str(Path(cfg.plot).parent))
     if cfg.add_keras:
         print(summary(add_keras(cfg.add_keras, cfg)))
         return 0
@@ -152,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     r = run(cfg)
     print(to_markdown(r))
     log(f"wrote {Path(cfg.out) / r['name']}.json and .md in {r['wall_s']:.0f} s")
+    if cfg.plot is not None:
+        _plot_results(r, cfg.out)
     if cfg.gpu_only and "gpu" not in r:
         log("--gpu-only: no usable GPU (cupy and a CUDA device are needed)")
         return 1
