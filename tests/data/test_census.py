@@ -220,10 +220,10 @@ def test_small_files_by_hand(small):
 def test_hash_collisions_fall_back_to_exact_grouping(small, monkeypatch):
     # with every hash multiplier 0, all fields of a column share one key: the check against
     # each group's first member fails and the exact grouping must give the same answer
-    import minimtl.data.census as census
+    import minimtl.data.fields as fields
 
     folder, train, test = small
-    monkeypatch.setattr(census, "_MIX", np.zeros(6, np.uint64))
+    monkeypatch.setattr(fields, "_MIX", np.zeros(6, np.uint64))
     _check_against_reference(load_census(1, path=folder), _expected(_rows(train), _rows(test), 1))
 
 
