@@ -13,9 +13,9 @@ the shared parameter the backward walk reaches first from the loss; ``model`` ma
 ``last_shared_parameters()`` to choose it instead.
 
 Cost per step, on top of the plain backward (K tasks): GradNorm walks each task's graph
-down to the last shared layer only; PCGrad and a measured step walk each task's graph
-down to every shared parameter, about K - 1 more backward passes. ``conflict_every=n``
-measures one step in n.
+down to the last shared layer only; PCGrad and a measured step replace the backward by
+one walk per task (each task's gradients, summed with the weights), about K - 1 more
+backward passes. ``conflict_every=n`` measures one step in n.
 """
 
 from __future__ import annotations
@@ -112,10 +112,15 @@ class Balancer:
 
     def backward(self, losses: dict) -> object:
         """The weighted total of ``losses``, with every parameter's ``.grad`` set for it
-        (PCGrad's update on the shared ones when asked); returns the total."""
+        (PCGrad's update on the shared ones when asked); returns the total.
+
+        On a step that needs each task's gradient (PCGrad, a measured step) the tasks'
+        walks cover every parameter and their weighted sum is the gradient: K walks in
+        all, not K plus the plain backward."""
         from ..tensor import grad
 
         self.step_count += 1
+        w = self.weighting.weights()                     # the weights this total uses
         total = self.weighting.total(losses)
         measure = self.every > 0 and self.step_count % self.every == 0
         needs = self.weighting.needs_task_gradients or self.use_pcgrad or measure
@@ -126,40 +131,55 @@ class Balancer:
                 raise ValueError(f"{type(self.model).__name__}: no parameter is shared by "
                                  f"two tasks, so there is nothing to balance or measure "
                                  f"(PCGrad, GradNorm and --conflict need shared layers)")
+            self.params = [p for _, p in self.model.named_parameters() if p.requires_grad]
+            where = {id(p): i for i, p in enumerate(self.params)}
+            self._shared_at = [where[id(p)] for _, p in self.shared]
         task_grads = None
         if self.use_pcgrad or measure:
-            params = [p for _, p in self.shared]
-            task_grads = {k: grad(losses[k], params, retain_graph=True, allow_unused=True)
-                          for k in self.names}
+            task_grads = {k: grad(losses[k], self.params, retain_graph=True,
+                                  allow_unused=True) for k in self.names}
         if self.weighting.needs_task_gradients:
             norms = {}
             for k in self.names:
                 if task_grads is not None:
                     ids = {id(p) for p in self.last}
-                    gs = [g for (_, p), g in zip(self.shared, task_grads[k]) if id(p) in ids]
+                    gs = [task_grads[k][i] for i in self._shared_at
+                          if id(self.params[i]) in ids]
                 else:
                     gs = grad(losses[k], self.last, retain_graph=True, allow_unused=True)
                 gs = [g for g in gs if g is not None]
                 norms[k] = float(np.sqrt(sum(float((g.data * g.data).sum()) for g in gs)))
             self.weighting.task_gradients(norms, {k: float(losses[k].item())
                                                   for k in self.names})
-        total.backward()
-        if task_grads is not None:
-            flat = {k: _flat(self.shared, task_grads[k]) for k in self.names}
-            if measure:
-                for pair, st in pair_stats(flat).items():
-                    rec = self._pairs.setdefault(pair, {"cosine": [], "magnitude": []})
-                    rec["cosine"].append(st["cosine"])
-                    rec["magnitude"].append(st["magnitude"])
-            if self.use_pcgrad:
-                w = self.weighting.weights()
-                update = pcgrad([flat[k] * float(w[k]) for k in self.names], self.rng)
-                start = 0
-                for _, p in self.shared:
-                    n = p.data.size
-                    p.grad = update[start:start + n].reshape(p.data.shape).astype(
-                        p.data.dtype, copy=False)
-                    start += n
+        if task_grads is None:
+            total.backward()
+            return total
+        own = self.weighting.parameters()               # uncertainty's log-variances
+        for p, g in zip(own, grad(total, own) if own else ()):
+            _accumulate(p, g.data)
+        surgery = set(self._shared_at) if self.use_pcgrad else set()
+        for i, p in enumerate(self.params):
+            if i in surgery:                            # PCGrad's update below instead
+                continue
+            parts = [task_grads[k][i].data * float(w[k]) for k in self.names
+                     if task_grads[k][i] is not None]
+            if parts:
+                _accumulate(p, sum(parts[1:], parts[0]))
+        flat = {k: _flat(self.shared, [task_grads[k][i] for i in self._shared_at])
+                for k in self.names}
+        if measure:
+            for pair, st in pair_stats(flat).items():
+                rec = self._pairs.setdefault(pair, {"cosine": [], "magnitude": []})
+                rec["cosine"].append(st["cosine"])
+                rec["magnitude"].append(st["magnitude"])
+        if self.use_pcgrad:
+            update = pcgrad([flat[k] * float(w[k]) for k in self.names], self.rng)
+            start = 0
+            for _, p in self.shared:
+                n = p.data.size
+                _accumulate(p, update[start:start + n].reshape(p.data.shape).astype(
+                    p.data.dtype, copy=False))
+                start += n
         return total
 
     def epoch_end(self, mean_losses: dict[str, float]) -> dict:
@@ -195,3 +215,6 @@ class Balancer:
         self.weighting.load_state(state["scheme"])
         self.rng.bit_generator.state = state["rng"]
 
+
+def _accumulate(p, g) -> None:
+    p.grad = g if p.grad is None else p.grad + g

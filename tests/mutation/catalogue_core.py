@@ -193,8 +193,10 @@ MUTANTS = (
          "measure = self.every > 0 and self.step_count % self.every == 1"),
         ("float((c < 0).mean())", "float((c > 0).mean())"),
         # PCGrad's update not written back
-        ("                    p.grad = update[start:start + n]",
-         "                    _ = update[start:start + n]"),
+        ("                _accumulate(p, update[start:start + n]",
+         "                _ = (p, update[start:start + n]"),
+        # a measured step's gradient without a task's weight
+        ("parts = [task_grads[k][i].data * float(w[k])", "parts = [task_grads[k][i].data"),
     ]),
     edits("minimtl/data/preprocessing.py", "data", DATA, [
         ("self.std = np.where(std > 0, std, 1.0)", "self.std = np.where(std > 0, std, 0.5)"),

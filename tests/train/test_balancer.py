@@ -193,3 +193,18 @@ def test_the_cli_trains_with_balancing_and_draws_it(tmp_path):
     except ImportError:
         return
     assert (out / "balance.png").stat().st_size > 0
+
+
+def test_a_measured_step_gives_the_gradient_of_the_weighted_total():
+    """The tasks' walks replace the backward on a measured step: their weighted sum (here
+    uncertainty's ½·exp(-s) weights and its own log-variance gradient) is the total's."""
+    ds = _data()
+    plain_model, model = _model(seed=4), _model(seed=4)
+    plain = Balancer(plain_model, "uncertainty")
+    plain.backward(_losses(plain_model, ds))          # no measuring: the plain backward
+    b = Balancer(model, "uncertainty", conflict_every=1)
+    b.backward(_losses(model, ds))
+    for (n, p), (_, q) in zip(model.named_parameters(), plain_model.named_parameters()):
+        np.testing.assert_allclose(p.grad, q.grad, rtol=1e-12, atol=1e-15, err_msg=n)
+    np.testing.assert_allclose(b.weighting.log_var.grad, plain.weighting.log_var.grad,
+                               rtol=1e-12)
