@@ -88,9 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GradNorm's asymmetry alpha (1.5)")
     t.add_argument("--pcgrad", action="store_true", help="PCGrad (Yu 2020): project "
                    "conflicting task gradients on the shared parameters")
-    t.add_argument("--conflict", type=int, nargs="?", const=10, default=0, metavar="N",
+    t.add_argument("--conflict", type=int, nargs="?", const=20, default=0, metavar="N",
                    help="measure the tasks' gradient cosines on the shared parameters every "
-                   "N steps (--conflict alone: every 10; 0: off); in the epoch line, "
+                   "N steps (--conflict alone: every 20; 0: off); in the epoch line, "
                    "history.json and balance.png")
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
