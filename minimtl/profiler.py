@@ -373,8 +373,10 @@ class Profile:
         out.sort(key=lambda r: -r["ms"])
         return out
 
-    def table(self, *, group_by_shape: bool = False, top: int | None = None) -> str:
-        """The rows as a terminal table, largest time first (``top``: only the first)."""
+    def table(self, *, group_by_shape: bool = True, top: int | None = None) -> str:
+        """The rows as a terminal table, largest time first, one row per op, direction and
+        input shapes (``group_by_shape=False``: per op and direction; ``top``: only the
+        first rows)."""
         rows = self.rows(group_by_shape=group_by_shape)
         steps = self.steps()
         wall = sum(s1 - s0 for s0, s1 in steps) / 1e6 / len(steps)
@@ -441,39 +443,10 @@ class Profile:
 
     def plot(self, path: str | os.PathLike, *, top: int = 16) -> bool:
         """A PNG of a step's time by op and direction (the ``top`` largest rows, the rest
-        summed). False without matplotlib."""
-        try:
-            import matplotlib
+        summed; minimtl/plot.py draws it). False without matplotlib."""
+        from .plot import plot_profile
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            return False
-        rows = self.rows(roofline=False)
-        shown, rest = rows[:top], rows[top:]
-        labels = [f"{r['op']} ({r['direction']})" if r["direction"] else r["op"]
-                  for r in shown]
-        values = [r["ms_step"] for r in shown]
-        if rest:
-            labels.append(f"{len(rest)} other rows")
-            values.append(sum(r["ms_step"] for r in rest))
-        colours = {"forward": "tab:blue", "backward": "tab:orange", "step": "tab:green"}
-        colour = [colours.get(r["direction"], "tab:gray") for r in shown] + \
-            ["tab:gray"] * bool(rest)
-        fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) + 1.4))
-        ax.barh(range(len(labels)), values, color=colour)
-        ax.set_yticks(range(len(labels)), labels, fontsize=8)
-        ax.invert_yaxis()
-        wall = sum(r["ms_step"] for r in rows)
-        ax.set(xlabel="ms per step", title=f"time of a training step by op "
-               f"({wall:.2f} ms a step, {len(self.steps())} steps)")
-        ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
-        try:
-            atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-        finally:
-            plt.close(fig)
-        return True
+        return plot_profile(self.rows(roofline=False), len(self.steps()), path, top=top)
 
 
 _DIR = {"forward": "fwd", "backward": "bwd", "step": "step"}
