@@ -266,3 +266,17 @@ def test_the_profile_command_on_the_article_data(tmp_path, capsys):
     assert run.returncode == 0, run.stdout
     with pytest.raises(SystemExit):
         main(["profile", "--epochs", "3"])            # a run's option, not the profile's
+
+
+def test_a_profiled_fit_gets_one_step_per_batch_without_marks():
+    from minimtl.data import make_synthetic
+    from minimtl.models import MultiTaskNet
+    from minimtl.train import fit
+
+    ds = make_synthetic(samples=40, seq_len=16, features=4, seed=0)
+    model = MultiTaskNet(16, 4, backend="numpy")
+    with mt.profile() as prof:
+        fit(model, ds, epochs=1, batch_size=16, stream=None)
+    assert len(prof.steps()) == 3                     # 40 samples, batches of 16
+    rows = {(r["op"], r["direction"]): r["calls"] for r in prof.rows(roofline=False)}
+    assert rows[("Adam.step", "step")] == 3
