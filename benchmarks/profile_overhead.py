@@ -7,7 +7,9 @@ Each round runs ``--block`` steps off, then ``--block`` steps inside one profile
 ``with minimtl.profile()``, its entry and exit, is outside the timed steps; the table is
 not built). "off" after a profile has run is the engine restored: the same objects as
 before (tests/profiler), so off costs nothing by construction; the off blocks after the
-first show it measured. Same allocator setting as benchmarks/step_loop.py.
+first show it measured. Wall time and the process's CPU time (all its threads) are both
+reported: on a shared machine CPU time moves less with the other work. Same allocator
+setting as benchmarks/step_loop.py.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ from minimtl.bench.steps import minimtl_step
 from minimtl.malloc import tune_malloc
 
 
-def _block(step, n: int, prof=None) -> list[float]:
-    times = []
+def _block(step, n: int, prof=None) -> tuple[list[float], list[float]]:
+    """Wall and CPU ms (the process's, all threads) of each of ``n`` steps."""
+    wall, cpu = [], []
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
-        times.append((time.perf_counter() - t0) * 1e3)
+        wall.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
         if prof is not None:
             prof.step()
-    return times
+    return wall, cpu
 
 
 def _per_op_us(calls: int = 2000, rounds: int = 5) -> tuple[float, float]:
@@ -73,19 +77,22 @@ def main() -> None:
     for batch in (int(b) for b in a.batches.split(",")):
         step, _ = minimtl_step("numba", batch, 64, 32)
         _block(step, 5)
-        off, on, ratios = [], [], []
+        sides = {k: ([], [], []) for k in ("wall", "cpu")}      # off, on, round ratios
         for _ in range(a.rounds):
-            t_off = _block(step, a.block)
+            off = _block(step, a.block)
             with mt.profile() as prof:
-                t_on = _block(step, a.block, prof)
-            off += t_off
-            on += t_on
-            ratios.append(statistics.median(t_on) / statistics.median(t_off))
-        m_off, m_on = statistics.median(off), statistics.median(on)
-        print(f"batch {batch}: off {m_off:.2f} ms, on {m_on:.2f} ms (medians of "
-              f"{len(off)} steps each), on/off {m_on / m_off:.3f}; per-round ratios "
-              f"{' '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f}); "
-              f"{len(prof.events) // a.block} records a step, ~"
+                on = _block(step, a.block, prof)
+            for j, k in enumerate(sides):
+                sides[k][0].extend(off[j])
+                sides[k][1].extend(on[j])
+                sides[k][2].append(statistics.median(on[j]) / statistics.median(off[j]))
+        for k, (off, on, ratios) in sides.items():
+            m_off, m_on = statistics.median(off), statistics.median(on)
+            print(f"batch {batch} {k:4}: off {m_off:.2f} ms, on {m_on:.2f} ms (medians of "
+                  f"{len(off)} steps each), on/off {m_on / m_off:.3f}; per-round ratios "
+                  f"{' '.join(f'{r:.2f}' for r in ratios)} "
+                  f"(median {statistics.median(ratios):.3f})")
+        print(f"batch {batch}: {len(prof.events) // a.block} records a step, ~"
               f"{len(prof.events) // a.block * (us_on - us_off) / 1e3:.2f} ms of them at the "
               f"tiny-op cost")
 

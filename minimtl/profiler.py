@@ -33,6 +33,7 @@ synchronized so that its time is the device's (``sync=False`` times launches onl
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import threading
@@ -177,7 +178,9 @@ class Profile:
             gxs = fn(ctx, *gys)
             if ctx.backend == "cupy" and self.sync:
                 _sync()
-            events.append(("backward", t0, ns(), fwd.get(id(ctx), fallback)))
+            call = fwd.get(id(ctx))         # None, or a dead ctx's whose id was reused
+            events.append(("backward", t0, ns(), call if call is not None and
+                           call.name == fallback.name else fallback))
             return gxs
 
         self._patch(cls, "backward", staticmethod(backward))
@@ -230,8 +233,8 @@ class Profile:
         events, tid, ns = self.events, self._tid, perf_counter_ns
         sync = backend == "cupy" and self.sync
 
-        def kernel(*args, **kwargs):
-            if threading.get_ident() != tid:
+        def kernel(*args, **kwargs):       # (a ctx made in the profile may outlive it)
+            if threading.get_ident() != tid or self.t_end is not None:
                 return fn(*args, **kwargs)
             t0 = ns()
             out = fn(*args, **kwargs)
@@ -286,13 +289,8 @@ class Profile:
     def _in_steps(self) -> list[tuple]:
         """The events inside steps, each with its step index, in the order recorded."""
         steps = self.steps()
-        out = []
-        for ev in self.events:
-            for i, (s0, s1) in enumerate(steps):
-                if s0 <= ev[1] and ev[2] <= s1:
-                    out.append((i, ev))
-                    break
-        return out
+        return [(i, ev) for ev in self.events
+                if (i := _containing(steps, ev[1], ev[2])) is not None]
 
     def rows(self, *, group_by_shape: bool = False, roofline: bool = True) -> list[dict]:
         """The table's rows as dicts, largest time first: op, direction, backend, calls,
@@ -308,7 +306,7 @@ class Profile:
             if kind in ("forward", "walk", "optimizer") and t0 >= top_end:
                 top_total += t1 - t0
                 top_end = t1
-        walks = [(t0, t1) for _, (k, t0, t1, _i) in events if k == "walk"]
+        walks = sorted((t0, t1) for _, (k, t0, t1, _i) in events if k == "walk")
         for _, (kind, t0, t1, info) in events:
             if kind == "kernel":
                 pending.append((t0, t1))
@@ -326,7 +324,7 @@ class Profile:
                 name, backend = info.name, info.backend
                 shapes = _shapes(info.shapes)
                 key = (name, direction, backend, shapes if group_by_shape else "")
-                if direction == "backward" and any(a <= t0 and t1 <= b for a, b in walks):
+                if direction == "backward" and _containing(walks, t0, t1) is not None:
                     special["backward_in_walk"] += t1 - t0
             row = rows.setdefault(key, {"op": name, "direction": direction,
                                         "backend": backend, "calls": 0, "ns": 0,
@@ -450,6 +448,12 @@ class Profile:
 
 
 _DIR = {"forward": "fwd", "backward": "bwd", "step": "step"}
+
+
+def _containing(spans: list[tuple[int, int]], t0: int, t1: int) -> int | None:
+    """The index of the span of ``spans`` (sorted, not overlapping) holding [t0, t1]."""
+    i = bisect.bisect_right(spans, (t0, float("inf"))) - 1
+    return i if i >= 0 and spans[i][0] <= t0 and t1 <= spans[i][1] else None
 
 
 def _special(name: str, ns: int) -> dict:
