@@ -1,9 +1,10 @@
-"""The ``minimtl`` command: train, summary, gradcheck, bench, info.
+"""The ``minimtl`` command: train, profile, summary, gradcheck, bench, info.
 
     minimtl train                 # the article's setup on the built-in synthetic data
     minimtl train --extractor cnn+rnn --rnn gru --fusion weighted --epochs 5
     minimtl train --data census --model mmoe      # any multi-task problem (README)
     minimtl graph                 # the article's network's autograd graph (DOT, SVG)
+    minimtl profile --batch-size 256   # where a training step's time goes (table, trace)
     minimtl summary --seq-len 64 --features 32
     minimtl gradcheck [OP ...]    # every operator on every available backend
     minimtl bench                 # kernel and training-step benchmarks (see benchmarks/)
@@ -25,7 +26,7 @@ import numpy as np
 
 from .experiments import EXPERIMENTS
 from .runfolder import CLIError
-from .trainrun import MODELS, build_model, cmd_summary, cmd_train
+from .trainrun import MODELS, build_model, cmd_profile, cmd_summary, cmd_train
 
 __all__ = ["main", "build_parser"]
 
@@ -44,18 +45,17 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--goods-head", choices=("sigmoid", "softmax", "linear"), default="sigmoid")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minimtl", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("train", help="train the multi-task network on synthetic data")
+def _train_args(t: argparse.ArgumentParser, run: bool = True) -> None:
+    """The options of ``train``: the data, the model, the backend (and with ``run`` the
+    run's own: epochs, output folder, resume); ``profile`` takes all but the run's."""
     _model_args(t)
     t.add_argument("--backend", choices=("auto", "numpy", "numba", "cupy"), default="auto",
                    help="auto = fastest available (cupy > numba > numpy)")
     t.add_argument("--layout", choices=("auto", "channels-last", "channels-first"),
                    default="auto", help="the towers' activation layout (auto: channels-last "
                    "on the CPU, channels-first on the GPU); it changes speed, not results")
-    t.add_argument("--epochs", type=int, default=10)
+    if run:
+        t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     t.add_argument("--samples", type=int, default=2400, help="synthetic samples (2400)")
@@ -95,19 +95,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="runs/seed", help="output folder (runs/seed)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz "
-                   "(the run's settings must be the same; see OUT/run.json)")
-    t.add_argument("--overwrite", action="store_true",
-                   help="replace a run that OUT already holds (refused otherwise)")
-    t.add_argument("--quiet", action="store_true", help="no summary or progress")
+    if run:
+        t.add_argument("--out", default="runs/seed", help="output folder (runs/seed)")
+        t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz "
+                       "(the run's settings must be the same; see OUT/run.json)")
+        t.add_argument("--overwrite", action="store_true",
+                       help="replace a run that OUT already holds (refused otherwise)")
+        t.add_argument("--quiet", action="store_true", help="no summary or progress")
     t.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the kernels and BLAS (default: all cores); 1 or 2 "
                    "fewer than the cores when other work runs on the machine")
     t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
                    help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minimtl", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train the multi-task network on synthetic data")
+    _train_args(t)
     t.set_defaults(parser=t)
+    pr = sub.add_parser("profile", help="profile a few training steps of train's model and "
+                        "data: a per-op table, a Chrome trace and a PNG")
+    _train_args(pr, run=False)
+    pr.add_argument("--steps", type=int, default=5, help="steps profiled (5)")
+    pr.add_argument("--warmup", type=int, default=2,
+                    help="steps run first, not profiled (compilation, caches) (2)")
+    pr.add_argument("--out", default="runs/profile",
+                    help="folder for trace.json and profile.png (runs/profile)")
+    pr.set_defaults(parser=pr)
     s = sub.add_parser("summary", help="print the network's layer table")
     _model_args(s)
     s.set_defaults(parser=s)
@@ -252,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:                # the command's own usage, not the top level's
         a.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {"train": cmd_train, "summary": cmd_summary, "gradcheck": cmd_gradcheck,
-                "info": cmd_info, "graph": cmd_graph, "experiment": cmd_experiment}
+                "info": cmd_info, "graph": cmd_graph, "experiment": cmd_experiment,
+                "profile": cmd_profile}
     try:
         return commands[a.command](a)
     except KeyboardInterrupt as e:

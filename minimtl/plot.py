@@ -1,10 +1,11 @@
-"""The training curves of a run (``curves.png``), drawn with matplotlib when installed."""
+"""The training curves of a run (``curves.png``), task balancing (``balance.png``) and a
+profiled step's time by op (``profile.png``), drawn with matplotlib when installed."""
 
 from __future__ import annotations
 
 from .checkpoint import atomic_write
 
-__all__ = ["plot_curves", "plot_balance"]
+__all__ = ["plot_curves", "plot_balance", "plot_profile"]
 
 
 def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> bool:
@@ -54,6 +55,42 @@ def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> boo
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                       borderaxespad=0.0)
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
+    return True
+
+
+def plot_profile(rows: list[dict], steps: int, path, top: int = 16) -> bool:
+    """Horizontal bars of ms per step for ``Profile.rows()`` (largest first; forward blue,
+    backward orange, the optimizer green, the rest grey), the ``top`` largest rows and the
+    others summed. Written atomically. False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    shown, rest = rows[:top], rows[top:]
+    colours = {"forward": "tab:blue", "backward": "tab:orange", "step": "tab:green"}
+    labels = [f"{r['op']} ({r['direction']})" if r["direction"] in ("forward", "backward")
+              else r["op"] for r in shown]
+    values = [r["ms_step"] for r in shown]
+    colour = [colours.get(r["direction"], "tab:gray") for r in shown]
+    if rest:
+        labels.append(f"{len(rest)} other rows")
+        values.append(sum(r["ms_step"] for r in rest))
+        colour.append("tab:gray")
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) + 1.4))
+    ax.barh(range(len(labels)), values, color=colour)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="ms per step", title=f"time of a training step by op "
+           f"({sum(r['ms_step'] for r in rows):.2f} ms a step, {steps} steps)")
+    ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     try:
         atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))

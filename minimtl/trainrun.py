@@ -1,10 +1,11 @@
-"""``minimtl train`` and ``minimtl summary``: a data source, a model, ``fit``, the test
-table and the run's files.
+"""``minimtl train``, ``minimtl profile`` and ``minimtl summary``: a data source, a model,
+``fit``, the test table and the run's files; or a few of the same training steps profiled.
 
     minimtl train                                   # the article's network on its data
     minimtl train --data census --model mmoe        # census-income, group 1
     minimtl train --data mmoe-synthetic --correlation 0.5 --model omoe
     minimtl train --data mine.npz --model ple       # your own tasks (README)
+    minimtl profile --batch-size 256 --steps 5      # the per-op table, trace.json, PNG
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from .plot import plot_balance, plot_curves
 from .runfolder import RUN_SETTINGS, CLIError, prepare_out, remove_empty, start_run, write_json
 
-__all__ = ["cmd_train", "cmd_summary", "MODELS", "build_model"]
+__all__ = ["cmd_train", "cmd_profile", "cmd_summary", "MODELS", "build_model"]
 
 #: ``--model`` choices: the article's network, or an architecture over encoded inputs
 MODELS = ("auto", "article", "single-task", "shared-bottom", "omoe", "mmoe", "cgc", "ple")
@@ -31,7 +32,8 @@ _INT_FLAGS = {"--epochs": ("epochs", 1), "--batch-size": ("batch_size", 1),
               "--experts": ("experts", 1), "--expert-units": ("expert_units", 1),
               "--tower-units": ("tower_units", 1), "--bottom-units": ("bottom_units", 1),
               "--levels": ("levels", 1), "--census-rows": ("census_rows", 20),
-              "--conflict": ("conflict", 0)}
+              "--conflict": ("conflict", 0), "--steps": ("steps", 1),
+              "--warmup": ("warmup", 0)}
 
 #: why a smallest value is what it is, where that is not obvious
 _WHY = {"--seq-len": " (each tower's two conv(3)+pool(2) blocks need 10 steps)",
@@ -291,6 +293,60 @@ def _test_table(model, metrics: dict[str, float], best: dict, chance: dict) -> s
                      f"{(f'{b:.4f}' if b is not None else '-'):>15}  "
                      f"{(f'{c:.3f}' if c is not None else '-'):>6}")
     return "\n".join(lines)
+
+
+def cmd_profile(a) -> int:
+    """``train``'s model and data, ``--warmup`` training steps (compilation, caches), then
+    ``--steps`` steps profiled: the table on stdout, ``trace.json`` and ``profile.png`` in
+    ``--out``. A step is ``fit``'s: tensors of a batch, forward, losses, backward, the
+    losses read back, Adam."""
+    from . import data as D
+    from .optim import Adam
+    from .profiler import profile
+    from .train import to_tensors
+
+    _check_flags(a)
+    backend = _backend(a)
+    src = _source(a)
+    prep = D.Preprocessor(steps=tuple(s for s in a.preprocess.split(",") if s)).fit(src.train)
+    train = prep.transform(src.train)
+    model = build_model(a, backend, src)
+    model.train()
+    optimizer = Adam(list(model.parameters()), lr=a.lr)
+
+    def batches():
+        epoch = 0
+        while True:
+            epoch += 1
+            yield from D.iterate_batches(train, a.batch_size, shuffle=True,
+                                         rng=np.random.default_rng([a.seed, epoch]))
+
+    def step(inputs, targets) -> list[float]:
+        x, y = to_tensors(model, inputs, targets)
+        losses = model.losses(model(x), y)
+        total = model.total_loss(losses)
+        optimizer.zero_grad()
+        total.backward()
+        values = [float(v.item()) for v in losses.values()]       # as fit reads them
+        optimizer.step()
+        return values
+
+    feed = batches()
+    for _ in range(a.warmup):
+        step(*next(feed))
+    with profile() as prof:
+        for _ in range(a.steps):
+            step(*next(feed))
+    print(f"{model.summary_title()}; backend {backend}, batch {a.batch_size}, "
+          f"{a.warmup} warm-up step(s)")
+    print(prof.table())
+    os.makedirs(a.out, exist_ok=True)
+    trace = prof.chrome_trace(os.path.join(a.out, "trace.json"))
+    png = os.path.join(a.out, "profile.png")
+    plotted = prof.plot(png)
+    print(f"wrote {trace} (open in https://ui.perfetto.dev or chrome://tracing)"
+          + (f", {png}" if plotted else " (install the 'plot' extra for profile.png)"))
+    return 0
 
 
 def cmd_summary(a) -> int:
