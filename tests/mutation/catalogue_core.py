@@ -168,7 +168,7 @@ MUTANTS = (
         ("total += model.loss_weights[t] * loss", "total += loss"),
     ]),
     edits("minimtl/train/loop.py", "metrics", METRICS, [
-        ("sums[t] += values[t] * n", "sums[t] += values[t]"),
+        ("sums[t] = float(losses[t].item()) * n", "sums[t] = float(losses[t].item())"),
     ]),
     edits("minimtl/train/balancing.py", "optim", BALANCING, [
         # PCGrad projecting agreeing pairs instead of conflicting ones
