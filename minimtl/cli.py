@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, default=None,
                    help="CPU threads for the kernels and BLAS (default: all cores); 1 or 2 "
                    "fewer than the cores when other work runs on the machine")
+    t.add_argument("--timeout", type=float, default=120.0, help="under mpiexec: seconds a "
+                   "rank waits for the others before it names the ones that do not answer")
     t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
                    help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
@@ -261,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("MINIMTL_DEBUG"):
             raise
-        print(f"minimtl: error: {e}", file=sys.stderr)
+        dist = getattr(a, "dist", None)
+        rank = f" (rank {dist.rank} of {dist.size})" if dist is not None else ""
+        print(f"minimtl: error{rank}: {e}", file=sys.stderr)
+        if dist is not None:
+            dist.leave(2)         # collectives may be in flight: no MPI_Finalize
         return 2
     except MemoryError as e:
         if os.environ.get("MINIMTL_DEBUG"):

@@ -11,20 +11,26 @@ Every collective here is non-blocking underneath (``Iallreduce``, ``Ibcast``,
   answers pings) and raises ``DistributedError`` naming the ranks that did not answer
   (dead, or stuck outside a collective).
 
-After a ``DistributedError`` the collectives in flight cannot be cancelled: end the
-process (the ``minimtl`` command calls ``abort``, which ends the whole MPI job).
+After a failure the collectives in flight cannot be cancelled: each rank says why, then
+calls ``leave``, which waits (a few seconds at most) until every live rank is leaving too
+and ends the process without ``MPI_Finalize``; ``mpiexec`` then ends the job. A rank killed
+outright (``SIGKILL``, out of memory) makes ``mpiexec`` end every rank at once, naming the
+dead process's PID and signal; started with ``-disable-auto-cleanup``, the survivors name
+it themselves when their deadline passes.
 """
 
 from __future__ import annotations
 
+import os
 import pickle
+import sys
 import time
 
 import numpy as np
 
 __all__ = ["ProcessGroup", "DistributedError", "shard_bounds"]
 
-_FAULT, _PING, _PONG = 101, 102, 103
+_FAULT, _PING, _PONG, _LEAVE = 101, 102, 103, 104
 
 
 class DistributedError(RuntimeError):
@@ -64,6 +70,7 @@ class ProcessGroup:
         self.bucket_bytes = int(bucket_bytes)
         self.transport = transport
         self._buckets = None
+        self._notified = False
         self.allreduce_s = 0.0       # time spent in gradient all-reduces (measurements)
 
     @property
@@ -131,8 +138,10 @@ class ProcessGroup:
         """Tell every other rank that this one failed, and wait (up to 10 s) until each has
         received the notice: a rank that exits first could take the others down with it
         before they said why."""
-        if isinstance(exc, DistributedError) or self.size == 1:
-            return                   # a consequence of another rank's failure
+        if isinstance(exc, (DistributedError, KeyboardInterrupt)) or self.size == 1 \
+                or self._notified:
+            return      # a consequence of another rank's failure; Ctrl-C reaches every rank
+        self._notified = True
         text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         requests = [self.side.issend(text, dest=r, tag=_FAULT) for r in range(self.size)
                     if r != self.rank]
@@ -144,9 +153,26 @@ class ProcessGroup:
                 pass                 # another rank failed too: keep telling the rest
             time.sleep(1e-3)
 
-    def abort(self, code: int = 1) -> None:
-        """End the whole MPI job (after a failure; in-flight collectives cannot end)."""
-        self.comm.Abort(code)
+    def leave(self, code: int) -> None:
+        """After a failure: wait up to 5 s until every other rank is leaving too (so each
+        has printed why), then end this process with ``code``, without ``MPI_Finalize``."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        MPI, status = self.MPI, self.MPI.Status()
+        for r in range(self.size):
+            if r != self.rank:
+                self.side.isend(None, dest=r, tag=_LEAVE)
+        leaving, deadline = set(), time.monotonic() + 5.0
+        while len(leaving) < self.size - 1 and time.monotonic() < deadline:
+            while self.side.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+                src, tag = status.Get_source(), status.Get_tag()
+                self.side.recv(source=src, tag=tag)
+                if tag == _LEAVE:
+                    leaving.add(src)
+                elif tag == _PING:
+                    self.side.isend(None, dest=src, tag=_PONG)
+            time.sleep(1e-3)
+        os._exit(code)
 
     # --- collectives -------------------------------------------------------------------
     def allreduce(self, x: np.ndarray, what: str = "an all-reduce") -> np.ndarray:

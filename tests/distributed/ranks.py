@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 
@@ -94,8 +95,8 @@ def _equivalence(dist, out: str) -> None:
 
 
 def _fault(dist, out: str, how: str) -> None:
-    """Rank 1 raises (``raise``) or stops answering (``hang``) in the 3rd step of epoch 2;
-    every rank records what it raised."""
+    """Rank 1 raises (``raise``), is killed (``die``) or stops answering (``hang``) in the
+    3rd step of epoch 2; every rank records what it raised."""
     if dist.rank == 1:
         calls = {"n": 0}
         per_epoch = -(-ROWS // BATCH)
@@ -107,6 +108,8 @@ def _fault(dist, out: str, how: str) -> None:
             if calls["n"] == per_epoch + 3:
                 if how == "raise":
                     raise RuntimeError("planted failure on rank 1")
+                if how == "die":
+                    os.kill(os.getpid(), signal.SIGKILL)
                 time.sleep(600)
             return real(logits, y)
 
@@ -125,9 +128,7 @@ def _fault(dist, out: str, how: str) -> None:
         outcome = f"{type(e).__name__}: {e}"
     with open(os.path.join(out, f"fault-{dist.rank}.json"), "w") as f:
         json.dump({"outcome": outcome, "seconds": time.monotonic() - t0}, f)
-    sys.stdout.flush()
-    # collectives in flight cannot end: leave without MPI_Finalize, as the CLI does
-    os._exit(3)
+    dist.leave(3)              # as the minimtl command does after a failure
 
 
 def main(argv: list[str]) -> None:

@@ -28,9 +28,10 @@ pytestmark = pytest.mark.skipif(not (_OK and MPIEXEC), reason=_WHY or "no mpiexe
                                 "(pip install 'minimtl[mpi]')")
 
 
-def mpirun(*args: str, n: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
+def mpirun(*args: str, n: int = 2, timeout: float = 120,
+           launcher: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable, "-m",
+    return subprocess.run([MPIEXEC, *launcher, "-n", str(n), sys.executable, "-m",
                            "tests.distributed.ranks", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -134,9 +135,12 @@ def test_resume_with_another_number_of_ranks_equals_an_uninterrupted_run(two_ran
     assert _max_rel(ranks.params(resumed), uninterrupted) < 1e-12
 
 
-@pytest.mark.parametrize("how", ["raise", "hang"])
-def test_a_failing_or_silent_rank_stops_the_others_naming_it(tmp_path, how):
-    run = mpirun(how, str(tmp_path), "3", timeout=90)
+@pytest.mark.parametrize("how", ["raise", "hang", "die"])
+def test_a_failing_dead_or_silent_rank_stops_the_others_naming_it(tmp_path, how):
+    # by default mpiexec ends every rank when one dies (naming its PID and signal);
+    # without that cleanup the survivors' deadline names the dead rank
+    launcher = ("-disable-auto-cleanup",) if how == "die" else ()
+    run = mpirun(how, str(tmp_path), "3", timeout=90, launcher=launcher)
     assert run.returncode != 0
     with open(tmp_path / "fault-0.json") as f:
         zero = json.load(f)
