@@ -95,11 +95,9 @@ class ProcessGroup:
 
     def wait(self, requests, what: str) -> None:
         """Wait for MPI requests (or a transport's pending work) with the deadline."""
-        MPI = self.MPI
         start = time.monotonic()
         spins = 0
-        while not (requests.done() if hasattr(requests, "done") else
-                   MPI.Request.Testall(requests)):
+        while not self._test(requests, what):
             self._serve(what)
             if time.monotonic() - start > self.timeout:
                 raise DistributedError(self._silent_message(what))
@@ -107,13 +105,21 @@ class ProcessGroup:
             if spins > 100:           # leave the core to the rank still computing
                 time.sleep(2e-4)
 
+    def _test(self, requests, what: str) -> bool:
+        try:
+            return requests.done() if hasattr(requests, "done") else \
+                self.MPI.Request.Testall(requests)
+        except self.MPI.Exception as e:     # MPI noticed a dead peer itself
+            raise DistributedError(f"{self._silent_message(what)} (MPI: "
+                                   f"{e.Get_error_string()})") from None
+
     def _silent_message(self, what: str) -> str:
         MPI = self.MPI
         others = [r for r in range(self.size) if r != self.rank]
         for r in others:
             self.side.isend(None, dest=r, tag=_PING)
         answered, status = set(), MPI.Status()
-        deadline = time.monotonic() + min(5.0, self.timeout)
+        deadline = time.monotonic() + min(2.0, self.timeout)   # a waiting rank answers at once
         while time.monotonic() < deadline and len(answered) < len(others):
             if self.side.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 src, tag = status.Get_source(), status.Get_tag()
@@ -154,7 +160,7 @@ class ProcessGroup:
             time.sleep(1e-3)
 
     def leave(self, code: int) -> None:
-        """After a failure: wait up to 5 s until every other rank is leaving too (so each
+        """After a failure: wait up to 2 s until every other rank is leaving too (so each
         has printed why), then end this process with ``code``, without ``MPI_Finalize``."""
         sys.stdout.flush()
         sys.stderr.flush()
@@ -162,7 +168,7 @@ class ProcessGroup:
         for r in range(self.size):
             if r != self.rank:
                 self.side.isend(None, dest=r, tag=_LEAVE)
-        leaving, deadline = set(), time.monotonic() + 5.0
+        leaving, deadline = set(), time.monotonic() + 2.0
         while len(leaving) < self.size - 1 and time.monotonic() < deadline:
             while self.side.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 src, tag = status.Get_source(), status.Get_tag()
