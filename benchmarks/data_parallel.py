@@ -2,6 +2,7 @@
 the gradient all-reduce inside it, and the all-reduce alone against the bytes it moves.
 
     python benchmarks/data_parallel.py [--repeats 5] [--out FILE]
+    python benchmarks/data_parallel.py --model RESULTS.json    # the scaling model's table
 
 The driver launches ``mpiexec -n N python benchmarks/data_parallel.py --job ...`` again and
 again, alternating the configurations, and reports medians. Configurations, on the
@@ -142,6 +143,44 @@ def launch(n: int, args: list[str]) -> list[dict]:
     return json.loads(run.stdout)
 
 
+#: assumed networks (benchmarks/NOTES.md, item 29): bus bandwidth β (bytes/s) and the
+#: latency α of one ring step (s)
+NETWORKS = {"25 Gb/s Ethernet": (2.5e9, 30e-6), "NVLink 4": (360e9, 5e-6)}
+#: the H200's cupy step (results/NVIDIA-H200-step.md: 7.48 ms at batch 256, 12.1 ms at
+#: 4096) as t0 + ts·B, and an estimate of its packing: ~36 small kernel launches
+H200 = {"t0": 7.17e-3, "ts": 1.2e-6, "pack": 0.36e-3}
+
+
+def scaling_model(results: dict) -> list[str]:
+    """T(N) = t0 + ts·B/N + 2(N−1)/N·M/β + 2(N−1)·α + pack (no overlap of the all-reduce
+    with backward): the speedup T(1)/T(N) and the communication's share of T(N). CPU: t0
+    and ts fitted to the 1-process, 1-thread steps at batch 32 and 256, pack and M measured.
+    A model k times larger: M and ts times k (dense layers: work per sample ∝ parameters),
+    t0 unchanged."""
+    ep = results["epochs"]
+    t32, t256 = (ep[b]["1 process, 1 thread"]["step_ms"] / 1e3 for b in ("32", "256"))
+    ts = (t256 - t32) / 224
+    ag = results["average_gradients_median_s"]
+    cpu = {"t0": t32 - 32 * ts, "ts": ts, "pack": ag["pack"] + ag["unpack"]}
+    m = ag["bytes"]
+    lines = [f"CPU: t0 {cpu['t0'] * 1e3:.2f} ms, ts {ts * 1e3:.3f} ms/sample, M "
+             f"{m / 1e6:.2f} MB, pack+unpack {cpu['pack'] * 1e3:.2f} ms"]
+    cases = [("CPU ranks", cpu, "25 Gb/s Ethernet"), ("H200s", H200, "25 Gb/s Ethernet"),
+             ("H200s", H200, "NVLink 4")]
+    for who, c, net in cases:
+        beta, alpha = NETWORKS[net]
+        for k in (1, 100):
+            for batch in (256, 4096):
+                one = c["t0"] + c["ts"] * k * batch
+                cells = []
+                for n in (2, 8, 32, 128):
+                    comm = 2 * (n - 1) / n * k * m / beta + 2 * (n - 1) * alpha + c["pack"]
+                    step = c["t0"] + c["ts"] * k * batch / n + comm
+                    cells.append(f"{n}: {one / step:4.1f}x {comm / step:4.0%}")
+                lines.append(f"{who} on {net}, model x{k}, B={batch}: " + "; ".join(cells))
+    return lines
+
+
 CONFIGS = {"1 process, 1 thread": (1, 1, "plain"), "1 process, 2 threads": (1, 2, "plain"),
            "2 ranks x 1 thread": (2, 1, "dist"),
            "2 ranks x 1 thread, barrier first": (2, 1, "split")}
@@ -152,8 +191,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batches", default="32,256")
     p.add_argument("--out", default=None)
+    p.add_argument("--model", default=None, help="print the scaling model from a results file")
     p.add_argument("--job", nargs="*", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.model:
+        with open(a.model) as f:
+            print("\n".join(scaling_model(json.load(f)["results"])))
+        return
     if a.job is not None:
         kind, *rest = a.job
         result = job_allreduce() if kind == "allreduce" else \
