@@ -256,7 +256,9 @@ class ProcessGroup:
         buckets (``GradientBuckets``); return ``extra`` (float64) summed over the ranks."""
         from .buckets import GradientBuckets
 
-        if self._buckets is None or self._buckets.params != list(params):
+        params = list(params)
+        if self._buckets is None or [id(p) for p in self._buckets.params] != \
+                [id(p) for p in params]:
             self._buckets = GradientBuckets(params, self.bucket_bytes)
         b = self._buckets
         t0 = time.perf_counter()

@@ -100,7 +100,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     its epoch logs (weights, cosines, conflict rates) join the history
     dist            a ``minimtl.distributed.ProcessGroup``: data-parallel training, one
                     replica per rank, ``batch_size`` the global batch (see
-                    ``minimtl.distributed``); only rank 0 prints and writes the checkpoint.
+                    ``minimtl.distributed``); only rank 0 prints and writes the checkpoint
+                    (and reads it on ``resume``); ``callbacks`` run on every rank.
                     Not with a ``balancer`` on more than one rank (its per-task gradients,
                     PCGrad and GradNorm are not sums over the batch's rows)
 
@@ -137,7 +138,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     history = History()
     start, partial = 1, None
     if resume:
-        if checkpoint is None or not os.path.exists(checkpoint):
+        if checkpoint is None or (root and not os.path.exists(checkpoint)):
             raise CheckpointError(f"fit: resume=True but there is no checkpoint at "
                                   f"{checkpoint}")
         state = load_checkpoint(checkpoint, model, optimizer) if root else None
