@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a run that OUT already holds (refused otherwise)")
     t.add_argument("--quiet", action="store_true", help="no summary or progress")
     t.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the kernels and BLAS (default: all cores); 1 or 2 "
+                   help="CPU threads for the kernels and BLAS (default: all cores, shared "
+                   "out among the ranks of a node under mpiexec); 1 or 2 "
                    "fewer than the cores when other work runs on the machine")
     t.add_argument("--timeout", type=float, default=120.0, help="under mpiexec: seconds a "
                    "rank waits for the others before it names the ones that do not answer")

@@ -194,10 +194,14 @@ def _backend(a) -> str:
     backend = a.backend
     if backend == "auto":
         backend = next((b for b in ("cupy", "numba") if available(b)), "numpy")
-    if a.threads is not None:
+    threads = a.threads
+    if threads is None and getattr(a, "dist", None) is not None:
+        # the ranks of one node share its cores: threads that wait by spinning would fight
+        threads = max(1, (os.cpu_count() or 1) // a.dist.local_size)
+    if threads is not None:
         from .backend import set_num_threads
 
-        set_num_threads(a.threads)
+        set_num_threads(threads)
     if a.malloc_tuned:
         from .malloc import tune_malloc
 

@@ -65,6 +65,9 @@ class ProcessGroup:
         self.comm = MPI.COMM_WORLD if comm is None else comm
         self.side = self.comm.Dup()
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        local = self.comm.Split_type(MPI.COMM_TYPE_SHARED)    # the ranks of this node
+        self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
+        local.Free()
         if not timeout > 0:
             raise ValueError(f"ProcessGroup: timeout must be > 0 seconds, got {timeout}")
         self.timeout = float(timeout)

@@ -5,6 +5,7 @@ gathered metrics, resumes across a change in the number of ranks, and faults."""
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import shutil
@@ -15,17 +16,18 @@ import numpy as np
 import pytest
 
 from minimtl.checkpoint import read_meta
-from minimtl.distributed import mpi_available
 from minimtl.train import evaluate
 
 from . import ranks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_OK, _WHY = mpi_available()
+# found, not imported: importing mpi4py would start MPI in this (the test) process
+_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep
                        + os.environ.get("PATH", ""))
-pytestmark = pytest.mark.skipif(not (_OK and MPIEXEC), reason=_WHY or "no mpiexec on PATH "
-                                "(pip install 'minimtl[mpi]')")
+pytestmark = pytest.mark.skipif(not (_MPI4PY and MPIEXEC), reason=(
+    "mpi4py is not installed" if not _MPI4PY else "no mpiexec next to Python or on PATH")
+    + " (pip install 'minimtl[mpi]')")
 
 
 def mpirun(*args: str, n: int = 2, timeout: float = 120) -> subprocess.CompletedProcess:
