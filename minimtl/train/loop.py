@@ -184,8 +184,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     continue
                 if dist is not None:
                     batch = _data_parallel_step(dist, model, optimizer, inputs, targets,
-                                                interrupts.requested)
-                    interrupts.requested = batch["stop"]
+                                                interrupts)
                 else:
                     batch = _step(model, optimizer, balancer, inputs, targets)
                 _check_finite({t: s / batch["n"] for t, s in batch["sums"].items()},
@@ -198,7 +197,10 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 logs = {t: sums[t] / seen for t in names}
                 progress.step(step, time.perf_counter() - t0,
                               {"loss": sum(model.loss_weights[t] * logs[t] for t in names)})
-                if interrupts.requested:
+                # on several ranks the flags of all of them, summed with the gradients, so
+                # that every rank stops after the same step (a flag raised later on one
+                # rank stays set and travels with the next step's)
+                if batch["stop"] if dist is not None else interrupts.requested:
                     where = f"epoch {epoch}, step {step}/{steps}"
                     if checkpoint is not None and root:
                         save(epoch - 1, {"epoch": epoch, "step": step, "seen": seen,
@@ -255,9 +257,10 @@ def _step(model, optimizer, balancer, inputs, targets) -> dict:
     return {"n": n, "sums": sums, "hits": hits}
 
 
-def _data_parallel_step(dist, model, optimizer, inputs, targets, stop: bool) -> dict:
+def _data_parallel_step(dist, model, optimizer, inputs, targets, interrupts) -> dict:
     """This rank's shard of the global batch, then the gradients, loss sums, hit counts
-    and the stop flag summed over the ranks (``minimtl.distributed``)."""
+    and the Ctrl-C flags (as they are after this rank's backward) summed over the ranks
+    (``minimtl.distributed``)."""
     from ..distributed import shard_bounds
 
     names = model.task_names
@@ -270,7 +273,7 @@ def _data_parallel_step(dist, model, optimizer, inputs, targets, stop: bool) -> 
         optimizer.zero_grad()
         mine = {"sums": dict.fromkeys(names, 0.0), "hits": dict.fromkeys(names, 0.0)}
     extra = np.array([mine["sums"][t] for t in names] + [mine["hits"][t] for t in names]
-                     + [float(stop)])
+                     + [float(interrupts.requested)])
     total = dist.average_gradients(optimizer.params, hi - lo, n, extra)
     k = len(names)
     return {"n": n, "sums": dict(zip(names, total[:k].tolist())),

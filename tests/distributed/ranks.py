@@ -94,9 +94,18 @@ def _equivalence(dist, out: str) -> None:
                    "writes": writes}, f)
 
 
+def fault_fit(m, **kw):
+    """The fit the fault scenarios run (and a test resumes)."""
+    from minimtl.train import fit
+
+    return fit(m, data(), None, optimizer=Adam(list(m.parameters()), lr=1e-2), epochs=3,
+               batch_size=BATCH, seed=3, stream=None, **kw)
+
+
 def _fault(dist, out: str, how: str) -> None:
-    """Rank 1 raises (``raise``), is killed (``die``) or stops answering (``hang``) in the
-    3rd step of epoch 2; every rank records what it raised."""
+    """Rank 1 raises (``raise``), is killed (``die``), stops answering (``hang``) or gets
+    a Ctrl-C (``interrupt``) in the 3rd step of epoch 2; every rank records what it
+    raised."""
     if dist.rank == 1:
         calls = {"n": 0}
         per_epoch = -(-ROWS // BATCH)
@@ -110,21 +119,20 @@ def _fault(dist, out: str, how: str) -> None:
                     raise RuntimeError("planted failure on rank 1")
                 if how == "die":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if how == "interrupt":         # this rank alone: fit's handler notes it
+                    os.kill(os.getpid(), signal.SIGINT)
+                    return real(logits, y)
                 time.sleep(600)
             return real(logits, y)
 
         m.losses = failing
     else:
         m = model()
-    from minimtl.train import fit
-
     t0 = time.monotonic()
     try:
-        fit(m, data(), None, optimizer=Adam(list(m.parameters()), lr=1e-2), epochs=3,
-            batch_size=BATCH, seed=3, checkpoint=os.path.join(out, "fault.npz"), stream=None,
-            dist=dist)
+        fault_fit(m, checkpoint=os.path.join(out, "fault.npz"), dist=dist)
         outcome = "finished"
-    except Exception as e:
+    except (Exception, KeyboardInterrupt) as e:
         outcome = f"{type(e).__name__}: {e}"
     with open(os.path.join(out, f"fault-{dist.rank}.json"), "w") as f:
         json.dump({"outcome": outcome, "seconds": time.monotonic() - t0}, f)

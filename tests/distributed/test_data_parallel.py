@@ -165,6 +165,27 @@ def test_a_failing_dead_or_silent_rank_stops_the_others_naming_it(tmp_path, how)
                                                                f"fault-{r}.json").exists()])
 
 
+def test_a_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step_and_resumes(tmp_path):
+    run = mpirun("interrupt", str(tmp_path), "30")
+    assert run.returncode != 0
+    outcomes = []
+    for r in (0, 1):
+        with open(tmp_path / f"fault-{r}.json") as f:
+            outcomes.append(json.load(f)["outcome"])
+    where = "KeyboardInterrupt: interrupted at epoch 2, step 3/7"
+    assert outcomes[0].startswith(where + "; saved to") and outcomes[1] == where, outcomes
+    # the checkpoint inside epoch 2 holds the global sums: one process resumes it exactly
+    ckpt = str(tmp_path / "fault.npz")
+    assert read_meta(ckpt)["partial"]["step"] == 3
+    resumed = ranks.model()
+    ranks.fault_fit(resumed, checkpoint=ckpt, resume=True)
+    uninterrupted = ranks.model()
+    history = ranks.fault_fit(uninterrupted)
+    assert _max_rel(ranks.params(resumed), ranks.params(uninterrupted)) < 1e-12
+    assert read_meta(ckpt)["history"][1]["loss"] == pytest.approx(
+        history.epochs[1]["loss"], rel=1e-12)
+
+
 # --- the command ------------------------------------------------------------------------
 TRAIN = ["train", "--samples", "200", "--seq-len", "10", "--features", "4", "--backend",
          "numpy", "--batch-size", "20", "--threads", "1"]
