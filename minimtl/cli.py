@@ -103,8 +103,11 @@ def _train_args(t: argparse.ArgumentParser, run: bool = True) -> None:
                        help="replace a run that OUT already holds (refused otherwise)")
         t.add_argument("--quiet", action="store_true", help="no summary or progress")
     t.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for the kernels and BLAS (default: all cores); 1 or 2 "
+                   help="CPU threads for the kernels and BLAS (default: all cores, shared "
+                   "out among the ranks of a node under mpiexec); 1 or 2 "
                    "fewer than the cores when other work runs on the machine")
+    t.add_argument("--timeout", type=float, default=120.0, help="under mpiexec: seconds a "
+                   "rank waits for the others before it names the ones that do not answer")
     t.add_argument("--no-malloc-tuned", dest="malloc_tuned", action="store_false",
                    help="keep glibc's default allocator thresholds (see benchmarks/NOTES.md)")
 
@@ -279,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError, RuntimeError, OSError) as e:
         if os.environ.get("MINIMTL_DEBUG"):
             raise
-        print(f"minimtl: error: {e}", file=sys.stderr)
+        dist = getattr(a, "dist", None)
+        rank = f" (rank {dist.rank} of {dist.size})" if dist is not None else ""
+        print(f"minimtl: error{rank}: {e}", file=sys.stderr)
+        if dist is not None:
+            dist.leave(2)         # collectives may be in flight: no MPI_Finalize
         return 2
     except MemoryError as e:
         if os.environ.get("MINIMTL_DEBUG"):

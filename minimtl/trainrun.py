@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -62,6 +63,9 @@ def _check_flags(a) -> None:
     alpha = getattr(a, "gradnorm_alpha", None)
     if alpha is not None and not (np.isfinite(alpha) and alpha >= 0):
         raise CLIError(f"--gradnorm-alpha must be a finite number >= 0, got {alpha}")
+    timeout = getattr(a, "timeout", None)
+    if timeout is not None and not (np.isfinite(timeout) and timeout > 0):
+        raise CLIError(f"--timeout must be a positive finite number of seconds, got {timeout}")
     p = getattr(a, "correlation", None)
     if p is not None and not -1 <= p <= 1:
         raise CLIError(f"--correlation must lie in [-1, 1], got {p}")
@@ -137,12 +141,47 @@ def _balancer(a, model):
                     **kw)
 
 
+def _group(a):
+    """The data-parallel ranks when ``mpiexec`` started several (``minimtl.distributed``),
+    else None. On the cupy backend the gradients travel by NCCL, on the device."""
+    from .distributed import launched_size, mpi_available
+
+    if launched_size() < 2:
+        return None
+    ok, why = mpi_available()
+    if not ok:
+        raise CLIError(f"mpiexec started {launched_size()} ranks, but {why}")
+    from .distributed import ProcessGroup
+
+    dist = ProcessGroup(timeout=a.timeout)
+    if a.backend == "cupy":
+        from .distributed.nccl import NcclTransport
+
+        dist.transport = NcclTransport(dist)
+    return dist
+
+
 def cmd_train(a) -> int:
     _check_flags(a)
-    created = prepare_out(a)
+    dist = a.dist = _group(a)
+    if dist is not None and not dist.is_root:     # computes its shard, prints and writes
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            try:
+                return _train(a)
+            except BaseException as e:
+                dist.notify_failure(e)
+                raise
+    try:
+        created = prepare_out(a)
+    except BaseException as e:
+        if dist is not None:
+            dist.notify_failure(e)
+        raise
     try:
         return _train(a)
-    except BaseException:
+    except BaseException as e:
+        if dist is not None:
+            dist.notify_failure(e)
         run_file = os.path.join(a.out, "run.json")
         if not a.resume and os.path.exists(run_file) and \
                 not os.path.exists(os.path.join(a.out, "checkpoint.npz")):
@@ -157,10 +196,14 @@ def _backend(a) -> str:
     backend = a.backend
     if backend == "auto":
         backend = next((b for b in ("cupy", "numba") if available(b)), "numpy")
-    if a.threads is not None:
+    threads = a.threads
+    if threads is None and getattr(a, "dist", None) is not None:
+        # the ranks of one node share its cores: threads that wait by spinning would fight
+        threads = max(1, (os.cpu_count() or 1) // a.dist.local_size)
+    if threads is not None:
         from .backend import set_num_threads
 
-        set_num_threads(a.threads)
+        set_num_threads(threads)
     if a.malloc_tuned:
         from .malloc import tune_malloc
 
@@ -192,7 +235,7 @@ def _source(a):
     if len(src.val) == 0 or len(src.test) == 0:
         raise CLIError(f"{n} samples from {what} leave no validation or test samples (10 % "
                        f"each): at least 10 are needed, and many more for meaningful metrics")
-    if min(len(src.val), len(src.test)) < _FEW:
+    if min(len(src.val), len(src.test)) < _FEW and _root(a):
         print(f"warning: only {len(src.val)} validation and {len(src.test)} test samples "
               f"(from {n}): accuracies move in steps of 1/{min(len(src.val), len(src.test))} "
               f"and an AUC is n/a where a split holds one class only; use more samples",
@@ -206,6 +249,10 @@ def _source(a):
         except ValueError as e:
             raise CLIError(f"--goods-head {a.goods_head}: {e}") from None
     return src
+
+
+def _root(a) -> bool:
+    return getattr(a, "dist", None) is None or a.dist.is_root
 
 
 def _train(a) -> int:
@@ -226,18 +273,25 @@ def _train(a) -> int:
         applied = ", ".join(steps) if steps and prep.fitted else "none"
         print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
               f"samples; preprocessing: {applied} (fitted on train)")
+        if a.dist is not None:
+            print(f"data-parallel on {a.dist.size} ranks ("
+                  f"{'NCCL' if a.dist.transport else 'MPI'}): each takes its shard of the "
+                  f"global batch of {a.batch_size}")
     balancer = _balancer(a, model)
     extra_params = balancer.parameters() if balancer is not None else []
     optimizer = Adam(list(model.parameters()) + extra_params, lr=a.lr)
-    start_run(a)
+    if _root(a):
+        start_run(a)
     t0 = time.perf_counter()
     history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
                   batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
                   stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()},
-                  balancer=balancer)
+                  balancer=balancer, dist=a.dist)
     wall = time.perf_counter() - t0
+    metrics = evaluate(model, test, dist=a.dist)
+    if not _root(a):
+        return 0
     history.save(os.path.join(a.out, "history.json"))
-    metrics = evaluate(model, test)
     gates = model.gate_weights() if hasattr(model, "gate_weights") else None
     best = src.meta.get("best_accuracy", {})
     chance = src.meta.get("chance_accuracy", {})

@@ -13,6 +13,9 @@
 - ``fit(..., balancer=Balancer(model, "uncertainty", pcgrad=True, conflict_every=10))``
   weighs the task losses, combines their gradients and measures how they conflict
   (``balancing`` has the formulas, ``balancer`` the step).
+- ``fit(..., dist=ProcessGroup())`` under ``mpiexec`` trains one replica per rank on its
+  shard of each global batch; ``evaluate(..., dist=...)`` gathers the predictions
+  (``minimtl.distributed``).
 """
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint

@@ -31,11 +31,20 @@ def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
     return x, y
 
 
-def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
+def evaluate(model, ds: Dataset, batch_size: int = 256, *, dist=None) -> dict[str, float]:
     """Mean losses and metrics of every task over ``ds`` (no graph, eval mode). A gated
-    model's ``gate_weights()`` afterwards are the mean gate weights over ``ds``."""
+    model's ``gate_weights()`` afterwards are the mean gate weights over ``ds``.
+
+    With ``dist`` (a ``minimtl.distributed.ProcessGroup``) each rank evaluates its
+    contiguous shard and the predictions, loss sums and gate statistics are gathered, so
+    every rank returns the metrics of the whole set, as one process would."""
     if len(ds) == 0:
         raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
+    whole = ds
+    if dist is not None and dist.size > 1:
+        from ..distributed import shard_bounds
+
+        ds = ds.subset(slice(*shard_bounds(len(ds), dist.size, dist.rank)))
     was_training = model.training
     model.eval()
     if hasattr(model, "reset_gate_stats"):
@@ -57,6 +66,9 @@ def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
                     outs[t].append(pred[t])
     finally:
         model.train(was_training)
+    if ds is not whole:
+        outs, loss_sums = _gather(dist, model, outs, loss_sums)
+        ds = whole
     result: dict[str, float] = {}
     total = 0.0
     for t in names:
@@ -69,3 +81,20 @@ def evaluate(model, ds: Dataset, batch_size: int = 256) -> dict[str, float]:
             result[f"{t}_{name}"] = value
     result["loss"] = total
     return result
+
+
+def _gather(dist, model, outs: dict, loss_sums: dict) -> tuple[dict, dict]:
+    """Every rank's predictions (in rank order: the set's order) and loss sums; the gate
+    statistics summed in place."""
+    stats = getattr(model, "gate_stats", None) or getattr(getattr(model, "body", None),
+                                                          "gate_stats", None)
+    gates = None if stats is None else ({g: s.copy() for g, s in stats.sums.items()},
+                                        stats.rows)
+    mine = {t: np.concatenate(v) if v else None for t, v in outs.items()}
+    parts = dist.allgather_object((mine, loss_sums, gates), "the gather of the evaluation")
+    outs = {t: [p[0][t] for p in parts if p[0][t] is not None] for t in outs}
+    loss_sums = {t: sum(p[1][t] for p in parts) for t in loss_sums}
+    if stats is not None:
+        stats.sums = {g: sum(p[2][0][g] for p in parts) for g in stats.sums}
+        stats.rows = sum(p[2][1] for p in parts)
+    return outs, loss_sums

@@ -81,7 +81,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         epochs: int = 10, batch_size: int = 32, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         stream: TextIO | None = sys.stdout, extra: dict[str, np.ndarray] | None = None,
-        callbacks: Iterable = (), balancer=None) -> History:
+        callbacks: Iterable = (), balancer=None, dist=None) -> History:
     """Train ``model`` on ``train`` with per-task losses; validate on ``val`` each epoch.
 
     Parameters
@@ -98,8 +98,15 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     balancer        a ``minimtl.train.Balancer``: loss weighting, PCGrad, conflict
                     diagnostics (None: the tasks' declared weights, the plain backward);
                     its epoch logs (weights, cosines, conflict rates) join the history
+    dist            a ``minimtl.distributed.ProcessGroup``: data-parallel training, one
+                    replica per rank, ``batch_size`` the global batch (see
+                    ``minimtl.distributed``); only rank 0 prints and writes the checkpoint
+                    (and reads it on ``resume``); ``callbacks`` run on every rank.
+                    Not with a ``balancer`` on more than one rank (its per-task gradients,
+                    PCGrad and GradNorm are not sums over the batch's rows)
 
-    Raises ``TrainingError`` when a loss, a parameter or the optimizer state becomes
+    Raises ``DistributedError`` when another rank fails or stops answering, and
+    ``TrainingError`` when a loss, a parameter or the optimizer state becomes
     NaN/inf (the last good checkpoint is kept) and ``KeyboardInterrupt`` after saving, on
     Ctrl-C.
 
@@ -122,18 +129,28 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         raise ValueError(f"fit: the optimizer does not update the {balancer.weighting.name} "
                          f"weighting's parameters; build it over list(model.parameters()) + "
                          f"balancer.parameters()")
+    if dist is not None and dist.size > 1 and balancer is not None:
+        raise ValueError("fit: a balancer cannot run data-parallel yet (its per-task "
+                         "gradients, PCGrad and GradNorm are not sums over the rows of the "
+                         "batch, so ranks would disagree); train it in one process")
+    root = dist is None or dist.is_root
+    stream = stream if root else None
     history = History()
     start, partial = 1, None
     if resume:
-        if checkpoint is None or not os.path.exists(checkpoint):
+        if checkpoint is None or (root and not os.path.exists(checkpoint)):
             raise CheckpointError(f"fit: resume=True but there is no checkpoint at "
                                   f"{checkpoint}")
-        state = load_checkpoint(checkpoint, model, optimizer)
+        state = load_checkpoint(checkpoint, model, optimizer) if root else None
+        if dist is not None:                 # rank 0 read it: any number of ranks resumes
+            state = _share_state(dist, state, model, optimizer)
         history = History(state["meta"].get("history", []))
         start = int(state["meta"]["epoch"]) + 1
         partial = state["meta"].get("partial")
         if balancer is not None and "balancer" in state["meta"]:
             balancer.load_state(state["meta"]["balancer"])
+    elif dist is not None:
+        dist.broadcast_parameters(model.parameters())
     steps = math.ceil(len(train) / batch_size)
     progress = Progress(stream, steps, epochs)
     objectives = model.objectives
@@ -148,7 +165,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
             meta["balancer"] = balancer.state()
         save_checkpoint(checkpoint, model, optimizer, extra=extra, meta=meta)
 
-    with _Interrupts() as interrupts:
+    with _Interrupts() as interrupts, _telling_others(dist):
         for epoch in range(start, epochs + 1):
             model.train()
             progress.epoch_start(epoch)
@@ -165,30 +182,27 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     iterate_batches(train, batch_size, shuffle=True, rng=rng), start=1):
                 if step <= skip:              # done before the interruption
                     continue
-                x, y = to_tensors(model, inputs, targets)
-                logits = model(x)
-                losses = model.losses(logits, y)
-                optimizer.zero_grad()
-                if balancer is None:
-                    model.total_loss(losses).backward()
+                if dist is not None:
+                    batch = _data_parallel_step(dist, model, optimizer, inputs, targets,
+                                                interrupts)
                 else:
-                    balancer.backward(losses)
-                values = {t: float(losses[t].item()) for t in names}
-                _check_finite(values, epoch, step)
+                    batch = _step(model, optimizer, balancer, inputs, targets)
+                _check_finite({t: s / batch["n"] for t, s in batch["sums"].items()},
+                              epoch, step)
                 optimizer.step()
-                n = len(targets[names[0]])
-                seen += n
+                seen += batch["n"]
                 for t in names:
-                    sums[t] += values[t] * n
-                    hits = objectives[t].batch_hits(logits[t].numpy(), targets[t])
-                    if hits is not None:
-                        correct[t] += hits
+                    sums[t] += batch["sums"][t]
+                    correct[t] += batch["hits"][t]
                 logs = {t: sums[t] / seen for t in names}
                 progress.step(step, time.perf_counter() - t0,
                               {"loss": sum(model.loss_weights[t] * logs[t] for t in names)})
-                if interrupts.requested:
+                # on several ranks the flags of all of them, summed with the gradients, so
+                # that every rank stops after the same step (a flag raised later on one
+                # rank stays set and travels with the next step's)
+                if batch["stop"] if dist is not None else interrupts.requested:
                     where = f"epoch {epoch}, step {step}/{steps}"
-                    if checkpoint is not None:
+                    if checkpoint is not None and root:
                         save(epoch - 1, {"epoch": epoch, "step": step, "seen": seen,
                                          "sums": sums, "correct": correct,
                                          "elapsed": before + time.perf_counter() - t0})
@@ -202,18 +216,90 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
             if balancer is not None:
                 logs.update(balancer.epoch_end({t: sums[t] / seen for t in names}))
             if val is not None and len(val):
-                logs.update({f"val_{k}": v for k, v in evaluate(model, val).items()})
+                logs.update({f"val_{k}": v for k, v in evaluate(model, val, dist=dist).items()})
                 gates = model.gate_weights() if hasattr(model, "gate_weights") else {}
                 if gates:    # mean gate weight per task per expert over the validation set
                     logs["gates"] = gates
             elapsed = before + time.perf_counter() - t0
             logs["time_s"] = elapsed
             _check_state(model, optimizer, logs, epoch)
+            if dist is not None:
+                dist.check_replicas(model.parameters(), f"epoch {epoch}")
             history.epochs.append(logs)
             progress.epoch_end(elapsed, {k: v for k, v in logs.items()
                                          if k not in ("time_s", "gates", "cosines")})
-            if checkpoint is not None:
+            if checkpoint is not None and root:
                 save(epoch)
             for cb in callbacks:
                 cb(epoch, logs)
+        if dist is not None:      # a failure on rank 0's last write reaches every rank
+            dist.barrier("the end of training")
     return history
+
+
+def _step(model, optimizer, balancer, inputs, targets) -> dict:
+    """One process's step up to the optimizer update: the batch's rows ``n``, per-task
+    loss sums (mean · n) and hit counts."""
+    x, y = to_tensors(model, inputs, targets)
+    logits = model(x)
+    losses = model.losses(logits, y)
+    optimizer.zero_grad()
+    if balancer is None:
+        model.total_loss(losses).backward()
+    else:
+        balancer.backward(losses)
+    n = len(next(iter(targets.values())))
+    sums, hits = {}, {}
+    for t in model.task_names:
+        sums[t] = float(losses[t].item()) * n
+        h = model.objectives[t].batch_hits(logits[t].numpy(), targets[t])
+        hits[t] = 0.0 if h is None else h
+    return {"n": n, "sums": sums, "hits": hits}
+
+
+def _data_parallel_step(dist, model, optimizer, inputs, targets, interrupts) -> dict:
+    """This rank's shard of the global batch, then the gradients, loss sums, hit counts
+    and the Ctrl-C flags (as they are after this rank's backward) summed over the ranks
+    (``minimtl.distributed``)."""
+    from ..distributed import shard_bounds
+
+    names = model.task_names
+    n = len(targets[names[0]])
+    lo, hi = shard_bounds(n, dist.size, dist.rank)
+    if hi > lo:
+        mine = _step(model, optimizer, None, {k: v[lo:hi] for k, v in inputs.items()},
+                     {k: v[lo:hi] for k, v in targets.items()})
+    else:                               # fewer rows than ranks: this one adds nothing
+        optimizer.zero_grad()
+        mine = {"sums": dict.fromkeys(names, 0.0), "hits": dict.fromkeys(names, 0.0)}
+    extra = np.array([mine["sums"][t] for t in names] + [mine["hits"][t] for t in names]
+                     + [float(interrupts.requested)])
+    total = dist.average_gradients(optimizer.params, hi - lo, n, extra)
+    k = len(names)
+    return {"n": n, "sums": dict(zip(names, total[:k].tolist())),
+            "hits": dict(zip(names, total[k:2 * k].tolist())), "stop": bool(total[-1])}
+
+
+def _share_state(dist, state, model, optimizer) -> dict:
+    """Rank 0's loaded checkpoint (model, optimizer, metadata) on every rank."""
+    shared = dist.broadcast_object(None if state is None else {
+        "meta": state["meta"], "model": model.state_dict(),
+        "optim": optimizer.state_dict()}, "the broadcast of the checkpoint")
+    if not dist.is_root:
+        model.load_state_dict(shared["model"])
+        optimizer.load_state_dict(shared["optim"])
+    return {"meta": shared["meta"]}
+
+
+class _telling_others:
+    """An exception on this rank sends a fault notice to the others before it goes on."""
+
+    def __init__(self, dist) -> None:
+        self.dist = dist
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if exc is not None and self.dist is not None:
+            self.dist.notify_failure(exc)

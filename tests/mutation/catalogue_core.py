@@ -9,6 +9,7 @@ OPTIM = ("tests/optim", "tests/autograd/test_aliasing.py", "-k", "not cuda_host"
 METRICS = ("tests/train/test_metrics.py", "tests/train/test_training.py")
 DATA = ("tests/train/test_data.py",)
 BALANCING = ("tests/train/test_balancing.py", "tests/train/test_balancer.py")
+DISTRIBUTED = ("tests/distributed",)
 
 MUTANTS = (
     edits("minimtl/autograd.py", "engine", ENGINE, [
@@ -168,7 +169,7 @@ MUTANTS = (
         ("total += model.loss_weights[t] * loss", "total += loss"),
     ]),
     edits("minimtl/train/loop.py", "metrics", METRICS, [
-        ("sums[t] += values[t] * n", "sums[t] += values[t]"),
+        ("sums[t] = float(losses[t].item()) * n", "sums[t] = float(losses[t].item())"),
     ]),
     edits("minimtl/train/balancing.py", "optim", BALANCING, [
         # PCGrad projecting agreeing pairs instead of conflicting ones
@@ -209,6 +210,39 @@ MUTANTS = (
          "        a = self.window // 2\n        b = self.window - 1 - a\n        # Prefix"),
         ("hi = np.clip(t + b + 1, 0, length)", "hi = np.clip(t + b, 0, length)"),
         ("                x = step.fit_transform(x)\n", "                step.fit(x)\n"),
+    ]),
+    edits("minimtl/distributed/buckets.py", "optim", DISTRIBUTED, [
+        # gradients summed without the shards' weights n_r / n
+        ("self.dtype.type(weight), out=flat[start:stop])",
+         "self.dtype.type(1.0), out=flat[start:stop])"),
+        # .grad a view of the flat buffer the next step overwrites
+        ("p.grad = flat[start:stop].reshape(p.shape).copy() if count > 0 else None",
+         "p.grad = flat[start:stop].reshape(p.shape) if count > 0 else None"),
+        # a gradient dropped unless every rank had one
+        ("if count > 0 else None", "if count > 1 else None"),
+    ]),
+    edits("minimtl/distributed/group.py", "optim", DISTRIBUTED, [
+        # equal weights for unequal shards
+        ("weight = n_local / n_global", "weight = 1 / self.size"),
+        # rank 0 overwritten by the others instead of the other way round
+        ("            if not self.is_root:\n                value = flat",
+         "            if self.is_root:\n                value = flat"),
+    ]),
+    edits("minimtl/distributed/group.py", "data", DISTRIBUTED, [
+        # overlapping shards: a row trained twice in a step
+        ("return n * rank // size, n * (rank + 1) // size",
+         "return n * rank // size, min(n, n * (rank + 1) // size + 1)"),
+    ]),
+    edits("minimtl/train/evaluate.py", "metrics", DISTRIBUTED, [
+        # the gathered evaluation's losses and gate statistics of rank 0 alone
+        ("loss_sums = {t: sum(p[1][t] for p in parts) for t in loss_sums}",
+         "loss_sums = {t: parts[0][1][t] for t in loss_sums}"),
+        ("stats.rows = sum(p[2][1] for p in parts)", "stats.rows = parts[0][2][1]"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", DISTRIBUTED, [
+        # the reduced loss sums read from the hit counts' slots
+        ('"sums": dict(zip(names, total[:k].tolist()))',
+         '"sums": dict(zip(names, total[k:2 * k].tolist()))'),
     ]),
     edits("minimtl/data/dataset.py", "data", DATA, [
         ("ds.subset(perm[n_train:n_train + n_val])",
