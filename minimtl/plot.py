@@ -5,7 +5,31 @@ from __future__ import annotations
 
 from .checkpoint import atomic_write
 
-__all__ = ["plot_curves", "plot_balance", "plot_profile"]
+__all__ = ["plot_curves", "plot_balance", "plot_profile", "pyplot", "save_png"]
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend, or None when not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt
+
+
+def save_png(fig, path, dpi: int = 100) -> None:
+    """Lay ``fig`` out, write it to ``path`` atomically (a private temporary file, then
+    renamed) and close it, also when writing fails."""
+    import matplotlib.pyplot as plt
+
+    try:
+        fig.tight_layout()
+        atomic_write(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> bool:
@@ -14,14 +38,11 @@ def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> boo
     ``tasks`` (names; default the article's three), one colour per task, markers at every epoch
     (a 1-epoch run is one visible point), whole-epoch ticks, legends outside the axes.
     Written atomically (a private temporary file, then renamed). False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
+    from matplotlib.ticker import MaxNLocator
+
     from .data import TASKS
 
     tasks = TASKS if tasks is None else tuple(tasks)
@@ -55,11 +76,7 @@ def plot_curves(history, path: str, best: dict | None = None, tasks=None) -> boo
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
                       borderaxespad=0.0)
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
+    save_png(fig, path)
     return True
 
 
@@ -67,12 +84,8 @@ def plot_profile(rows: list[dict], steps: int, path, top: int = 16) -> bool:
     """Horizontal bars of ms per step for ``Profile.rows()`` (largest first; forward blue,
     backward orange, the optimizer green, the rest grey), the ``top`` largest rows and the
     others summed. Written atomically. False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     shown, rest = rows[:top], rows[top:]
     colours = {"forward": "tab:blue", "backward": "tab:orange", "step": "tab:green"}
@@ -91,11 +104,7 @@ def plot_profile(rows: list[dict], steps: int, path, top: int = 16) -> bool:
     ax.set(xlabel="ms per step", title=f"time of a training step by op "
            f"({sum(r['ms_step'] for r in rows):.2f} ms a step, {steps} steps)")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-    finally:
-        plt.close(fig)
+    save_png(fig, path)
     return True
 
 
@@ -104,12 +113,8 @@ def plot_balance(history, path: str, tasks) -> bool:
     task pair, the cosine of their gradients on the shared parameters at every measured
     step with the epoch means (right; below 0 the tasks conflict). Written atomically;
     False without matplotlib or when the history holds neither."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    plt = pyplot()
+    if plt is None:
         return False
     epochs = list(range(1, len(history.epochs) + 1))
     weights = {t: history.series(f"weight_{t}") for t in tasks}
@@ -141,7 +146,5 @@ def plot_balance(history, path: str, tasks) -> bool:
                 ylabel="cosine", ylim=(-1.05, 1.05))
     if pairs:
         axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
     return True

@@ -21,24 +21,6 @@ import os
 __all__ = ["plot"]
 
 
-def _plt():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    return plt
-
-
-def _save(fig, path: str) -> None:
-    from ..checkpoint import atomic_write
-
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-
-
 def _label(k: dict) -> str:
     return f"{k['op']} {k['shape']} N={k['batch']}"
 
@@ -79,7 +61,9 @@ def roofline_points(results: dict) -> list[tuple[str, str, float, float]]:
 def plot(results: dict, out: str) -> list[str]:
     """Write the three charts of ``results`` into the folder ``out``; returns the paths
     written ([] without matplotlib)."""
-    plt = _plt()
+    from ..plot import pyplot, save_png
+
+    plt = pyplot()
     if plt is None:
         return []
     os.makedirs(out, exist_ok=True)
@@ -102,8 +86,7 @@ def plot(results: dict, out: str) -> list[str]:
             ax.set(title=f"{backend}: PyTorch time / minimtl time (fwd + bwd)",
                    xlabel="ratio (> 1: minimtl faster)")
         path = os.path.join(out, f"{name}-kernels.png")
-        _save(fig, path)
-        plt.close(fig)
+        save_png(fig, path)
         written.append(path)
 
     steps = step_table(results)
@@ -124,8 +107,7 @@ def plot(results: dict, out: str) -> list[str]:
         axes[0].set_yscale("log")              # the NumPy reference is ~50x slower
         axes[0].legend(fontsize=8)
         path = os.path.join(out, f"{name}-step.png")
-        _save(fig, path)
-        plt.close(fig)
+        save_png(fig, path)
         written.append(path)
 
     pts = roofline_points(results)
@@ -148,7 +130,6 @@ def plot(results: dict, out: str) -> list[str]:
                ylabel="GFLOP/s", title="kernels against the machine's measured limits")
         ax.legend(fontsize=8)
         path = os.path.join(out, f"{name}-roofline.png")
-        _save(fig, path)
-        plt.close(fig)
+        save_png(fig, path)
         written.append(path)
     return written
