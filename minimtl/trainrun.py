@@ -131,14 +131,12 @@ def _kind(head: str) -> str:
 
 def _balancer(a, model):
     """The --weighting / --pcgrad / --conflict Balancer, or None when all are off."""
-    weighting = getattr(a, "weighting", "fixed")
-    if weighting == "fixed" and not getattr(a, "pcgrad", False) and not getattr(a, "conflict", 0):
-        return None
     from .train import Balancer
 
-    kw = {"alpha": a.gradnorm_alpha} if weighting == "gradnorm" else {}
-    return Balancer(model, weighting, pcgrad=a.pcgrad, conflict_every=a.conflict, seed=a.seed,
-                    **kw)
+    kw = {"alpha": a.gradnorm_alpha} if a.weighting == "gradnorm" else {}
+    balancer = Balancer(model, a.weighting, pcgrad=a.pcgrad, conflict_every=a.conflict,
+                        seed=a.seed, **kw)
+    return balancer if balancer.active else None
 
 
 def _group(a):

@@ -45,8 +45,8 @@ def _fit(model, source, epochs, batch, seed, lr, weighting="fixed", pcgrad=False
     from ..train import Balancer, evaluate, fit
 
     balancer = Balancer(model, weighting, pcgrad=pcgrad, conflict_every=conflict_every,
-                        seed=seed) if (weighting != "fixed" or pcgrad or conflict_every) \
-        else None
+                        seed=seed)
+    balancer = balancer if balancer.active else None
     params = list(model.parameters()) + (balancer.parameters() if balancer else [])
     t0 = time.perf_counter()
     history = fit(model, source.train, None, optimizer=Adam(params, lr=lr), epochs=epochs,

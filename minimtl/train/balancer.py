@@ -140,11 +140,11 @@ class Balancer:
                                   allow_unused=True) for k in self.names}
         if self.weighting.needs_task_gradients:
             norms = {}
+            last = {id(p) for p in self.last}
             for k in self.names:
                 if task_grads is not None:
-                    ids = {id(p) for p in self.last}
                     gs = [task_grads[k][i] for i in self._shared_at
-                          if id(self.params[i]) in ids]
+                          if id(self.params[i]) in last]
                 else:
                     gs = grad(losses[k], self.last, retain_graph=True, allow_unused=True)
                 gs = [g for g in gs if g is not None]
