@@ -9,12 +9,16 @@ again, alternating the configurations, and reports medians. Configurations, on t
 article's network and data (numba backend, 1,920 training rows, global batch B):
 
 - ``1 process, 1 thread`` / ``2 threads``: ``fit`` without ``dist`` (the baseline);
-- ``2 ranks x 1 thread``: ``fit(dist=ProcessGroup())``, each rank B/2 rows a step; the
-  all-reduce time is from entering ``average_gradients`` to the sums, so it includes
-  waiting for the slower rank;
-- ``... barrier first``: the same with a barrier before each all-reduce, timed apart, so
-  that the all-reduce time is packing, transfer and unpacking alone.
+- ``2 ranks x 1 thread``: ``fit(dist=ProcessGroup())``, each rank B/2 rows a step, the
+  all-reduce overlapped with the backward (default buckets); its time is the packing
+  during the walk plus ``finish`` (waiting for the slower rank included);
+- ``... all-reduce after the backward``: ``ProcessGroup(overlap=False)``, the A/B of the
+  overlap; ``... overlapped, 256 KiB buckets``: smaller buckets, so more of them start
+  during the walk;
+- ``... barrier first``: after the backward, with a barrier before each all-reduce, timed
+  apart, so that the all-reduce time is packing, transfer and unpacking alone.
 
+``--configs dist,after`` runs only those (keys: plain1, plain2, dist, after, small, split).
 Each job trains one epoch to warm up (compilation, first-touch allocations), then times
 a second one. The all-reduce job sums float32 buffers of 4 KiB to 64 MiB on 2 ranks
 (``Iallreduce`` waited for with ``ProcessGroup.wait``), 20 times each, median.
@@ -48,19 +52,21 @@ def job_epoch(batch: int, threads: int, mode: str) -> list[dict]:
     group = None
     if mode != "plain":
         from minimtl.distributed import ProcessGroup
+        from minimtl.distributed.overlap import GradientReduce
 
-        group = ProcessGroup()
+        group = ProcessGroup(overlap=mode not in ("after", "split"),
+                             **({"bucket_bytes": 256 << 10} if mode == "small" else {}))
         group.barrier_s = 0.0
     if mode == "split":              # a barrier first: waiting for the slower rank, apart
-        reduce = group.average_gradients
+        finish = GradientReduce.finish
 
-        def timed(*args):
+        def timed(self, extra):
             t = time.perf_counter()
             group.barrier()
             group.barrier_s += time.perf_counter() - t
-            return reduce(*args)
+            return finish(self, extra)
 
-        group.average_gradients = timed
+        GradientReduce.finish = timed
     src = load_source("article", seed=0)
     (shape,) = set(map(tuple, src.shapes.values()))
     model = MultiTaskNet(shape[0], shape[1], seed=0, backend="numba")
@@ -183,13 +189,18 @@ def scaling_model(results: dict) -> list[str]:
 
 CONFIGS = {"1 process, 1 thread": (1, 1, "plain"), "1 process, 2 threads": (1, 2, "plain"),
            "2 ranks x 1 thread": (2, 1, "dist"),
-           "2 ranks x 1 thread, barrier first": (2, 1, "split")}
+           "2 ranks, all-reduce after the backward": (2, 1, "after"),
+           "2 ranks, overlapped, 256 KiB buckets": (2, 1, "small"),
+           "2 ranks, after the backward, barrier first": (2, 1, "split")}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--batches", default="32,256")
+    p.add_argument("--configs", default=None,
+                   help="comma-separated modes to run (plain1, plain2, dist, after, small, "
+                        "split; default: all)")
     p.add_argument("--out", default=None)
     p.add_argument("--model", default=None, help="print the scaling model from a results file")
     p.add_argument("--job", nargs="*", help=argparse.SUPPRESS)
@@ -207,10 +218,12 @@ def main() -> None:
         return
     load_before = os.getloadavg()
     results: dict = {"epochs": {}, "allreduce": []}
+    keys = {c: (f"plain{t}" if m == "plain" else m) for c, (_, t, m) in CONFIGS.items()}
+    chosen = [c for c in CONFIGS if a.configs is None or keys[c] in a.configs.split(",")]
     for batch in map(int, a.batches.split(",")):
-        runs = {c: [] for c in CONFIGS}
+        runs = {c: [] for c in chosen}
         for r in range(a.repeats):
-            for c in (CONFIGS if r % 2 == 0 else list(CONFIGS)[::-1]):
+            for c in (chosen if r % 2 == 0 else chosen[::-1]):
                 n, threads, mode = CONFIGS[c]
                 runs[c].append(launch(n, ["epoch", str(batch), str(threads), mode]))
         summary = {}

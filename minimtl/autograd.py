@@ -9,6 +9,12 @@ to its input's shape, checks shape and dtype, and accumulates it, but only for i
 the whole walk succeeded, so an error never leaves a gradient half-computed. The graph is
 freed as it is walked unless ``retain_graph=True``.
 
+``backward(..., on_leaf=f)`` calls ``f(leaf, g)`` as soon as a leaf's gradient from this
+walk is complete: right after the last node that uses the leaf (in walk order) was
+walked, while the rest of the walk is still to come. Data-parallel training starts
+all-reducing the gradients of the layers near the output this way while the layers near
+the input are still being differentiated (``minimtl/distributed/overlap.py``).
+
 ``grad`` walks the same way but returns the gradients of chosen tensors (leaves or
 intermediate results) instead of accumulating ``.grad``: one forward, then one ``grad`` per
 task loss with ``retain_graph=True``, gives every task's gradient on the shared parameters.
@@ -23,17 +29,20 @@ from .function import Node
 __all__ = ["backward", "grad", "topological_order", "unbroadcast"]
 
 
-def backward(root, gradient, xp, retain_graph: bool = False) -> None:
+def backward(root, gradient, xp, retain_graph: bool = False, on_leaf=None) -> None:
     """Accumulate d(root)/d(leaf) · gradient into every leaf's ``.grad``.
 
     root: a Tensor that requires grad; gradient: None (1 for a single element) or an
-    array of root's shape; xp: root's array module.
+    array of root's shape; xp: root's array module; on_leaf: None, or called as
+    ``on_leaf(leaf, g)`` once per leaf that requires grad, with this walk's complete
+    gradient ``g`` (None if no gradient reached it), during the walk (read ``g``; it
+    becomes ``.grad`` after the walk).
     """
     gradient = _seed("backward", root, gradient, xp)
     if root._node is None:  # a leaf: d(root)/d(root) = gradient
         root.grad = gradient.copy() if root.grad is None else root.grad + gradient
         return
-    leaf_grads = _walk(root, gradient, retain_graph, {})
+    leaf_grads = _walk(root, gradient, retain_graph, {}, on_leaf=on_leaf)
     owned: set[int] = set()
     for t, g in leaf_grads.values():
         if t.grad is not None:
@@ -118,62 +127,88 @@ def _leading_to(order: list[Node], tensors, wanted: dict) -> set[int]:
 
 
 def _walk(root, gradient, retain_graph: bool, wanted: dict, order: list[Node] | None = None,
-          needed: set[int] | None = None) -> dict[int, tuple]:
+          needed: set[int] | None = None, on_leaf=None) -> dict[int, tuple]:
     """Walk the graph under ``root`` once (only the nodes in ``needed``, when given);
     returns {id(leaf): (leaf, gradient)}. The complete gradient of each intermediate
     output ``(id(node), index)`` in ``wanted`` is stored there when its node is reached
-    (every consumer has been walked by then)."""
+    (every consumer has been walked by then); ``on_leaf`` as in ``backward``."""
     if order is None:
         order = topological_order(root._node)
     grads: dict[Node, list] = {root._node: [None] * root._node.n_outputs}
     grads[root._node][root._index] = gradient
     leaf_grads: dict[int, tuple] = {}
-    for node in order:
-        gys = grads.pop(node, None)
-        if gys is None:
-            continue
-        ctx = node.ctx
-        if ctx is None:
-            raise RuntimeError(
-                f"backward: the graph through {node.fn.__name__} was already freed; "
-                f"pass retain_graph=True to the first backward to walk it twice")
-        for i, g in enumerate(gys):
-            if g is not None and not g.flags.c_contiguous:
-                gys[i] = ctx.xp.ascontiguousarray(g)
-            if wanted and (id(node), i) in wanted:
-                wanted[(id(node), i)] = g
-        if needed is not None and id(node) not in needed:
-            if not retain_graph:
-                node.ctx = None
-            continue
-        with kernels.guard(ctx.backend):
-            gxs = node.fn.backward(ctx, *gys)
-        if not isinstance(gxs, tuple):
-            gxs = (gxs,)
-        if len(gxs) != len(node.inputs):
-            raise RuntimeError(f"{node.fn.__name__}.backward returned {len(gxs)} gradients "
-                               f"for {len(node.inputs)} inputs")
-        for t, g, need in zip(node.inputs, gxs, ctx.needs_grad):
-            if g is None or not need:
-                continue
-            g = unbroadcast(g, t.data.shape)
-            if g.shape != t.data.shape or g.dtype != t.data.dtype:
-                raise RuntimeError(
-                    f"{node.fn.__name__}.backward: gradient {g.shape} {g.dtype} does not "
-                    f"match its input {t.data.shape} {t.data.dtype}")
-            if t._node is None:
-                prev = leaf_grads.get(id(t))
-                leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
-            else:
-                slots = grads.setdefault(t._node, [None] * t._node.n_outputs)
-                prev = slots[t._index]
-                slots[t._index] = g if prev is None else prev + g
-        if not retain_graph:
-            node.ctx = None
+    complete = _last_uses(order) if on_leaf is not None else {}
+    for k, node in enumerate(order):
+        _walk_node(node, grads, leaf_grads, wanted, needed, retain_graph)
+        for t in complete.get(k, ()):       # leaves whose last user was this node
+            g = leaf_grads.get(id(t))
+            on_leaf(t, None if g is None else g[1])
     if not retain_graph:
         for node in order:
             node.inputs = ()
     return leaf_grads
+
+
+def _last_uses(order: list[Node]) -> dict[int, list]:
+    """{k: the leaves (requiring grad) whose last user in walk order is ``order[k]``}."""
+    last: dict[int, tuple] = {}
+    for k, node in enumerate(order):
+        if node.ctx is None:
+            continue                              # freed: the walk says so
+        for t, need in zip(node.inputs, node.ctx.needs_grad):
+            if need and getattr(t, "_node", 0) is None:
+                last[id(t)] = (k, t)
+    complete: dict[int, list] = {}
+    for k, t in last.values():
+        complete.setdefault(k, []).append(t)
+    return complete
+
+
+def _walk_node(node: Node, grads: dict, leaf_grads: dict, wanted: dict,
+               needed: set[int] | None, retain_graph: bool) -> None:
+    """One node of the walk: its ``backward`` on the gradients that reached it, the
+    results accumulated into its inputs' slots (``grads``) or ``leaf_grads``."""
+    gys = grads.pop(node, None)
+    if gys is None:
+        return
+    ctx = node.ctx
+    if ctx is None:
+        raise RuntimeError(
+            f"backward: the graph through {node.fn.__name__} was already freed; "
+            f"pass retain_graph=True to the first backward to walk it twice")
+    for i, g in enumerate(gys):
+        if g is not None and not g.flags.c_contiguous:
+            gys[i] = ctx.xp.ascontiguousarray(g)
+        if wanted and (id(node), i) in wanted:
+            wanted[(id(node), i)] = g
+    if needed is not None and id(node) not in needed:
+        if not retain_graph:
+            node.ctx = None
+        return
+    with kernels.guard(ctx.backend):
+        gxs = node.fn.backward(ctx, *gys)
+    if not isinstance(gxs, tuple):
+        gxs = (gxs,)
+    if len(gxs) != len(node.inputs):
+        raise RuntimeError(f"{node.fn.__name__}.backward returned {len(gxs)} gradients "
+                           f"for {len(node.inputs)} inputs")
+    for t, g, need in zip(node.inputs, gxs, ctx.needs_grad):
+        if g is None or not need:
+            continue
+        g = unbroadcast(g, t.data.shape)
+        if g.shape != t.data.shape or g.dtype != t.data.dtype:
+            raise RuntimeError(
+                f"{node.fn.__name__}.backward: gradient {g.shape} {g.dtype} does not "
+                f"match its input {t.data.shape} {t.data.dtype}")
+        if t._node is None:
+            prev = leaf_grads.get(id(t))
+            leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
+        else:
+            slots = grads.setdefault(t._node, [None] * t._node.n_outputs)
+            prev = slots[t._index]
+            slots[t._index] = g if prev is None else prev + g
+    if not retain_graph:
+        node.ctx = None
 
 
 def topological_order(root: Node) -> list[Node]:

@@ -8,7 +8,8 @@ One replica of the model per rank. How a step works (``fit(..., dist=ProcessGrou
    global batch (``shard_bounds``): rows ``n·r // N`` to ``n·(r+1) // N`` of the batch's n.
 2. Forward and backward on the shard; each gradient is weighed by ``n_r / n`` and the
    ranks' gradients are summed with one ``Iallreduce`` per bucket of a flat buffer
-   (``buckets``). The result is the gradient of the global batch's mean loss, so N ranks
+   (``buckets``), each started during the backward walk as soon as its parameters'
+   gradients are complete (``overlap``). The result is the gradient of the global batch's mean loss, so N ranks
    with a global batch B train exactly as one process with batch B (same learning rate,
    same steps), up to the rounding of the sums' order.
 3. The per-task loss sums, hit counts and the Ctrl-C flag travel in a small vector with the

@@ -55,10 +55,12 @@ class ProcessGroup:
     bucket_bytes   gradient bucket size of the all-reduce (``GradientBuckets``)
     transport      what all-reduces the gradients: None for MPI itself, or an
                    ``NcclTransport`` (GPU tensors, on the device)
+    overlap        start each bucket's all-reduce during the backward walk, as soon as
+                   its gradients are complete (``overlap``; MPI transport only)
     """
 
     def __init__(self, comm=None, *, timeout: float = 120.0, bucket_bytes: int = 4 << 20,
-                 transport=None):
+                 transport=None, overlap: bool = True):
         from mpi4py import MPI
 
         self.MPI = MPI
@@ -73,9 +75,12 @@ class ProcessGroup:
         self.timeout = float(timeout)
         self.bucket_bytes = int(bucket_bytes)
         self.transport = transport
+        self.overlap = bool(overlap)
         self._buckets = None
         self._notified = False
         self.allreduce_s = 0.0       # time spent in gradient all-reduces (measurements)
+        self.buckets_early = 0       # of them, buckets started during the backward walk
+        self.buckets_total = 0
 
     @property
     def is_root(self) -> bool:
@@ -252,42 +257,29 @@ class ProcessGroup:
                                    f"{', '.join(map(str, differ))} differ from rank 0's")
 
     # --- gradients -------------------------------------------------------------------
+    def gradient_reduce(self, params, n_local: int, n_global: int):
+        """The all-reduce of one step's gradients (``overlap.GradientReduce``): the ranks'
+        gradients weighed by ``n_local / n_global`` and summed over one flat buffer in
+        buckets (``GradientBuckets``, laid out from the last parameter). Walk the backward
+        with its ``backward`` to overlap the all-reduce with the walk (when ``overlap``
+        and no transport), then call its ``finish``."""
+        from .buckets import GradientBuckets
+        from .overlap import GradientReduce
+
+        order = list(params)[::-1]
+        if self._buckets is None or [id(p) for p in self._buckets.params] != \
+                [id(p) for p in order]:
+            self._buckets = GradientBuckets(order, self.bucket_bytes)
+        return GradientReduce(self, self._buckets, n_local / n_global,
+                              _xp(self._buckets.backend),
+                              overlap=self.overlap and self.transport is None)
+
     def average_gradients(self, params, n_local: int, n_global: int,
                           extra: np.ndarray) -> np.ndarray:
-        """Replace each parameter's ``.grad`` by the global batch's gradient: the ranks'
-        gradients weighed by ``n_local / n_global`` and summed over one flat buffer in
-        buckets (``GradientBuckets``); return ``extra`` (float64) summed over the ranks."""
-        from .buckets import GradientBuckets
-
-        params = list(params)
-        if self._buckets is None or [id(p) for p in self._buckets.params] != \
-                [id(p) for p in params]:
-            self._buckets = GradientBuckets(params, self.bucket_bytes)
-        b = self._buckets
-        t0 = time.perf_counter()
-        small = np.concatenate([b.present(), np.asarray(extra, dtype=np.float64)])
-        small_req = self.comm.Iallreduce(self.MPI.IN_PLACE, small)
-        weight = n_local / n_global
-        if self.transport is not None:
-            self.transport.allreduce_buckets(self, b, weight)
-        else:
-            xp = _xp(b.backend)
-            staged = b.backend == "cupy"          # MPI without CUDA support: via the host
-            requests, parts = [], []
-            for k in range(len(b.buckets)):      # bucket k travels while k+1 is packed
-                part = b.pack(xp, k, weight)
-                part = part.get() if staged else part
-                parts.append(part)
-                requests.append(self.comm.Iallreduce(self.MPI.IN_PLACE, part))
-            self.wait(requests, "the gradient all-reduce")
-            if staged:
-                flat = b.flat(xp)
-                for (lo, hi), part in zip(b.buckets, parts):
-                    flat[lo:hi] = xp.asarray(part)
-        self.wait([small_req], "the gradient all-reduce")
-        b.unpack(_xp(b.backend), small[:len(b.params)])
-        self.allreduce_s += time.perf_counter() - t0
-        return small[len(b.params):]
+        """After a backward of one's own: replace each parameter's ``.grad`` by the global
+        batch's gradient (``gradient_reduce(...).finish``); return ``extra`` (float64)
+        summed over the ranks."""
+        return self.gradient_reduce(params, n_local, n_global).finish(extra)
 
 
 def _xp(backend: str):

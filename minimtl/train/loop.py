@@ -237,14 +237,17 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     return history
 
 
-def _step(model, optimizer, balancer, inputs, targets) -> dict:
+def _step(model, optimizer, balancer, inputs, targets, backward=None) -> dict:
     """One process's step up to the optimizer update: the batch's rows ``n``, per-task
-    loss sums (mean · n) and hit counts."""
+    loss sums (mean · n) and hit counts. ``backward(loss)`` walks the backward when given
+    (data-parallel: with the all-reduce overlapped), else ``loss.backward()``."""
     x, y = to_tensors(model, inputs, targets)
     logits = model(x)
     losses = model.losses(logits, y)
     optimizer.zero_grad()
-    if balancer is None:
+    if backward is not None:
+        backward(model.total_loss(losses))
+    elif balancer is None:
         model.total_loss(losses).backward()
     else:
         balancer.backward(losses)
@@ -266,15 +269,16 @@ def _data_parallel_step(dist, model, optimizer, inputs, targets, interrupts) -> 
     names = model.task_names
     n = len(targets[names[0]])
     lo, hi = shard_bounds(n, dist.size, dist.rank)
-    if hi > lo:
+    reduce = dist.gradient_reduce(optimizer.params, hi - lo, n)
+    if hi > lo:                         # the all-reduce starts during the backward
         mine = _step(model, optimizer, None, {k: v[lo:hi] for k, v in inputs.items()},
-                     {k: v[lo:hi] for k, v in targets.items()})
+                     {k: v[lo:hi] for k, v in targets.items()}, backward=reduce.backward)
     else:                               # fewer rows than ranks: this one adds nothing
         optimizer.zero_grad()
         mine = {"sums": dict.fromkeys(names, 0.0), "hits": dict.fromkeys(names, 0.0)}
     extra = np.array([mine["sums"][t] for t in names] + [mine["hits"][t] for t in names]
                      + [float(interrupts.requested)])
-    total = dist.average_gradients(optimizer.params, hi - lo, n, extra)
+    total = reduce.finish(extra)
     k = len(names)
     return {"n": n, "sums": dict(zip(names, total[:k].tolist())),
             "hits": dict(zip(names, total[k:2 * k].tolist())), "stop": bool(total[-1])}

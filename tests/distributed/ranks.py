@@ -60,8 +60,8 @@ def params(m) -> dict[str, np.ndarray]:
 
 
 def _equivalence(dist, out: str) -> None:
-    """Fits in float64 and float32 (each rank starting from a different init: rank 0's is
-    broadcast), an evaluate, the checkpoint writes counted, and resumes in both
+    """Fits in float64 (with the all-reduce overlapping the backward, and after it) and
+    float32 (each rank starting from a different init: rank 0's is broadcast), an evaluate, the checkpoint writes counted, and resumes in both
     directions of a change in the number of ranks."""
     import minimtl.train.loop as loop
     from minimtl.train import evaluate
@@ -78,6 +78,10 @@ def _equivalence(dist, out: str) -> None:
     with open(os.path.join(out, f"log-{r}.txt"), "w") as log:
         m64, _, h64 = train(dist, seed=10 + r, checkpoint=os.path.join(out, "two.npz"),
                             stream=log)
+    buckets = {"early": dist.buckets_early, "total": dist.buckets_total}
+    dist.overlap = False             # the same fit with the all-reduce after the walk
+    m_after, _, _ = train(dist, seed=10 + r)
+    dist.overlap = True
     m32, _, _ = train(dist, dtype=np.float32, seed=10 + r)
     metrics = evaluate(m64, data(40, seed=1), batch_size=7, dist=dist)
     gates = m64.gate_weights()
@@ -88,10 +92,11 @@ def _equivalence(dist, out: str) -> None:
     np.savez(os.path.join(out, f"rank{r}.npz"),
              **{f"f64/{k}": v for k, v in params(m64).items()},
              **{f"f32/{k}": v for k, v in params(m32).items()},
+             **{f"after/{k}": v for k, v in params(m_after).items()},
              **{f"resumed/{k}": v for k, v in params(m_resumed).items()})
     with open(os.path.join(out, f"rank{r}.json"), "w") as f:
         json.dump({"history": h64.epochs, "metrics": metrics, "gates": gates,
-                   "writes": writes}, f)
+                   "writes": writes, "buckets": buckets}, f)
 
 
 def fault_fit(m, **kw):

@@ -80,6 +80,19 @@ def test_two_ranks_equal_one_process_float32_within_rounding(two_ranks):
         assert _max_rel(_part(arrays, "f32/"), ranks.params(single)) < 1e-4
 
 
+def test_overlapping_the_all_reduce_with_the_backward_changes_no_bit(two_ranks):
+    _, loaded = two_ranks
+    for arrays, j in loaded:
+        overlapped, after = _part(arrays, "f64/"), _part(arrays, "after/")
+        for k in overlapped:
+            np.testing.assert_array_equal(overlapped[k], after[k])
+        # every one of the test's small buckets (512 bytes: several a step) was started
+        # by the walk, none left for after it (when in the walk: tests/autograd/
+        # test_on_leaf.py)
+        early, total = j["buckets"]["early"], j["buckets"]["total"]
+        assert early == total and total >= 3 * 14, j["buckets"]
+
+
 def test_replicas_are_bitwise_equal_and_start_from_rank_0(two_ranks):
     _, ((a0, _), (a1, _)) = two_ranks
     for k in a0:

@@ -31,8 +31,8 @@ MUTANTS = (
         # accumulation in place into an array someone else may hold
         ("t.grad = t.grad + g", "t.grad += g"),
         # the graph kept after backward (a second backward then silently double-counts)
-        ("        if not retain_graph:\n            node.ctx = None",
-         "        if retain_graph:\n            node.ctx = None"),
+        ("    if not retain_graph:\n        node.ctx = None",
+         "    if retain_graph:\n        node.ctx = None"),
         # the walk in the wrong order
         ("    order.reverse()\n    return order", "    return order"),
         ("return xp.ones(root.data.shape, dtype=root.data.dtype)",
@@ -42,8 +42,13 @@ MUTANTS = (
         # grad: an unused tensor silently None, or a used one refused
         ("if g is None and not allow_unused:", "if g is None and allow_unused:"),
         # grad: an intermediate tensor's gradient never recorded
-        ("                wanted[(id(node), i)] = g",
-         "                wanted[(id(node), i)] = None"),
+        ("            wanted[(id(node), i)] = g",
+         "            wanted[(id(node), i)] = None"),
+        # on_leaf: told after a leaf's first user, before its gradient is complete
+        ("last[id(t)] = (k, t)", "last.setdefault(id(t), (k, t))"),
+        # on_leaf: a leaf whose gradient never arrived is not announced at all
+        ("on_leaf(t, None if g is None else g[1])",
+         "None if g is None else on_leaf(t, g[1])"),
         # incoming gradients passed on as they come (a transposed or sliced one included)
         ("if g is not None and not g.flags.c_contiguous:",
          "if g is not None and not g.flags.c_contiguous and False:"),
