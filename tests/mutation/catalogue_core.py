@@ -228,10 +228,24 @@ MUTANTS = (
     ]),
     edits("minimtl/distributed/group.py", "optim", DISTRIBUTED, [
         # equal weights for unequal shards
-        ("weight = n_local / n_global", "weight = 1 / self.size"),
+        ("return GradientReduce(self, self._buckets, n_local / n_global,",
+         "return GradientReduce(self, self._buckets, 1 / self.size,"),
         # rank 0 overwritten by the others instead of the other way round
         ("            if not self.is_root:\n                value = flat",
          "            if self.is_root:\n                value = flat"),
+    ]),
+    edits("minimtl/distributed/overlap.py", "optim", DISTRIBUTED, [
+        # the overlapped path packs without the shard's weight
+        ("self.xp.multiply(g.reshape(-1), self.weight, out=flat[start:stop])",
+         "self.xp.multiply(g.reshape(-1), 1.0, out=flat[start:stop])"),
+        # a parameter announced by the walk is packed again from .grad (None: zeros)
+        ("                if not self._ready[i]:\n                    self._write(i, p.grad)",
+         "                if True:\n                    self._write(i, p.grad)"),
+        # no bucket ever starts during the walk (all after it: right sums, no overlap)
+        ("        if self._left[k] == 0:\n            self._start(k)",
+         "        if self._left[k] == -1:\n            self._start(k)"),
+        # a parameter's presence not counted: its reduced gradient dropped
+        ("            self._present[i] = 1.0\n", "            pass\n"),
     ]),
     edits("minimtl/distributed/group.py", "data", DISTRIBUTED, [
         # overlapping shards: a row trained twice in a step
