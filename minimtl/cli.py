@@ -92,6 +92,10 @@ def _train_args(t: argparse.ArgumentParser, run: bool = True) -> None:
                    help="measure the tasks' gradient cosines on the shared parameters every "
                    "N steps (--conflict alone: every 20; 0: off); in the epoch line, "
                    "history.json and balance.png")
+    t.add_argument("--conflict-on", choices=("shared", "last"), default="shared",
+                   help="measure on every shared parameter (shared: about K backward "
+                   "passes a measured step) or on the last shared layer only (last: K "
+                   "short walks to it)")
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)

@@ -135,7 +135,7 @@ def _balancer(a, model):
 
     kw = {"alpha": a.gradnorm_alpha} if a.weighting == "gradnorm" else {}
     balancer = Balancer(model, a.weighting, pcgrad=a.pcgrad, conflict_every=a.conflict,
-                        seed=a.seed, **kw)
+                        conflict_on=a.conflict_on, seed=a.seed, **kw)
     return balancer if balancer.active else None
 
 

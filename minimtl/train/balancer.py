@@ -8,9 +8,10 @@ and the per-epoch record of weights and conflicts. The formulas are in ``balanci
 Which parameters are shared is read from the gradients of the first batch, not declared:
 a parameter is shared when two tasks' losses have a non-zero gradient on one of its
 elements (the article's three heads in one product are therefore not shared: each task
-reaches only its own columns). The *last shared layer* (GradNorm's W) is the module of
-the shared parameter the backward walk reaches first from the loss; ``model`` may define
-``last_shared_parameters()`` to choose it instead.
+reaches only its own columns). The *last shared layer* (GradNorm's W, and what
+``conflict_on='last'`` measures) is every shared module that some path from the loss
+reaches before any other shared module: the article network's three towers give the last
+convolution of each; ``model`` may define ``last_shared_parameters()`` to choose instead.
 
 Cost per step, on top of the plain backward (K tasks): GradNorm walks each task's graph
 down to the last shared layer only; PCGrad and a measured step replace the backward by
@@ -49,15 +50,27 @@ def find_shared(model, losses: dict) -> list[tuple[str, object]]:
 
 
 def _last_layer(model, total, shared: list[tuple[str, object]]) -> list:
+    """The shared parameters of the modules nearest the loss: a shared module is in the
+    last shared layer when some path from the loss reaches it without passing another
+    shared module (parallel towers: the last layer of each)."""
     if hasattr(model, "last_shared_parameters"):
         return list(model.last_shared_parameters())
-    names = {id(p): n for n, p in shared}
+    module_of = {id(p): n.rsplit(".", 1)[0] for n, p in shared}
+    above: dict[int, frozenset] = {}            # node -> shared modules between it and the loss
+    frontier: set[str] = set()
     for node in topological_order(total._node):          # from the loss downwards
+        mine = {module_of[id(t)] for t in node.inputs if id(t) in module_of}
+        over = above.get(id(node), frozenset())
+        if mine and over <= mine:                # nothing shared above but its own module
+            frontier |= mine
+        below = over | mine
         for t in node.inputs:
-            if id(t) in names:
-                module = names[id(t)].rsplit(".", 1)[0]
-                return [p for n, p in shared if n.rsplit(".", 1)[0] == module]
-    return []
+            child = getattr(t, "_node", None)
+            if child is not None:
+                # of several paths to a node, the one through the fewest shared modules
+                prev = above.get(id(child))
+                above[id(child)] = below if prev is None or len(below) < len(prev) else prev
+    return [p for n, p in shared if n.rsplit(".", 1)[0] in frontier]
 
 
 def _flat(shared, grads):
@@ -76,14 +89,23 @@ class Balancer:
     weighting       'fixed' | 'uncertainty' | 'gradnorm' | 'dwa' (``balancing``)
     pcgrad          project conflicting task gradients on the shared parameters
     conflict_every  measure cosines and magnitude similarity every n steps (0: never)
+    conflict_on     'shared': the tasks' gradients on every shared parameter (K walks of
+                    the whole graph on a measured step, in place of the backward);
+                    'last': on the last shared layer only (K walks pruned to it, then the
+                    usual backward: far cheaper, and the layer GradNorm reads)
     seed            PCGrad's random task order
     **kw            the weighting's own settings (``alpha``, ``lr``, ``temperature``)
     """
 
     def __init__(self, model, weighting: str = "fixed", *, pcgrad: bool = False,
-                 conflict_every: int = 0, seed: int = 0, **kw) -> None:
+                 conflict_every: int = 0, conflict_on: str = "shared", seed: int = 0,
+                 **kw) -> None:
         if conflict_every < 0:
             raise ValueError(f"Balancer: conflict_every must be >= 0, got {conflict_every}")
+        if conflict_on not in ("shared", "last"):
+            raise ValueError(f"Balancer: conflict_on must be 'shared' or 'last', got "
+                             f"{conflict_on!r}")
+        self.conflict_on = conflict_on
         if weighting == "uncertainty":
             p = next(iter(model.parameters()))
             kw = {"backend": p.backend, "dtype": p.data.dtype} | kw
@@ -134,23 +156,27 @@ class Balancer:
             self.params = [p for _, p in self.model.named_parameters() if p.requires_grad]
             where = {id(p): i for i, p in enumerate(self.params)}
             self._shared_at = [where[id(p)] for _, p in self.shared]
-        task_grads = None
-        if self.use_pcgrad or measure:
+        on_last = measure and self.conflict_on == "last"
+        task_grads = last_grads = None
+        if self.use_pcgrad or (measure and not on_last):
             task_grads = {k: grad(losses[k], self.params, retain_graph=True,
+                                  allow_unused=True) for k in self.names}
+            last = {id(p) for p in self.last}
+            last_grads = {k: [task_grads[k][i] for i in self._shared_at
+                              if id(self.params[i]) in last] for k in self.names}
+        elif self.weighting.needs_task_gradients or on_last:   # walks down to it only
+            last_grads = {k: grad(losses[k], self.last, retain_graph=True,
                                   allow_unused=True) for k in self.names}
         if self.weighting.needs_task_gradients:
             norms = {}
-            last = {id(p) for p in self.last}
             for k in self.names:
-                if task_grads is not None:
-                    gs = [task_grads[k][i] for i in self._shared_at
-                          if id(self.params[i]) in last]
-                else:
-                    gs = grad(losses[k], self.last, retain_graph=True, allow_unused=True)
-                gs = [g for g in gs if g is not None]
+                gs = [g for g in last_grads[k] if g is not None]
                 norms[k] = float(np.sqrt(sum(float((g.data * g.data).sum()) for g in gs)))
             self.weighting.task_gradients(norms, {k: float(losses[k].item())
                                                   for k in self.names})
+        if on_last:
+            last_pairs = [(None, p) for p in self.last]
+            self._record({k: _flat(last_pairs, last_grads[k]) for k in self.names})
         if task_grads is None:
             total.backward()
             return total
@@ -167,11 +193,8 @@ class Balancer:
                 _accumulate(p, sum(parts[1:], parts[0]))
         flat = {k: _flat(self.shared, [task_grads[k][i] for i in self._shared_at])
                 for k in self.names}
-        if measure:
-            for pair, st in pair_stats(flat).items():
-                rec = self._pairs.setdefault(pair, {"cosine": [], "magnitude": []})
-                rec["cosine"].append(st["cosine"])
-                rec["magnitude"].append(st["magnitude"])
+        if measure and not on_last:
+            self._record(flat)
         if self.use_pcgrad:
             update = pcgrad([flat[k] * float(w[k]) for k in self.names], self.rng)
             start = 0
@@ -181,6 +204,13 @@ class Balancer:
                     p.data.dtype, copy=False))
                 start += n
         return total
+
+    def _record(self, flat: dict) -> None:
+        """One measured step's pairwise cosines and magnitude similarities."""
+        for pair, st in pair_stats(flat).items():
+            rec = self._pairs.setdefault(pair, {"cosine": [], "magnitude": []})
+            rec["cosine"].append(st["cosine"])
+            rec["magnitude"].append(st["magnitude"])
 
     def epoch_end(self, mean_losses: dict[str, float]) -> dict:
         """The epoch's logs: ``weight_<task>`` (the weights used in the epoch's last step)

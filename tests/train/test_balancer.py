@@ -77,7 +77,52 @@ def test_the_article_heads_in_one_product_are_not_shared_but_its_towers_are():
     names = {n for n, _ in b.shared}
     assert names and all(n.startswith("towers.") for n in names)
     assert any(n.startswith("towers.0.") for n in names)
-    assert b.last and all(any(p is q for _, q in b.shared) for p in b.last)
+    # the last shared layer is the last convolution of every one of the parallel towers
+    named = {id(p): n for n, p in model.named_parameters()}
+    last = sorted(named[id(p)] for p in b.last)
+    towers = sorted({n.split(".")[1] for n in names})
+    assert len(towers) > 1
+    deepest = max(n.split(".")[2] for n in names)
+    assert last == sorted(f"towers.{t}.{deepest}.{k}" for t in towers
+                          for k in ("bias", "weight"))
+
+
+def test_on_the_last_layer_the_cosine_is_that_of_its_gradients_and_the_step_unchanged():
+    from minimtl.data import make_synthetic
+
+    ds = make_synthetic(64, seq_len=16, features=4, seed=0)
+    ref = MultiTaskNet(16, 4, seed=0, backend="numpy", dtype=np.float64)
+    names = [n for n, _ in ref.named_parameters()]
+    plain = {}
+    for t in ("user", "goods"):
+        for p in ref.parameters():
+            p.grad = None
+        _losses(ref, ds, 32)[t].backward()
+        plain[t] = {n: p.grad.copy() for n, p in ref.named_parameters()}
+    for p in ref.parameters():
+        p.grad = None
+    model = MultiTaskNet(16, 4, seed=0, backend="numpy", dtype=np.float64)
+    b = Balancer(model, conflict_every=1, conflict_on="last")
+    losses = _losses(model, ds, 32)
+    b.backward(losses)
+    total = {n: p.grad.copy() for n, p in model.named_parameters()}
+    for p in ref.parameters():
+        p.grad = None
+    ref.total_loss(_losses(ref, ds, 32)).backward()
+    for n, p in ref.named_parameters():
+        np.testing.assert_allclose(total[n], p.grad, rtol=1e-12, atol=1e-15)
+    named = {id(p): n for n, p in model.named_parameters()}
+    last = [named[id(p)] for p in b.last]
+    assert set(last) < set(names)
+    flat = {t: np.concatenate([plain[t][n].ravel() for n in last]) for t in plain}
+    logs = b.epoch_end(dict.fromkeys(b.names, 1.0))
+    assert logs["cos_user|goods"] == pytest.approx(pair_stats(flat)["user|goods"]["cosine"],
+                                                   rel=1e-10)
+
+
+def test_conflict_on_must_be_shared_or_last():
+    with pytest.raises(ValueError, match="conflict_on must be 'shared' or 'last'"):
+        Balancer(_model(), conflict_every=1, conflict_on="top")
 
 
 def test_a_model_without_shared_parameters_is_refused_in_one_line():
