@@ -193,6 +193,14 @@ MUTANTS = (
         ("2 * math.sqrt(sa * sb) / (sa + sb)", "math.sqrt(sa * sb) / (sa + sb)"),
     ]),
     edits("minimtl/train/balancer.py", "optim", BALANCING, [
+        # the last shared layer: every shared module (the towers' first convs too), or the
+        # first one the walk reaches only (one of the article's three towers)
+        ("if mine and over <= mine:", "if mine:"),
+        ("above[id(child)] = below if prev is None or len(below) < len(prev) else prev",
+         "above[id(child)] = below if prev is None or len(below) > len(prev) else prev"),
+        # on the last layer: the cosine of the whole shared vectors instead
+        ("last_grads = {k: grad(losses[k], self.last, retain_graph=True,",
+         "last_grads = {k: grad(losses[k], [p for _, p in self.shared], retain_graph=True,"),
         # a parameter either task reaches counted as shared
         ("overlap = any(bool((a & b).any())", "overlap = any(bool((a | b).any())"),
         ("measure = self.every > 0 and self.step_count % self.every == 0",

@@ -120,6 +120,33 @@ def test_on_the_last_layer_the_cosine_is_that_of_its_gradients_and_the_step_unch
                                                    rel=1e-10)
 
 
+def test_a_shared_layer_the_loss_also_reaches_past_the_next_one_is_in_the_last_layer():
+    """h = relu(a(x)); z = b(h) + h (a skip around b): a is reached from the loss without
+    passing b, so the last shared layer is a and b, where c (below a) is not in it."""
+    import minimtl as mt
+    import minimtl.functional as F
+    from minimtl.nn import Linear, Module
+    from minimtl.train.balancer import _last_layer
+
+    rng = np.random.default_rng(0)
+
+    class Skip(Module):
+        def __init__(self):
+            super().__init__()
+            self.c = Linear(4, 5, rng=rng, dtype=np.float64)
+            self.a = Linear(5, 5, rng=rng, dtype=np.float64)
+            self.b = Linear(5, 5, rng=rng, dtype=np.float64)
+
+    m = Skip()
+    x = mt.tensor(rng.standard_normal((6, 4)))
+    h = F.relu(m.a(F.relu(m.c(x))))
+    z = m.b(h) + h
+    total = (z * z).sum()
+    shared = list(m.named_parameters())
+    last = {n for n, p in shared if any(p is q for q in _last_layer(m, total, shared))}
+    assert last == {"a.weight", "a.bias", "b.weight", "b.bias"}
+
+
 def test_conflict_on_must_be_shared_or_last():
     with pytest.raises(ValueError, match="conflict_on must be 'shared' or 'last'"):
         Balancer(_model(), conflict_every=1, conflict_on="top")
