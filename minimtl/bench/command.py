@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", default=str(Path("benchmarks") / "results"), help="output folder")
     a("--name", default=None, help="file name stem (default: cpu-<cores>core, or the "
       "GPU's name with --gpu-only)")
-    a("--batches", type=_ints, default=[32, 256], help="CPU batch sizes (32,256)")
+    a("--batches", type=_ints, default=[32, 256, 1024], help="CPU batch sizes (32,256,1024)")
     a("--gpu-batches", type=_ints, default=[32, 256, 4096],
       help="GPU batch sizes (32,256,4096)")
     a("--seq-len", type=int, default=64, help="sequence length (64)")
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--keras-ms-32", type=float, default=None,
       help="Keras ms/step at batch 32, measured with the Keras reference script")
     a("--keras-ms-256", type=float, default=None, help="the same at batch 256")
+    a("--keras-ms-1024", type=float, default=None, help="the same at batch 1024")
     a("--memory-steps", type=int, default=0,
       help="run this many steps at batch 32 and record resident memory (0: off)")
     a("--memory-every", type=int, default=100, help="record memory every this many steps")
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--summary", metavar="JSON", default=None,
       help="print the short summary of an earlier results file and exit")
     a("--add-keras", metavar="JSON", default=None,
-      help="put the Keras times given by --keras-ms-32/--keras-ms-256 (measured by the "
+      help="put the Keras times given by --keras-ms-32/-256/-1024 (measured by the "
       "reference script in the same sitting) next to an earlier results file's steps, "
       "rewrite its .json and .md, and exit")
     return p
