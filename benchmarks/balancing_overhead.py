@@ -33,7 +33,9 @@ import statistics
 import time
 
 
-def workloads():
+def workloads(architecture: str = "mmoe"):
+    """The article's network on its data (batch 32) and ``architecture`` on MMoE-synthetic
+    data at p = 0.5 (batch 128), each as (build, train set, batch)."""
     from minimtl.models import MultiTaskNet
     from minimtl.models.network import MultiTaskNetwork
     from minimtl.sources import load_source
@@ -41,12 +43,14 @@ def workloads():
     art = load_source("article", seed=0)
     syn = load_source("mmoe-synthetic", seed=0, correlation=0.5)
     (shape,) = set(map(tuple, art.shapes.values()))
+    second = "mmoe synthetic (batch 128)" if architecture == "mmoe" else \
+        f"{architecture}, mmoe synthetic p=0.5 (batch 128)"
     return {
         "article (batch 32)": (lambda: MultiTaskNet(shape[0], shape[1], seed=0,
                                                     backend="numba"), art.train, 32),
-        "mmoe synthetic (batch 128)": (lambda: MultiTaskNetwork(
-            syn.inputs, syn.shapes, syn.tasks, architecture="mmoe", seed=0,
-            backend="numba"), syn.train, 128),
+        second: (lambda: MultiTaskNetwork(syn.inputs, syn.shapes, syn.tasks,
+                                          architecture=architecture, seed=0,
+                                          backend="numba"), syn.train, 128),
     }
 
 

@@ -18,23 +18,7 @@ import platform
 import time
 
 import numpy as np
-
-
-def workloads():
-    from minimtl.models import MultiTaskNet
-    from minimtl.models.network import MultiTaskNetwork
-    from minimtl.sources import load_source
-
-    art = load_source("article", seed=0)
-    syn = load_source("mmoe-synthetic", seed=0, correlation=0.5)
-    (shape,) = set(map(tuple, art.shapes.values()))
-    return {
-        "article (batch 32)": (lambda: MultiTaskNet(shape[0], shape[1], seed=0,
-                                                    backend="numba"), art.train, 32),
-        "ple, mmoe synthetic p=0.5 (batch 128)": (lambda: MultiTaskNetwork(
-            syn.inputs, syn.shapes, syn.tasks, architecture="ple", seed=0,
-            backend="numba"), syn.train, 128),
-    }
+from balancing_overhead import workloads
 
 
 def both_cosines(build, data, batch: int, epochs: int, every: int) -> dict:
@@ -87,7 +71,7 @@ def main() -> None:
     p.add_argument("--out", default=None)
     a = p.parse_args()
     results = {}
-    for name, (build, data, batch) in workloads().items():
+    for name, (build, data, batch) in workloads("ple").items():
         r = results[name] = both_cosines(build, data, batch, a.epochs, a.every)
         print(f"{name}: last shared layer = {', '.join(r['last'])}")
         for pair, st in r["pairs"].items():
