@@ -13,7 +13,8 @@ where the code calls a function of the cupy module (``kernels.launches.CountingX
 operators and methods are not seen there, so that column is a lower bound.
 
 The step counted is the third (the first two create Adam's moments and warm up); the first
-step's total is reported too. Prints a table per batch and writes a JSON file.
+step's total is reported too. Prints a table per batch; ``--out`` writes the numbers as
+JSON and the tables next to it (``.md``).
 """
 
 from __future__ import annotations
@@ -108,16 +109,17 @@ def _tagged_backward(cls, backward):
     return run
 
 
-def count_step(batch: int, steps: int = 3) -> dict:
+def count_step(batch: int, steps: int = 3, seq_len: int = SEQ_LEN,
+               features: int = FEATURES) -> dict:
     """Launches of step ``steps`` (and of the first) at ``batch``, per phase, op, kernel."""
     from minimtl.bench.steps import _fixed_batch
     from minimtl.models import MultiTaskNet
     from minimtl.optim import Adam
     from minimtl.train import to_tensors
 
-    model = MultiTaskNet(SEQ_LEN, FEATURES, backend="cupy", dtype=np.float32)
+    model = MultiTaskNet(seq_len, features, backend="cupy", dtype=np.float32)
     opt = Adam(list(model.parameters()), lr=1e-3)
-    x, y = to_tensors(model, *_fixed_batch(batch, SEQ_LEN, FEATURES))
+    x, y = to_tensors(model, *_fixed_batch(batch, seq_len, features))
     first = None
     for _ in range(steps):
         phases = {}
@@ -132,6 +134,16 @@ def count_step(batch: int, steps: int = 3) -> dict:
         first = whole.total if first is None else first
     return {"batch": batch, "step": steps, "first_step_total": first, **whole.as_dict(),
             "phases": {p: c.as_dict() for p, c in phases.items()}}
+
+
+_COUNTED = """\
+What is counted: every launch of our CUDA kernels (by kernel name; exact), and the kernels,
+memsets and copies cupy launches for the rest: one per element-wise op, reduction, cuBLAS
+product, fill, copy or dtype change, one per array of a concatenation of up to 8, none for
+views (on the host emulator, tests/cuda_host_launches.py; on a GPU, calls of the cupy
+module only). `cupy.h2d`/`cupy.d2h` are host-device transfers; a `d2h` synchronises the
+step. Ops are tagged `<op>.forward`/`<op>.backward`; "model and losses", "autograd walk"
+and "adam.step" hold what runs outside any op."""
 
 
 def _table(r: dict) -> str:
@@ -152,7 +164,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batches", default="32,256")
     p.add_argument("--device", action="store_true", help="count on a GPU (real cupy)")
-    p.add_argument("--out", type=Path, default=None, help="JSON file (default: none)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON file (default: none); the tables go next to it as .md")
     a = p.parse_args()
     with _patched() as mp:
         where = _device_backend(mp) if a.device else _host_backend(mp)
@@ -166,6 +179,11 @@ def main() -> None:
                "results": results}
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(doc, indent=1) + "\n")
+        tables = "\n\n".join(_table(r) for r in results)
+        a.out.with_suffix(".md").write_text(
+            f"# Kernel launches of a training step\n\n{doc['network']}, cupy backend, on: "
+            f"{where}. Target: at most {TARGET} a step.\n\n{_COUNTED}\n\n"
+            f"```\n{tables}\n```\n")
 
 
 if __name__ == "__main__":
