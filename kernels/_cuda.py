@@ -1,4 +1,6 @@
-"""Shared launcher for the CUDA kernels: module cache, dtype dispatch, grid sizes.
+"""Shared launcher for the CUDA kernels: module cache, dtype dispatch, grid sizes, and the
+one place every launch of our kernels goes through (``launch_grid``, counted by
+``kernels.launches``).
 
 Every ``kernels/<op>/cupy_cuda.py`` keeps its CUDA C in one module-level string ``SOURCE``
 of ``template <typename T> __global__`` kernels and lists their names in ``KERNELS``. This
