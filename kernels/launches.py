@@ -17,13 +17,15 @@ What is counted, and where:
   the kernel's name (``conv1d_fwd``): exact, on a GPU and on the host emulator alike;
 - **cupy's own kernels** (element-wise ops, reductions, copies, fills, cuBLAS products) are
   recorded by whoever stands between the code and cupy, as ``cupy.<name>``: on the host
-  emulator, its device arrays (every ufunc call, reduction and copy; tests/cuda_host.py); on
-  a GPU, ``CountingXp``, a proxy for the cupy module that sees the module's functions only
-  (its docstring says what it cannot see).
+  emulator, its device arrays (every ufunc call, reduction, copy and transfer, as cupy would
+  launch it; tests/cuda_host_launches.py); on a GPU, ``CountingXp``, a proxy for the cupy
+  module that sees the module's functions only (its docstring says what it cannot see).
+  Neither sees the kernels inside a library call beyond the first (cuBLAS may split a
+  product in two); CUPTI or a profiler would.
 
 Counts nest: a launch inside two open counts adds to both. ``tag`` names the op the
-launches belong to; nested tags keep the innermost. Process-wide: a launch from any thread
-is counted while a count is open.
+launches belong to; nested tags keep the innermost. Process-wide and without a lock: a
+launch from any thread is counted while a count is open, and the tag is the process's.
 
 When no count is open, a launch costs one check of ``current`` against None (after the call
 into ``launch_grid``); nothing else runs.

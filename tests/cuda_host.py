@@ -354,13 +354,16 @@ def patch_cupy_backend(monkeypatch, cache: Path, count_launches: bool = False) -
     from minimtl.tensor import Tensor
 
     fake = FakeCupy()
-    to_host = lambda self: np.asarray(self.data)  # noqa: E731
+    device_to_host = np.asarray
     if count_launches:
         from tests.cuda_host_launches import CountingFakeCupy
         from tests.cuda_host_launches import to_host as device_to_host
 
         fake = CountingFakeCupy(fake)
-        to_host = lambda self: device_to_host(self.data)  # noqa: E731
+
+    def to_host(self):
+        return device_to_host(self.data)
+
     real_xp_of = backend.xp_of
 
     def xp_of(name):
