@@ -1,4 +1,6 @@
-"""Shared launcher for the CUDA kernels: module cache, dtype dispatch, grid sizes.
+"""Shared launcher for the CUDA kernels: module cache, dtype dispatch, grid sizes, and the
+one place every launch of our kernels goes through (``launch_grid``, counted by
+``kernels.launches``).
 
 Every ``kernels/<op>/cupy_cuda.py`` keeps its CUDA C in one module-level string ``SOURCE``
 of ``template <typename T> __global__`` kernels and lists their names in ``KERNELS``. This
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["cupy", "kernel", "launch", "blocks", "nvcc_unit", "CTYPES"]
+from kernels import launches
+
+__all__ = ["cupy", "kernel", "launch", "launch_grid", "blocks", "nvcc_unit", "CTYPES"]
 
 #: NumPy dtype -> C type used to instantiate the templates.
 CTYPES: dict[np.dtype, str] = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -55,11 +59,19 @@ def blocks(n: int, threads: int = 256) -> int:
     return max(1, (int(n) + threads - 1) // threads)
 
 
+def launch_grid(fn, grid: tuple, block: tuple, args: tuple, shared_mem: int = 0) -> None:
+    """Launch ``fn`` on ``grid`` x ``block``: every launch of our kernels goes through here,
+    so that ``kernels.launches`` counts them (by kernel name, when a count is open)."""
+    fn(grid, block, args, shared_mem=shared_mem)
+    if launches.current is not None:
+        launches.current.add(launches.kernel_name(fn))
+
+
 def launch(fn, n: int, args: tuple, threads: int = 256, shared_mem: int = 0) -> None:
     """Launch ``fn`` with one thread per item of ``n`` items (1-D grid)."""
     if n <= 0:
         return
-    fn((blocks(n, threads),), (threads,), args, shared_mem=shared_mem)
+    launch_grid(fn, (blocks(n, threads),), (threads,), args, shared_mem=shared_mem)
 
 
 def nvcc_unit(source: str, names: tuple[str, ...]) -> str:

@@ -20,7 +20,7 @@ from functools import cache
 
 import numpy as np
 
-from kernels._cuda import cupy
+from kernels._cuda import cupy, launch_grid
 
 __all__ = ["allow_smem", "launch_recurrence", "column_sums", "input_grads"]
 
@@ -82,7 +82,7 @@ def launch_recurrence(fn, op, dtype, N, steps, H, *, w_size, per_row, args) -> N
         raise ValueError(f"{op}: H = {H} needs {smem} bytes of shared memory per block")
     grid = (N + rows - 1) // rows
     tail = (np.int32(N), np.int32(steps), np.int32(H), np.int32(rows), np.int32(w_in_smem))
-    fn((grid,), (_THREADS,), tuple(args) + tail, shared_mem=smem)
+    launch_grid(fn, (grid,), (_THREADS,), tuple(args) + tail, shared_mem=smem)
 
 
 def column_sums(a):

@@ -246,14 +246,15 @@ class HostModule:
         fn = getattr(self.lib, f"run_{name}_{t}")
         fn.argtypes = [ctypes.c_void_p] + [_ctype(c, t) for c, _ in self.kernels[name]]
         fn.restype = None
-        return HostKernel(fn, self.kernels[name])
+        return HostKernel(fn, self.kernels[name], f"{name}<{t}>")
 
 
 class HostKernel:
-    """Called like a ``cupy.RawKernel``: ``fn(grid, block, args, shared_mem=0)``."""
+    """Called like a ``cupy.RawKernel``: ``fn(grid, block, args, shared_mem=0)``; ``name``
+    is the instance's name expression (``conv1d_fwd<float>``)."""
 
-    def __init__(self, fn, params) -> None:
-        self.fn, self.params = fn, params
+    def __init__(self, fn, params, name: str = "") -> None:
+        self.fn, self.params, self.name = fn, params, name
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
         if len(args) != len(self.params):
@@ -272,9 +273,10 @@ class HostKernel:
         self.fn(dims.ctypes.data, *conv)
 
 
-def patch_module(monkeypatch, module, cache: Path) -> None:
+def patch_module(monkeypatch, module, cache: Path, fake=None) -> None:
     """Make ``module`` (a ``kernels/<op>/cupy_cuda.py`` or similar) run on the host: its
-    ``cupy()`` returns NumPy and its ``kernel(...)`` returns host-compiled kernels."""
+    ``cupy()`` returns NumPy (``fake``, a ``FakeCupy`` unless given) and its ``kernel(...)``
+    returns host-compiled kernels."""
     built: dict[str, HostModule] = {}
 
     def kernel(source, names, name, dtype):
@@ -282,7 +284,7 @@ def patch_module(monkeypatch, module, cache: Path) -> None:
             built[source] = HostModule(source, cache)
         return built[source].function(name, dtype)
 
-    fake = FakeCupy()
+    fake = FakeCupy() if fake is None else fake
     for attr, value in (("cupy", lambda: fake), ("kernel", kernel)):
         if hasattr(module, attr):      # a module that only reuses another's wrappers has none
             monkeypatch.setattr(module, attr, value)
@@ -337,10 +339,14 @@ def patch_kernels(monkeypatch, cache: Path | None = None) -> None:
     lower_thresholds(monkeypatch)
 
 
-def patch_cupy_backend(monkeypatch, cache: Path) -> None:
+def patch_cupy_backend(monkeypatch, cache: Path, count_launches: bool = False) -> None:
     """The whole ``cupy`` backend on the host: tensors hold NumPy arrays, every
     ``cupy_cuda`` module (and the Adam kernel) runs through ``patch_module``. For the
-    model-level paths that only the cupy backend takes (layouts, Adam's kernel)."""
+    model-level paths that only the cupy backend takes (layouts, Adam's kernel).
+
+    ``count_launches``: the arrays are ``DeviceArray``s (tests/cuda_host_launches.py), so
+    that an open ``kernels.launches.count()`` sees cupy's own kernels (element-wise ops,
+    reductions, copies) besides ours; the values are the same."""
     import importlib
 
     import kernels
@@ -348,6 +354,16 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
     from minimtl.tensor import Tensor
 
     fake = FakeCupy()
+    device_to_host = np.asarray
+    if count_launches:
+        from tests.cuda_host_launches import CountingFakeCupy
+        from tests.cuda_host_launches import to_host as device_to_host
+
+        fake = CountingFakeCupy(fake)
+
+    def to_host(self):
+        return device_to_host(self.data)
+
     real_xp_of = backend.xp_of
 
     def xp_of(name):
@@ -360,8 +376,9 @@ def patch_cupy_backend(monkeypatch, cache: Path) -> None:
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] == "minimtl" and getattr(module, "xp_of", None) is real_xp_of:
             monkeypatch.setattr(module, "xp_of", xp_of)
-    monkeypatch.setattr(Tensor, "numpy", lambda self: np.asarray(self.data))
+    monkeypatch.setattr(Tensor, "numpy", to_host)
     for op in kernels.FAMILIES:
-        patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache)
+        patch_module(monkeypatch, importlib.import_module(f"kernels.{op}.cupy_cuda"), cache,
+                     fake)
     for name in SHARED_CUDA:
-        patch_module(monkeypatch, importlib.import_module(name), cache)
+        patch_module(monkeypatch, importlib.import_module(name), cache, fake)

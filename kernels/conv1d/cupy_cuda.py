@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels._cuda import blocks, cupy, kernel
+from kernels._cuda import blocks, cupy, kernel, launch_grid
 from kernels._shapes import conv_out_length, swap_layout
 
 __all__ = ["fwd", "bwd", "forward", "backward"]
@@ -340,9 +340,9 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     bias = y if b is None else cp.ascontiguousarray(b, dtype=x.dtype)  # y: unread stand-in
     tm, tp, threads = _tile(O)
     fn = kernel(SOURCE, KERNELS, "conv1d_fwd", x.dtype)
-    fn((blocks(N * Lo, tp), blocks(O, tm)), (threads,),
-       (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
-                             b is not None, relu, tm, tp)))
+    launch_grid(fn, (blocks(N * Lo, tp), blocks(O, tm)), (threads,),
+                (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
+                                      b is not None, relu, tm, tp)))
     return y
 
 
@@ -371,9 +371,9 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
         # gx: gather of the taps (one implicit GEMM over the reduction (o, k))
         tm, tp, threads = _tile(C)
         fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
-        fn((blocks(N * L, tp), blocks(C, tm)), (threads,),
-           (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu,
-                                   tm, tp)))
+        launch_grid(fn, (blocks(N * L, tp), blocks(C, tm)), (threads,),
+                    (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left,
+                                            dilation, relu, tm, tp)))
     # gw, gb: slices of the (n, t) reduction per block, then a fixed-order sum of the slices
     tiles = blocks(R, 64) * blocks(O, 64)
     per_block = -(-P // max(1, _TARGET_BLOCKS // tiles))
@@ -381,10 +381,11 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     splits = -(-P // pb)
     part = cp.empty((splits, O * R + O), dtype=x.dtype)
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_weight", x.dtype)
-    fn((blocks(R, 64), blocks(O, 64), splits), (64,),
-       (gy, mask, x, part, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu, pb)))
+    launch_grid(fn, (blocks(R, 64), blocks(O, 64), splits), (64,),
+                (gy, mask, x, part, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
+                                          relu, pb)))
     fn = kernel(SOURCE, KERNELS, "conv1d_sum_partials", x.dtype)
-    fn((blocks(O * R + O, 32),), (32, 8), (part, gw, gb, *_i32(splits, O * R, O)))
+    launch_grid(fn, (blocks(O * R + O, 32),), (32, 8), (part, gw, gb, *_i32(splits, O * R, O)))
     return gx, gw, gb
 
 

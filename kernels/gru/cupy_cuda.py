@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kernels._cuda import cupy, kernel
+from kernels._cuda import cupy, kernel, launch_grid
 from kernels._recurrent_cuda import allow_smem, column_sums, input_grads
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
@@ -222,7 +222,8 @@ def _walk(name: str, dtype, N: int, threads: int, buffer_elems: int, w_elems: in
         raise ValueError(f"gru: the walk needs {shared} bytes of shared memory per block, "
                          f"more than this device allows")
     n_blocks = (N + _ROWS - 1) // _ROWS
-    fn((n_blocks,), (threads,), (*args, np.int32(int(w_in_shared))), shared_mem=shared)
+    launch_grid(fn, (n_blocks,), (threads,), (*args, np.int32(int(w_in_shared))),
+                shared_mem=shared)
 
 
 def fwd(x, h0, w_ih, w_hh, b_ih, b_hh):

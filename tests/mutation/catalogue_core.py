@@ -10,6 +10,7 @@ METRICS = ("tests/train/test_metrics.py", "tests/train/test_training.py")
 DATA = ("tests/train/test_data.py",)
 BALANCING = ("tests/train/test_balancing.py", "tests/train/test_balancer.py")
 DISTRIBUTED = ("tests/distributed",)
+LAUNCHES = ("tests/kernels/test_launches.py",)
 
 MUTANTS = (
     edits("minimtl/autograd.py", "engine", ENGINE, [
@@ -277,6 +278,28 @@ MUTANTS = (
         ("n_val = int(round(n * val_fraction))", "n_val = int(n * val_fraction)"),
         ("if drop_last and len(idx) < batch_size:", "if drop_last and len(idx) <= batch_size:"),
         ("for start in range(0, n, batch_size):", "for start in range(1, n, batch_size):"),
+    ]),
+    edits("kernels/launches.py", "engine", LAUNCHES, [
+        # a nested count's launches not added to the counts around it
+        ("            c = c._outer", "            c = None"),
+        # tags ignored; an inner tag or count not giving way to the outer one on exit
+        ("    op = _op if _op is not None else UNTAGGED", "    op = UNTAGGED"),
+        ("        yield\n    finally:\n        _op = outer",
+         "        yield\n    finally:\n        _op = None"),
+        ("        yield c\n    finally:\n        current = outer",
+         "        yield c\n    finally:\n        current = None"),
+        # cupy's lowered names kept whole, template arguments kept
+        ("return name[m.end():m.end() + int(m.group(1))]", "return name[m.end():]"),
+        ('return name.split("<", 1)[0]', "return name"),
+        # CountingXp: a dtype change not counted; asarray counted for a strided array
+        ("    if dtype is not None and a.dtype != dtype:\n        return True",
+         "    if dtype is not None and a.dtype != dtype:\n        return False"),
+        ('return name == "ascontiguousarray" and not a.flags.c_contiguous',
+         "return not a.flags.c_contiguous"),
+    ]),
+    edits("kernels/_cuda.py", "engine", LAUNCHES, [
+        # a launch of our kernels not counted
+        ("        launches.current.add(launches.kernel_name(fn))", "        pass"),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]
