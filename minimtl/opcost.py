@@ -1,5 +1,5 @@
 """What one op call costs in arithmetic and memory traffic, and what this machine can do:
-the profiler's roofline (minimtl/profiler.py).
+the profiler's roofline (minimtl/profiler/report.py).
 
 FLOPs, by the benchmark runner's convention (minimtl/bench/cases.py): a multiply-add is 2.
 

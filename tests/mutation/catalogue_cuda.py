@@ -1,9 +1,9 @@
-"""Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py`` and its
-Python wrappers, and Adam's kernel in ``kernels/adam/cupy_cuda.py``), run on the host through
-the ``cuda_host`` backend param (tests/cuda_host.py). Each names the kernel tests of its
-family plus the host-only tests (tests/kernels/test_cuda_on_host.py and
-tests/kernels/test_cuda_host_paths.py); ``-k "cuda_host or host"`` keeps the runs to the
-host backend (and the host-only modules)."""
+"""Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py``, conv1d's
+in ``kernels/conv1d/cuda_source.py``, and their Python wrappers, and Adam's kernel in
+``kernels/adam/cupy_cuda.py``), run on the host through the ``cuda_host`` backend param
+(tests/cuda_host.py). Each names the kernel tests of its family plus the host-only tests
+(tests/kernels/test_cuda_on_host.py and tests/kernels/test_cuda_host_paths.py);
+``-k "cuda_host or host"`` keeps the runs to the host backend (and the host-only modules)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.
         "-k", "host")
 
 MUTANTS = (
-    edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
+    edits("kernels/conv1d/cuda_source.py", "cuda_host", CONV, [
         # forward: the left padding added instead of subtracted (shows only with pl > 0)
         ("xpos[pp] = t * S - pl;", "xpos[pp] = t * S + pl;"),
         # forward: the stride dropped from the window start (shows only with S > 1)
@@ -101,8 +101,6 @@ MUTANTS = (
          "__syncthreads();\n", "mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);\n",
          0, "the trailing barrier is redundant: between it and the next write of As/Bs lies the "
          "loop's first barrier, and mac_chunk reads neither roff nor rpos"),
-        # wrapper: the number of slices rounded down (the last partial slice dropped)
-        ("splits = -(-P // pb)", "splits = P // pb"),
         # the slice end clamped to the slice instead of P: a chunk never crosses a slice's
         # end (pb is a multiple of the chunk TRW and every slice starts at a multiple of
         # pb), and only the last slice ends at P
@@ -110,6 +108,10 @@ MUTANTS = (
          "gbase[tid] = p < P ? n * O * Lo + t : -1;", None,
          "pb is a multiple of TRW and slices start at multiples of pb, so no chunk crosses "
          "a slice end other than P: p < pend and p < P agree on every p a chunk visits"),
+    ]),
+    edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
+        # wrapper: the number of slices rounded down (the last partial slice dropped)
+        ("splits = -(-P // pb)", "splits = P // pb"),
     ]),
     edits("kernels/conv1d_relu/cupy_cuda.py", "cuda_host", CONV, [
         # channels-last backward: the ReLU mask in the wrong layout

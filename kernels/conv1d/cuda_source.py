@@ -1,0 +1,283 @@
+"""The CUDA C of conv1d's GPU kernels, one source string of ``template <typename T>``
+kernels: the forward and the two gradients as implicit GEMMs, and the fixed-order sum of
+the weight gradient's partial sums. Each kernel opens with its thread -> index map; what
+each computes, the launches and the tile choice are in cupy_cuda.py, which compiles this
+source (conv1d_relu and conv1d_relu_maxpool reuse it).
+math: see SPEC (kernels/conv1d/__init__.py).
+"""
+
+__all__ = ["SOURCE", "KERNELS"]
+
+SOURCE = r"""
+// Xc[c*K + k, n*Lo + t] = xp[n, c, t*S + k*d] is SPEC's unfolded input (im2col); it is
+// gathered tile by tile into shared memory and never materialised.
+#define TR 8           // reduction chunk of conv1d_fwd / conv1d_bwd_data
+#define TRW 16         // reduction chunk of conv1d_bwd_weight
+#define RT 8           // each thread owns an RT x RT register tile of outputs
+#define MAXTP 256      // widest column tile
+// At most 128 registers a thread, so that two 256-thread blocks share an SM (float needs
+// no more; double spills a little, its speed is not the target)
+#define MINBLOCKS 2
+
+// acc[i][j] += As[q][ty + tyn*i] * Bs[q][tx + txn*j] over the chunk q < NQ.
+template <typename T, int NQ, int LDA, int LDB>
+__device__ __forceinline__ void mac_chunk(const T (*As)[LDA], const T (*Bs)[LDB],
+                                          T (&acc)[RT][RT], int tx, int ty, int txn, int tyn)
+{
+#pragma unroll
+    for (int q = 0; q < NQ; ++q) {
+        T a[RT], v[RT];
+#pragma unroll
+        for (int i = 0; i < RT; ++i) a[i] = As[q][ty + tyn * i];
+#pragma unroll
+        for (int j = 0; j < RT; ++j) v[j] = Bs[q][tx + txn * j];
+#pragma unroll
+        for (int i = 0; i < RT; ++i)
+#pragma unroll
+            for (int j = 0; j < RT; ++j) acc[i][j] += a[i] * v[j];
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void zero_tile(T (&acc)[RT][RT])
+{
+#pragma unroll
+    for (int i = 0; i < RT; ++i)
+#pragma unroll
+        for (int j = 0; j < RT; ++j) acc[i][j] = T(0);
+}
+
+// Thread -> index map: block (blockIdx.x, blockIdx.y) owns the output columns
+// p = n*Lo + t in [p0, p0 + tp) and the rows o in [m0, m0 + tm), with
+// (tm, tp, threads) = (32, 256, 128), (64, 256, 256) or (128, 128, 256); thread tid =
+// (tx, ty), tx = tid % (tp/8), ty = tid / (tp/8), owns rows m0 + ty + (tm/8)*i and columns
+// p0 + tx + (tp/8)*j, i, j < 8. The reduction r = c*K + k runs in chunks of TR; the tiles
+// are filled by all threads in turn (element e -> row e / tp, column e % tp).
+template <typename T>
+__global__ void __launch_bounds__(256, MINBLOCKS)
+conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+           T* __restrict__ y, int N, int C, int L, int O, int K, int Lo,
+           int S, int pl, int d, int has_bias, int relu, int tm, int tp)
+{
+    __shared__ T As[TR][128 + 1];            // As[rr][mm] = w[m0+mm, r0+rr]
+    __shared__ T Bs[TR][MAXTP + 1];          // Bs[rr][pp] = Xc[r0+rr, p0+pp]
+    __shared__ int xbase[MAXTP], xpos[MAXTP], yoff[MAXTP];   // per column p0+pp
+    __shared__ int roff[TR], rpos[TR];       // per row r0+rr: c*L and k*d (roff -1: r >= R)
+    const int tid = threadIdx.x, nt = blockDim.x;
+    const int txn = tp / RT, tyn = tm / RT, tx = tid % txn, ty = tid / txn;
+    const int tsh = __ffs(tp) - 1;           // tp is a power of two
+    const int R = C * K, P = N * Lo;
+    const int p0 = blockIdx.x * tp, m0 = blockIdx.y * tm;
+    for (int pp = tid; pp < tp; pp += nt) {
+        const int p = p0 + pp, n = p / Lo, t = p - n * Lo;
+        xbase[pp] = p < P ? n * C * L : -1;
+        xpos[pp] = t * S - pl;
+        yoff[pp] = n * O * Lo + t;
+    }
+    T acc[RT][RT];
+    zero_tile(acc);
+    for (int r0 = 0; r0 < R; r0 += TR) {
+        if (tid < TR) {
+            const int r = r0 + tid, c = r / K, k = r - c * K;
+            roff[tid] = r < R ? c * L : -1;
+            rpos[tid] = k * d;
+        }
+        __syncthreads();
+        for (int e = tid; e < TR * tm; e += nt) {
+            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
+            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
+        }
+        for (int e = tid; e < TR * tp; e += nt) {
+            const int rr = e >> tsh, pp = e & (tp - 1);
+            const int i = xpos[pp] + rpos[rr];
+            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
+            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + i] : T(0);
+        }
+        __syncthreads();
+        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < RT; ++j) {
+        const int pp = tx + txn * j;
+        if (xbase[pp] < 0) continue;
+#pragma unroll
+        for (int i = 0; i < RT; ++i) {
+            const int o = m0 + ty + tyn * i;
+            if (o >= O) continue;
+            T v = acc[i][j] + (has_bias ? b[o] : T(0));
+            if (relu && v < T(0)) v = T(0);     // NaN stays NaN, as max(z, 0) in the SPEC
+            y[(long long)yoff[pp] + (long long)o * Lo] = v;
+        }
+    }
+}
+
+// Thread -> index map: as conv1d_fwd with rows m = c (tile tm) and columns p = n*L + j
+// (tile tp); the reduction r = o*K + k. Gc[r, p] = gy[n,o,t] (times [y > 0] when relu)
+// where t*S + k*d = j + pl, 0 <= t < Lo, else 0: a gather of the taps that read x[n,c,j].
+template <typename T>
+__global__ void __launch_bounds__(256, MINBLOCKS)
+conv1d_bwd_data(const T* __restrict__ gy, const T* __restrict__ y, const T* __restrict__ w,
+                T* __restrict__ gx, int N, int C, int L, int O, int K, int Lo,
+                int S, int pl, int d, int relu, int tm, int tp)
+{
+    __shared__ T As[TR][128 + 1];            // As[rr][mm] = w[o, m0+mm, k], r0+rr = o*K + k
+    __shared__ T Bs[TR][MAXTP + 1];          // Bs[rr][pp] = Gc[r0+rr, p0+pp]
+    __shared__ int gbase[MAXTP], gpos[MAXTP], xoff[MAXTP];   // per column p0+pp
+    __shared__ int roff[TR], rpos[TR], woff[TR];  // per row: o*Lo (-1: r >= R), k*d, o*C*K + k
+    const int tid = threadIdx.x, nt = blockDim.x;
+    const int txn = tp / RT, tyn = tm / RT, tx = tid % txn, ty = tid / txn;
+    const int tsh = __ffs(tp) - 1;
+    const int R = O * K, P = N * L;
+    const int p0 = blockIdx.x * tp, m0 = blockIdx.y * tm;
+    for (int pp = tid; pp < tp; pp += nt) {
+        const int p = p0 + pp, n = p / L, j = p - n * L;
+        gbase[pp] = p < P ? n * O * Lo : -1;
+        gpos[pp] = j + pl;
+        xoff[pp] = n * C * L + j;
+    }
+    T acc[RT][RT];
+    zero_tile(acc);
+    for (int r0 = 0; r0 < R; r0 += TR) {
+        if (tid < TR) {
+            const int r = r0 + tid, o = r / K, k = r - o * K;
+            roff[tid] = r < R ? o * Lo : -1;
+            rpos[tid] = k * d;
+            woff[tid] = o * C * K + k;
+        }
+        __syncthreads();
+        for (int e = tid; e < TR * tm; e += nt) {
+            const int rr = e % TR, mm = e / TR, c = m0 + mm;
+            As[rr][mm] = (c < C && roff[rr] >= 0) ? w[(long long)woff[rr] + c * K] : T(0);
+        }
+        for (int e = tid; e < TR * tp; e += nt) {
+            const int rr = e >> tsh, pp = e & (tp - 1);
+            const int i = gpos[pp] - rpos[rr];    // padded position read by tap k
+            int t = i;
+            bool ok = gbase[pp] >= 0 && roff[rr] >= 0 && i >= 0;
+            if (S != 1) {
+                t = i / S;
+                ok = ok && t * S == i;
+            }
+            ok = ok && t < Lo;
+            T g = T(0);
+            if (ok) {
+                const long long at = (long long)gbase[pp] + roff[rr] + t;
+                g = gy[at];
+                if (relu && !(y[at] > T(0))) g = T(0);
+            }
+            Bs[rr][pp] = g;
+        }
+        __syncthreads();
+        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
+        __syncthreads();
+    }
+#pragma unroll
+    for (int j = 0; j < RT; ++j) {
+        const int pp = tx + txn * j;
+        if (gbase[pp] < 0) continue;
+#pragma unroll
+        for (int i = 0; i < RT; ++i) {
+            const int c = m0 + ty + tyn * i;
+            if (c < C) gx[(long long)xoff[pp] + (long long)c * L] = acc[i][j];
+        }
+    }
+}
+
+// Thread -> index map: 64 threads a block. Block (blockIdx.x, blockIdx.y, blockIdx.z) owns
+// gw rows o in [m0, m0+64), columns r = c*K + k in [r0, r0+64), and the slice
+// p = n*Lo + t in [z*pb, min(P, (z+1)*pb)) of the reduction, in chunks of TRW; thread
+// (tx, ty) = (tid % 8, tid / 8) owns rows m0 + ty + 8*i and columns r0 + tx + 8*j, i, j < 8.
+// Blocks with blockIdx.x == 0 also sum G over the slice for gb (thread tid: row m0 + tid).
+// Each block writes its partial sums to part[z, :] = (gw partial (O*R), gb partial (O)).
+template <typename T>
+__global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict__ y,
+                                  const T* __restrict__ x, T* __restrict__ part,
+                                  int N, int C, int L, int O, int K, int Lo,
+                                  int S, int pl, int d, int relu, int pb)
+{
+    __shared__ T Gs[TRW][64 + 1];            // Gs[q][mm] = G[m0+mm, pc+q]
+    __shared__ T Xs[TRW][64 + 1];            // Xs[q][rr] = Xc[r0+rr, pc+q]
+    __shared__ int roff[64], rpos[64];       // per column r0+rr: c*L (-1: r >= R), k*d
+    __shared__ int gbase[TRW], xbase[TRW], xpos[TRW];   // per p = pc+q (gbase -1: p out)
+    const int tid = threadIdx.x, tx = tid % 8, ty = tid / 8;
+    const int R = C * K, P = N * Lo;
+    const int r0 = blockIdx.x * 64, m0 = blockIdx.y * 64;
+    const int pbeg = blockIdx.z * pb;
+    const int pend = min(P, pbeg + pb);
+    {
+        const int r = r0 + tid, c = r / K, k = r - c * K;
+        roff[tid] = r < R ? c * L : -1;
+        rpos[tid] = k * d;
+    }
+    T acc[RT][RT];
+    zero_tile(acc);
+    T gbacc = T(0);
+    for (int pc = pbeg; pc < pend; pc += TRW) {
+        if (tid < TRW) {
+            const int p = pc + tid, n = p / Lo, t = p - n * Lo;
+            gbase[tid] = p < pend ? n * O * Lo + t : -1;
+            xbase[tid] = n * C * L;
+            xpos[tid] = t * S - pl;
+        }
+        __syncthreads();
+        for (int e = tid; e < TRW * 64; e += 64) {
+            const int q = e % TRW, mm = e / TRW, o = m0 + mm;
+            T g = T(0);
+            if (gbase[q] >= 0 && o < O) {
+                const long long at = (long long)gbase[q] + (long long)o * Lo;
+                g = gy[at];
+                if (relu && !(y[at] > T(0))) g = T(0);
+            }
+            Gs[q][mm] = g;
+            const int rr = mm, i = xpos[q] + rpos[rr];
+            const bool ok = gbase[q] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
+            Xs[q][rr] = ok ? x[(long long)xbase[q] + roff[rr] + i] : T(0);
+        }
+        __syncthreads();
+        mac_chunk<T, TRW, 65, 65>(Gs, Xs, acc, tx, ty, 8, 8);
+        if (blockIdx.x == 0) {
+#pragma unroll
+            for (int q = 0; q < TRW; ++q) gbacc += Gs[q][tid];
+        }
+        __syncthreads();
+    }
+    T* out = part + (long long)blockIdx.z * ((long long)O * R + O);
+#pragma unroll
+    for (int i = 0; i < RT; ++i) {
+        const int o = m0 + ty + 8 * i;
+#pragma unroll
+        for (int j = 0; j < RT; ++j) {
+            const int r = r0 + tx + 8 * j;
+            if (o < O && r < R) out[(long long)o * R + r] = acc[i][j];
+        }
+    }
+    if (blockIdx.x == 0 && m0 + tid < O) out[(long long)O * R + m0 + tid] = gbacc;
+}
+
+// Thread -> index map: block (32, 8) threads; entry e = blockIdx.x*32 + threadIdx.x of
+// (gw, gb) flattened (count = OR + O entries); lane threadIdx.y adds part[z, e] for
+// z = lane, lane + 8, ... in order, then lane 0 adds the 8 lane sums in order.
+template <typename T>
+__global__ void conv1d_sum_partials(const T* __restrict__ part, T* __restrict__ gw,
+                                    T* __restrict__ gb, int splits, int OR, int O)
+{
+    __shared__ T lanes[8][32];
+    const int e = blockIdx.x * 32 + threadIdx.x, lane = threadIdx.y;
+    const int count = OR + O;
+    T s = T(0);
+    if (e < count)
+        for (int z = lane; z < splits; z += 8) s += part[(long long)z * count + e];
+    lanes[lane][threadIdx.x] = s;
+    __syncthreads();
+    if (lane == 0 && e < count) {
+        T total = T(0);
+#pragma unroll
+        for (int l = 0; l < 8; ++l) total += lanes[l][threadIdx.x];
+        if (e < OR) gw[e] = total;
+        else gb[e - OR] = total;
+    }
+}
+"""
+
+KERNELS = ("conv1d_fwd", "conv1d_bwd_data", "conv1d_bwd_weight", "conv1d_sum_partials")
