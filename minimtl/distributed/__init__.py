@@ -9,9 +9,9 @@ One replica of the model per rank. How a step works (``fit(..., dist=ProcessGrou
 2. Forward and backward on the shard; each gradient is weighed by ``n_r / n`` and the
    ranks' gradients are summed with one ``Iallreduce`` per bucket of a flat buffer
    (``buckets``), each started during the backward walk as soon as its parameters'
-   gradients are complete (``overlap``). The result is the gradient of the global batch's mean loss, so N ranks
-   with a global batch B train exactly as one process with batch B (same learning rate,
-   same steps), up to the rounding of the sums' order.
+   gradients are complete (``overlap``). The result is the gradient of the global
+   batch's mean loss, so N ranks with a global batch B train exactly as one process
+   with batch B (same learning rate, same steps), up to the rounding of the sums' order.
 3. The per-task loss sums, hit counts and the Ctrl-C flag travel in a small vector with the
    gradients, so every rank logs, checks and stops at the same step.
 4. Every rank applies the same optimizer step to the same gradients; the replicas stay

@@ -61,8 +61,9 @@ def params(m) -> dict[str, np.ndarray]:
 
 def _equivalence(dist, out: str) -> None:
     """Fits in float64 (with the all-reduce overlapping the backward, and after it) and
-    float32 (each rank starting from a different init: rank 0's is broadcast), an evaluate, the checkpoint writes counted, and resumes in both
-    directions of a change in the number of ranks."""
+    float32 (each rank starting from a different init: rank 0's is broadcast), an
+    evaluate, the checkpoint writes counted, and resumes in both directions of a change in
+    the number of ranks."""
     import minimtl.train.loop as loop
     from minimtl.train import evaluate
 
