@@ -2,8 +2,9 @@
 one place every launch of our kernels goes through (``launch_grid``, counted by
 ``kernels.launches``).
 
-Every ``kernels/<op>/cupy_cuda.py`` keeps its CUDA C in one module-level string ``SOURCE``
-of ``template <typename T> __global__`` kernels and lists their names in ``KERNELS``. This
+Every ``kernels/<op>/cupy_cuda.py`` has its CUDA C as one module-level string ``SOURCE``
+of ``template <typename T> __global__`` kernels and their names in ``KERNELS`` (conv1d's
+are written in ``kernels/conv1d/cuda_source.py`` and re-exported). This
 file compiles a source once per process (NVRTC through ``cupy.RawModule``, both the float
 and the double instantiation in one module) and hands out the kernel for a dtype.
 
