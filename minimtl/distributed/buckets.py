@@ -30,8 +30,9 @@ class GradientBuckets:
 
     Attributes
     ----------
-    slices   per parameter, its ``(start, stop)`` in the flat buffer
-    buckets  ``(start, stop)`` ranges of the flat buffer, each a union of whole slices
+    slices     per parameter, its ``(start, stop)`` in the flat buffer
+    buckets    ``(start, stop)`` ranges of the flat buffer, each a union of whole slices
+    bucket_of  per parameter, the index of its bucket
     size     elements of the flat buffer
     """
 
@@ -51,11 +52,13 @@ class GradientBuckets:
         self.backend = backends.pop()
         self.slices: list[tuple[int, int]] = []
         self.buckets: list[tuple[int, int]] = []
+        self.bucket_of: list[int] = []
         start = bucket_start = 0
         limit = max(1, bucket_bytes // self.dtype.itemsize)
         for p in self.params:
             stop = start + int(p.size)
             self.slices.append((start, stop))
+            self.bucket_of.append(len(self.buckets))
             if stop - bucket_start >= limit:     # this parameter closes the bucket
                 self.buckets.append((bucket_start, stop))
                 bucket_start = stop

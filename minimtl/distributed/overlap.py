@@ -40,10 +40,8 @@ class GradientReduce:
         self.group, self.buckets, self.xp, self.overlap = group, buckets, xp, overlap
         self.weight = buckets.dtype.type(weight)
         self._index = {id(p): i for i, p in enumerate(buckets.params)}
-        self._bucket_of = [next(k for k, (lo, hi) in enumerate(buckets.buckets)
-                                if lo <= start < hi) for start, _ in buckets.slices]
         self._left = [0] * len(buckets.buckets)
-        for k in self._bucket_of:
+        for k in buckets.bucket_of:
             self._left[k] += 1
         self._ready = [False] * len(buckets.params)
         self._present = np.zeros(len(buckets.params), dtype=np.float64)
@@ -69,7 +67,7 @@ class GradientReduce:
             return                   # not a parameter of this reduce
         t0 = time.perf_counter()
         self._write(i, g)
-        k = self._bucket_of[i]
+        k = self.buckets.bucket_of[i]
         self._left[k] -= 1
         if self._left[k] == 0:
             self._start(k)

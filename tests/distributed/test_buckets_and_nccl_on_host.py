@@ -26,9 +26,10 @@ def test_buckets_close_at_parameter_boundaries_and_cover_the_buffer():
     b = GradientBuckets(params, bucket_bytes=16 * 8)              # 16 float64
     assert b.slices == [(0, 12), (12, 17), (17, 57), (57, 59), (59, 63)]
     assert b.buckets == [(0, 17), (17, 57), (57, 63)]             # 40 alone: larger
+    assert b.bucket_of == [0, 0, 1, 2, 2]
     assert b.size == 63 and b.nbytes == 63 * 8
     one = GradientBuckets(params, bucket_bytes=1 << 20)
-    assert one.buckets == [(0, 63)]
+    assert one.buckets == [(0, 63)] and one.bucket_of == [0] * 5
 
 
 def test_packing_weighs_by_the_shard_and_unpacking_copies():
