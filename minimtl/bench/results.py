@@ -47,8 +47,7 @@ def join(r: dict[str, Any], cfg: argparse.Namespace) -> None:
                 rec[f"torch_{part}_ms"] = t[part]["median_ms"]
                 rec[f"ratio_{part}"] = t[part]["median_ms"] / rec[part]["median_ms"]
     torch_s = {(s["batch"], s["device"]): s for s in r["steps"] if s["system"] == "torch"}
-    keras = {32: cfg.keras_ms_32, 256: cfg.keras_ms_256,
-             1024: getattr(cfg, "keras_ms_1024", None)}
+    keras = {32: cfg.keras_ms_32, 256: cfg.keras_ms_256, 1024: cfg.keras_ms_1024}
     r["keras"] = {str(b): ms for b, ms in keras.items() if ms is not None}
     for s in r["steps"]:
         if s["system"] != "minimtl":
