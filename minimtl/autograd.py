@@ -22,6 +22,8 @@ task loss with ``retain_graph=True``, gives every task's gradient on the shared 
 
 from __future__ import annotations
 
+import numpy as np
+
 import kernels
 
 from .function import Node
@@ -43,17 +45,21 @@ def backward(root, gradient, xp, retain_graph: bool = False, on_leaf=None) -> No
         root.grad = gradient.copy() if root.grad is None else root.grad + gradient
         return
     leaf_grads = _walk(root, gradient, retain_graph, {}, on_leaf=on_leaf)
-    owned: set[int] = set()
+    taken = [_span(gradient)]
     for t, g in leaf_grads.values():
         if t.grad is not None:
             t.grad = t.grad + g
             continue
-        # a backward may hand one array to several inputs (Add returns gy twice), a view
-        # of another array, or the caller's gradient: copy those, so that no two .grad
-        # alias each other or anything outside; fresh arrays are kept as they are
-        if id(g) in owned or g.base is not None or g is gradient:
+        # a backward may hand one array to several inputs (Add returns gy twice), a
+        # broadcast view, or a view of the caller's gradient: copy those, so that every
+        # .grad is C-contiguous and writable and no two .grad overlap each other or the
+        # caller's array; fresh arrays, and disjoint views of one fresh array (the
+        # stacked heads' weight gradient, a concatenation's pieces), are kept as they are
+        span = _span(g)
+        if not g.flags.c_contiguous or any(lo < span[1] and span[0] < hi for lo, hi in taken):
             g = g.copy()
-        owned.add(id(g))
+            span = _span(g)
+        taken.append(span)
         t.grad = g
 
 
@@ -88,6 +94,16 @@ def grad(root, tensors, gradient, xp, retain_graph: bool = False,
                              f"output (pass allow_unused=True to get None for it)")
         out.append(None if g is None else g.copy())
     return out
+
+
+def _span(a) -> tuple[int, int]:
+    """The bytes [lo, hi) that array ``a`` (NumPy or CuPy, any strides) can touch."""
+    lo = hi = a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
+    for n, s in zip(a.shape, a.strides):
+        if n == 0:
+            return lo, lo
+        lo, hi = lo + min(0, s * (n - 1)), hi + max(0, s * (n - 1))
+    return lo, hi + a.itemsize
 
 
 def _seed(name: str, root, gradient, xp):

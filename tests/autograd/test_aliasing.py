@@ -409,3 +409,24 @@ def test_clip_grad_norm_leaves_arrays_the_caller_holds_alone():
     np.testing.assert_allclose(p.grad, np.array([3.0, 0.0, 4.0]) / (5.0 + 1e-6),
                                rtol=1e-14)
     assert math.isclose(float(np.linalg.norm(p.grad)), 1.0, rel_tol=1e-6)
+
+
+# --- what is kept without a copy ----------------------------------------------------------
+def test_disjoint_views_of_one_fresh_gradient_are_kept_without_a_copy():
+    """Concat's backward hands each input a slice of one fresh array: the pieces do not
+    overlap, so each leaf keeps its slice (no copy launch per leaf on a GPU); the grads
+    still share memory with no other grad, input or the caller's array."""
+    a, b = T(rand((2, 3))), T(rand((4, 3), 1))
+    y = F.concatenate([a, b], axis=0) * 1.0      # the product makes gy fresh
+    y.backward(rand((6, 3), 2))
+    assert a.grad.base is not None and a.grad.base is b.grad.base
+    assert_owns(a.grad, b.grad, a, b)
+    assert a.grad.flags.c_contiguous and a.grad.flags.writeable
+
+
+def test_a_broadcast_gradient_becomes_a_contiguous_writable_grad():
+    y = T(rand(3))
+    y.sum().backward()                              # sum's backward broadcasts gy
+    assert y.grad.flags.c_contiguous and y.grad.flags.writeable
+    y.grad *= 3.0                                   # in place, as clip_grad_norm_ does
+    np.testing.assert_array_equal(y.grad, np.full(3, 3.0))
