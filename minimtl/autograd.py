@@ -97,7 +97,10 @@ def grad(root, tensors, gradient, xp, retain_graph: bool = False,
 
 
 def _span(a) -> tuple[int, int]:
-    """The bytes [lo, hi) that array ``a`` (NumPy or CuPy, any strides) can touch."""
+    """The bytes [lo, hi) that array ``a`` (NumPy or CuPy, any strides) can touch; none
+    for a NumPy scalar (a value, not a view of anything)."""
+    if isinstance(a, np.generic):
+        return 0, 0
     lo = hi = a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
     for n, s in zip(a.shape, a.strides):
         if n == 0:

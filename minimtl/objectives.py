@@ -72,9 +72,11 @@ class Objective:
         """A batch's targets as the loss wants them, on the model's array module."""
         return xp.asarray(target, dtype=dtype)
 
-    def batch_hits(self, logits: np.ndarray, target: np.ndarray) -> float | None:
-        """Correct predictions in a batch, from its logits: per sample (mean over the
-        labels for a multilabel head); None where the kind has no accuracy."""
+    def batch_hits(self, logits, target):
+        """Correct predictions in a batch, from its logits and its targets as
+        ``target_array`` makes them: per sample (mean over the labels for a multilabel
+        head), a 0-d array on the arrays' module (on the GPU it stays there: the loop reads
+        it with the losses); None where the kind has no accuracy."""
         return None
 
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
@@ -152,8 +154,9 @@ class Multiclass(Objective):
             return xp.asarray(target, dtype=dtype)
         return xp.asarray(target, dtype=np.int64)
 
-    def batch_hits(self, logits: np.ndarray, target: np.ndarray) -> float:
-        return float(np.sum(np.argmax(logits, axis=1) == classes(target)))
+    def batch_hits(self, logits, target):
+        labels = target.argmax(axis=1) if target.ndim == 2 else target
+        return (logits.argmax(axis=1) == labels).sum()
 
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
         target = classes(target)
@@ -182,9 +185,9 @@ class Multilabel(Objective):
                                f"expected multi-hot rows (N, {outputs or 'K'})")
         _check_unit_interval(task, "multilabel", target)
 
-    def batch_hits(self, logits: np.ndarray, target: np.ndarray) -> float:
+    def batch_hits(self, logits, target):
         # logit > 0 is probability > 0.5
-        return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))
+        return ((logits > 0) == (target > 0.5)).mean(axis=1).sum()
 
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
         acc = float(np.mean((output > 0.5) == (target > 0.5)))
@@ -221,8 +224,8 @@ class Binary(Objective):
     def target_array(self, task: str, target, xp, dtype):
         return xp.asarray(target, dtype=dtype).reshape(-1, 1)
 
-    def batch_hits(self, logits: np.ndarray, target: np.ndarray) -> float:
-        return float(np.sum((logits.reshape(-1) > 0) == (np.reshape(target, -1) > 0.5)))
+    def batch_hits(self, logits, target):
+        return ((logits.reshape(-1) > 0) == (target.reshape(-1) > 0.5)).sum()
 
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
         p = output.reshape(-1).astype(np.float64)

@@ -27,12 +27,57 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, parameters or optimizer state)."""
 
 
-def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
+def _check_finite(losses: dict[str, float], first: int, epoch: int, step: int) -> None:
+    """``losses`` summed over steps ``first``..``step``: a NaN/inf in any of them stays."""
+    where = f"step {step}" if first == step else f"one of steps {first}-{step}"
     for t, v in losses.items():
         if not math.isfinite(v):
-            raise TrainingError(f"the {t} loss became {v} at epoch {epoch}, step {step}: "
+            raise TrainingError(f"the {t} loss became {v} at epoch {epoch}, {where}: "
                                 f"training stopped (try a lower learning rate or check the "
                                 f"inputs for NaN/inf)")
+
+
+#: On the GPU the loop reads the running loss sums and hit counts off the device (a
+#: synchronisation) at most every this many steps, and when the progress bar redraws, the
+#: epoch ends or Ctrl-C asks to stop; the host backends read every step (it costs nothing).
+READ_EVERY = 50
+
+
+class _Running:
+    """The epoch's per-task loss sums and hit counts so far. A step's values are added where
+    the step computed them (device arrays on the GPU: no device-to-host copy inside a step)
+    and ``read`` brings the sums to the host; ``since`` is the first step not yet read."""
+
+    def __init__(self, names, sums: dict, hits: dict, step: int, xp) -> None:
+        self.names, self.xp = names, xp
+        self.sums, self.hits = dict(sums), dict(hits)
+        self.unread: dict[str, list] = {"sums": [], "hits": []}
+        self.scales: list[int] = []
+        self.since = step + 1
+
+    def add(self, batch: dict) -> None:
+        """A step's values: ``batch["sums"]`` per-task loss sums, or the mean losses when
+        ``batch["means"]`` (multiplied by ``batch["n"]`` on the host, in float64)."""
+        self.unread["sums"].append(batch["sums"])
+        self.unread["hits"].append(batch["hits"])
+        self.scales.append(batch["n"] if batch.get("means") else 1)
+
+    def read(self, step: int) -> tuple[dict[str, float], int]:
+        """Fold the steps added since the last read (up to ``step``) into the host sums;
+        returns their loss sums alone (for the NaN/inf check) and the first of them."""
+        keys = [(key, t, scale if key == "sums" else 1) for key in ("sums", "hits")
+                for scale in self.scales for t in self.names]
+        values = _to_host([s[t] for key in ("sums", "hits") for s in self.unread[key]
+                           for t in self.names], self.xp)
+        self.unread, self.scales = {"sums": [], "hits": []}, []
+        new = {"sums": dict.fromkeys(self.names, 0.0), "hits": dict.fromkeys(self.names, 0.0)}
+        for (key, t, scale), v in zip(keys, values):
+            new[key][t] += v * scale
+        for key, total in (("sums", self.sums), ("hits", self.hits)):
+            for t in self.names:
+                total[t] += new[key][t]
+        first, self.since = self.since, step + 1
+        return new["sums"], first
 
 
 class _Interrupts:
@@ -151,6 +196,7 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
             balancer.load_state(state["meta"]["balancer"])
     elif dist is not None:
         dist.broadcast_parameters(model.parameters())
+    model_backend = next((p.backend for p in model.parameters()), "numpy")
     steps = math.ceil(len(train) / batch_size)
     progress = Progress(stream, steps, epochs)
     objectives = model.objectives
@@ -177,6 +223,9 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 sums, correct = dict(partial["sums"]), dict(partial["correct"])
                 seen, skip, before = partial["seen"], partial["step"], partial["elapsed"]
             partial = None
+            running = _Running(names, sums, correct, skip, xp_of(model_backend))
+            sums, correct = running.sums, running.hits
+            read_every = READ_EVERY if model_backend == "cupy" else 1
             rng = np.random.default_rng([seed, epoch])
             for step, (inputs, targets) in enumerate(
                     iterate_batches(train, batch_size, shuffle=True, rng=rng), start=1):
@@ -187,20 +236,22 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                                                 interrupts)
                 else:
                     batch = _step(model, optimizer, balancer, inputs, targets)
-                _check_finite({t: s / batch["n"] for t, s in batch["sums"].items()},
-                              epoch, step)
+                running.add(batch)
+                if step == steps or step - running.since + 1 >= read_every \
+                        or progress.due(step) or interrupts.requested:
+                    _check_finite(*running.read(step), epoch, step)
                 optimizer.step()
                 seen += batch["n"]
-                for t in names:
-                    sums[t] += batch["sums"][t]
-                    correct[t] += batch["hits"][t]
-                logs = {t: sums[t] / seen for t in names}
-                progress.step(step, time.perf_counter() - t0,
-                              {"loss": sum(model.loss_weights[t] * logs[t] for t in names)})
+                stop = batch["stop"] if dist is not None else interrupts.requested
+                if stop:
+                    running.read(step)
+                if progress.due(step):
+                    progress.step(step, time.perf_counter() - t0, {"loss": sum(
+                        model.loss_weights[t] * sums[t] for t in names) / seen})
                 # on several ranks the flags of all of them, summed with the gradients, so
                 # that every rank stops after the same step (a flag raised later on one
                 # rank stays set and travels with the next step's)
-                if batch["stop"] if dist is not None else interrupts.requested:
+                if stop:
                     where = f"epoch {epoch}, step {step}/{steps}"
                     if checkpoint is not None and root:
                         save(epoch - 1, {"epoch": epoch, "step": step, "seen": seen,
@@ -253,11 +304,24 @@ def _step(model, optimizer, balancer, inputs, targets, backward=None) -> dict:
         balancer.backward(losses)
     n = len(next(iter(targets.values())))
     sums, hits = {}, {}
-    for t in model.task_names:
-        sums[t] = float(losses[t].item()) * n
-        h = model.objectives[t].batch_hits(logits[t].numpy(), targets[t])
+    for t in model.task_names:      # left where they are (device arrays on the GPU)
+        sums[t] = losses[t].data
+        h = model.objectives[t].batch_hits(logits[t].data, y[t])
         hits[t] = 0.0 if h is None else h
-    return {"n": n, "sums": sums, "hits": hits}
+    return {"n": n, "sums": sums, "means": True, "hits": hits}
+
+
+def _to_host(values: list, xp) -> list[float]:
+    """Python floats of ``values`` (floats and 0-d arrays): the device arrays among them
+    stacked into one array first, so that reading them is one copy, one synchronisation."""
+    arrays = [i for i, v in enumerate(values) if hasattr(v, "shape")]
+    out = list(values)
+    if arrays:
+        stacked = xp.stack([values[i] for i in arrays])    # one dtype: promoted
+        host = stacked.get() if hasattr(stacked, "get") else stacked
+        for i, v in zip(arrays, host.tolist()):
+            out[i] = v
+    return [float(v) for v in out]
 
 
 def _data_parallel_step(dist, model, optimizer, inputs, targets, interrupts) -> dict:
@@ -276,7 +340,8 @@ def _data_parallel_step(dist, model, optimizer, inputs, targets, interrupts) -> 
     else:                               # fewer rows than ranks: this one adds nothing
         optimizer.zero_grad()
         mine = {"sums": dict.fromkeys(names, 0.0), "hits": dict.fromkeys(names, 0.0)}
-    extra = np.array([mine["sums"][t] for t in names] + [mine["hits"][t] for t in names]
+    extra = np.array([float(mine["sums"][t]) * (hi - lo) for t in names]
+                     + [float(mine["hits"][t]) for t in names]
                      + [float(interrupts.requested)])
     total = reduce.finish(extra)
     k = len(names)

@@ -38,8 +38,13 @@ class Progress:
         if self.stream is not None:
             print(f"Epoch {epoch}/{self.epochs}", file=self.stream, flush=True)
 
+    def due(self, step: int) -> bool:
+        """Whether ``step`` would draw the live bar (at most every 0.1 s, and the last step):
+        the loop reads the running losses off the device only then."""
+        return self.live and (step >= self.steps or time.perf_counter() - self._last >= 0.1)
+
     def step(self, step: int, elapsed: float, logs: dict[str, float]) -> None:
-        if not self.live or (time.perf_counter() - self._last < 0.1 and step < self.steps):
+        if not self.due(step):
             return
         self._last = time.perf_counter()
         eta = elapsed / step * (self.steps - step)

@@ -55,3 +55,28 @@ def test_training_steps_on_the_host_cupy_backend_match_numba(monkeypatch, tmp_pa
     for name in p_nb:
         np.testing.assert_allclose(p_cu[name], p_nb[name], rtol=0, atol=0.01 * 3 * 1e-2,
                                    err_msg=name)
+
+
+def _fit_on(backend, n, *, epochs=1, batch=2):
+    from minimtl.data import Dataset
+    from minimtl.train import fit
+
+    rng = np.random.default_rng(1)
+    x = {t: rng.standard_normal((n, 12, 4)).astype(np.float32) for t in TASKS}
+    y = {"user": rng.integers(0, 10, n), "goods": (rng.random((n, 10)) > 0.5) * 1.0,
+         "ads": rng.integers(0, 10, n)}
+    model = MultiTaskNet(12, 4, backend=backend)
+    return fit(model, Dataset(x, y), epochs=epochs, batch_size=batch, stream=None)
+
+
+def test_fit_on_the_host_cupy_backend_logs_what_numba_logs(monkeypatch, tmp_path):
+    """The running sums read off the device at intervals give the numbers a host backend
+    gets by reading every step."""
+    from minimtl.train import loop
+
+    patch_cupy_backend(monkeypatch, tmp_path)
+    monkeypatch.setattr(loop, "READ_EVERY", 3)          # several reads in the epoch
+    cupy_logs = _fit_on("cupy", 14).epochs[0]
+    numba_logs = _fit_on("numba", 14).epochs[0]
+    for key in ("user_loss", "goods_loss", "ads_loss", "user_accuracy", "goods_accuracy"):
+        np.testing.assert_allclose(cupy_logs[key], numba_logs[key], rtol=1e-5, err_msg=key)
