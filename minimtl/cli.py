@@ -56,6 +56,10 @@ def _train_args(t: argparse.ArgumentParser, run: bool = True) -> None:
                    "on the CPU, channels-first on the GPU); it changes speed, not results")
     if run:
         t.add_argument("--epochs", type=int, default=10)
+        t.add_argument("--cuda-graph", action="store_true",
+                       help="cupy backend: capture each step once per batch shape as a CUDA "
+                       "graph and replay it (falls back to eager steps, saying why, where "
+                       "capture fails)")
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     t.add_argument("--samples", type=int, default=2400, help="synthetic samples (2400)")

@@ -69,6 +69,11 @@ def _check_flags(a) -> None:
     p = getattr(a, "correlation", None)
     if p is not None and not -1 <= p <= 1:
         raise CLIError(f"--correlation must lie in [-1, 1], got {p}")
+    if getattr(a, "cuda_graph", False) and (
+            getattr(a, "weighting", "fixed") not in (None, "fixed") or getattr(a, "pcgrad", False)
+            or getattr(a, "conflict", 0)):
+        raise CLIError("--cuda-graph trains with the plain backward: it cannot go with "
+                       "--weighting, --pcgrad or --conflict")
 
 
 def _sizes(a, architecture: str) -> dict[str, int]:
@@ -259,6 +264,8 @@ def _train(a) -> int:
     from .train import evaluate, fit
 
     backend = _backend(a)
+    if getattr(a, "cuda_graph", False) and backend != "cupy":
+        raise CLIError(f"--cuda-graph needs the cupy backend (a GPU), not {backend}")
     src = _source(a)
     steps = tuple(s for s in a.preprocess.split(",") if s)
     prep = D.Preprocessor(steps=steps).fit(src.train)
@@ -284,7 +291,7 @@ def _train(a) -> int:
     history = fit(model, train, val, optimizer=optimizer, epochs=a.epochs,
                   batch_size=a.batch_size, seed=a.seed, checkpoint=ckpt, resume=a.resume,
                   stream=out, extra={f"prep/{k}": v for k, v in prep.state().items()},
-                  balancer=balancer, dist=a.dist)
+                  balancer=balancer, dist=a.dist, cuda_graph=getattr(a, "cuda_graph", False))
     wall = time.perf_counter() - t0
     metrics = evaluate(model, test, dist=a.dist)
     if not _root(a):

@@ -270,7 +270,22 @@ class HostKernel:
         g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
         b = tuple(int(v) for v in block) + (1,) * (3 - len(block))
         dims = np.array(g + b, dtype=np.uint32)
-        self.fn(dims.ctypes.data, *conv)
+        from tests import cuda_host_graphs as graphs
+
+        if graphs.capturing is None:
+            self.fn(dims.ctypes.data, *conv)
+            return
+        # captured: replayed with these very pointers and scalars (``args`` keeps the arrays
+        # alive); run now only if it writes no memory older than the capture
+        written = [a for (ctype, _), a in zip(self.params, args)
+                   if ctype.endswith("*") and not ctype.startswith("const")]
+
+        def run(args=args):
+            self.fn(dims.ctypes.data, *conv)
+
+        if not graphs.writes_old_memory(*written):
+            run()
+        graphs.record(run)
 
 
 def patch_module(monkeypatch, module, cache: Path, fake=None) -> None:
@@ -356,10 +371,12 @@ def patch_cupy_backend(monkeypatch, cache: Path, count_launches: bool = False) -
     fake = FakeCupy()
     device_to_host = np.asarray
     if count_launches:
+        from tests.cuda_host_graphs import install
         from tests.cuda_host_launches import CountingFakeCupy
         from tests.cuda_host_launches import to_host as device_to_host
 
         fake = CountingFakeCupy(fake)
+        install(monkeypatch, fake)
 
     def to_host(self):
         return device_to_host(self.data)

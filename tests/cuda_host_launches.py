@@ -34,6 +34,7 @@ import contextlib
 import numpy as np
 
 from kernels import launches
+from tests import cuda_host_graphs as graphs
 
 __all__ = ["DeviceArray", "CountingFakeCupy", "to_host"]
 
@@ -57,6 +58,29 @@ def _inside():
 
 def _host(a):
     return a.view(np.ndarray) if isinstance(a, DeviceArray) else a
+
+
+def _new(result, run):
+    """``result`` was just computed by ``run()``: during a capture (tests/cuda_host_graphs.py)
+    its memory is the capture's and the graph computes it again into the same memory."""
+    if graphs.capturing is not None and not _quiet and isinstance(result, np.generic):
+        result = np.asarray(result)            # a full reduction: a 0-d device array
+    if graphs.capturing is not None and not _quiet and isinstance(result, np.ndarray):
+        graphs.note_fresh(result)
+        target = _host(result)
+        graphs.record(lambda: np.copyto(target, run(), casting="unsafe"))
+    return result
+
+
+def _write(run, *targets) -> None:
+    """An operation that writes ``targets`` in place: run it (during a capture, only if it
+    writes nothing that existed before the capture) and, while capturing, record it."""
+    if graphs.capturing is None or _quiet:
+        run()
+        return
+    if not graphs.writes_old_memory(*targets):
+        run()
+    graphs.record(run)
 
 
 def _device(result):
@@ -120,6 +144,8 @@ _FUNCTIONS = {
     "vstack": _concatenate,
 }
 _MEMSET = frozenset({"zeros_like"})
+#: functions that write their first argument in place (and return None)
+_WRITES = frozenset({"copyto", "put_along_axis"})
 
 
 class DeviceArray(np.ndarray):
@@ -130,44 +156,66 @@ class DeviceArray(np.ndarray):
         args = tuple(_host(a) for a in inputs)
         if out is not None:
             kwargs["out"] = tuple(_host(o) for o in out)
-        result = getattr(ufunc, method)(*args, **kwargs)
+
+        def run():
+            return getattr(ufunc, method)(*args, **kwargs)
+
         _record(_ufunc_name(ufunc, method))
-        if method == "at":
-            return None
-        if out is not None:
+        if method == "at" or out is not None:
+            _write(run, *(kwargs["out"] if out is not None else args[:1]))
+            if method == "at":
+                return None
             return out[0] if len(out) == 1 else out
-        return _device(result)
+        return _device(_new(run(), run))
 
     def __array_function__(self, func, types, args, kwargs):
         name = func.__name__
         cost = _FUNCTIONS.get(name)
         if cost is None:
             return _device(super().__array_function__(func, types, args, kwargs))
-        with _inside():
-            result = super().__array_function__(func, types, args, kwargs)
+        def run():
+            with _inside():
+                return super(DeviceArray, self).__array_function__(func, types, args, kwargs)
+
+        if name in _WRITES:
+            _record(f"cupy.{name}")
+            _write(run, args[0])
+            return None
+        result = run()
         n = cost(args, kwargs, result) if callable(cost) else cost
         _record(f"cupy.{name}" + (" (memset)" if name in _MEMSET else ""), n)
+        if n:
+            result = _new(result, run)
+        elif isinstance(result, np.ndarray) and not _shares(result, args[:1]):
+            graphs.note_fresh(result)                  # empty_like: new memory, no kernel
         return _device(result)
 
     # --- methods that NumPy runs without a ufunc ----------------------------------------
     def _counted(self, name: str, method, *args, n: int = 1, **kwargs):
-        with _inside():
-            result = method(*args, **kwargs)
+        def run():
+            with _inside():
+                return method(*args, **kwargs)
+
+        result = run()
         _record(f"cupy.{name}", n)
-        return _device(result)
+        return _device(_new(result, run))
 
     def astype(self, dtype, *args, **kwargs):
-        result = super().astype(dtype, *args, **kwargs)
+        def run():
+            return np.ndarray.astype(self, dtype, *args, **kwargs)
+
+        result = run()
         if result is not self:
             _record("cupy.astype")
+            _new(result, run)
         return _device(result)
 
     def copy(self, order="C"):
         return self._counted("copy", super().copy, order)
 
     def fill(self, value):
-        with _inside():
-            super().fill(value)
+        target = _host(self)
+        _write(lambda: target.fill(value), target)
         _record("cupy.fill")
 
     def mean(self, *args, **kwargs):
@@ -188,54 +236,71 @@ class DeviceArray(np.ndarray):
     def flatten(self, order="C"):
         return self._counted("copy", super().flatten, order)
 
-    def reshape(self, *shape, **kwargs):
-        with _inside():
-            result = super().reshape(*shape, **kwargs)
-        _record("cupy.copy", 0 if np.may_share_memory(result, self) else 1)
+    def _maybe_copy(self, name: str, method, *args):
+        """reshape, ravel, indexing: a view (nothing launched) or, if NumPy had to copy, one
+        kernel."""
+        def run():
+            with _inside():
+                return method(*args)
+
+        result = run()
+        if isinstance(result, np.ndarray):
+            copied = not np.may_share_memory(result, self)
+            _record(f"cupy.{name}", int(copied))
+            if copied:
+                _new(result, run)
         return _device(result)
+
+    def reshape(self, *shape, **kwargs):
+        return self._maybe_copy("copy", lambda: np.ndarray.reshape(self, *shape, **kwargs))
 
     def ravel(self, order="C"):
-        with _inside():
-            result = super().ravel(order)
-        _record("cupy.copy", 0 if np.may_share_memory(result, self) else 1)
-        return _device(result)
+        return self._maybe_copy("copy", lambda: np.ndarray.ravel(self, order))
 
     def __getitem__(self, key):
-        with _inside():
-            result = super().__getitem__(key)
-        if isinstance(result, np.ndarray):
-            _record("cupy.getitem", 0 if np.may_share_memory(result, self) else 1)
-        return _device(result)
+        return self._maybe_copy("getitem", lambda: np.ndarray.__getitem__(self, key))
 
     def __setitem__(self, key, value):
-        with _inside():
-            super().__setitem__(key, _host(value))
+        target, source = _host(self), _host(value)
+        _write(lambda: np.ndarray.__setitem__(target, key, source), target)
         _record("cupy.setitem")
 
     # --- reading values on the host: a device-to-host copy, which synchronises ----------
     def item(self, *args):
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return self.view(np.ndarray).item(*args)
 
     def tolist(self):
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return self.view(np.ndarray).tolist()
 
     def __float__(self):
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return float(self.view(np.ndarray))
 
     def __int__(self):
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return int(self.view(np.ndarray))
 
     def __bool__(self):
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return bool(self.view(np.ndarray))
+
+    def set(self, host, stream=None):
+        """cupy's copy from the host into this array."""
+        _record("cupy.h2d")
+        graphs.refuse("a host-to-device copy")
+        self.view(np.ndarray)[...] = host
 
     def get(self):
         """cupy's copy to the host."""
         _record("cupy.d2h")
+        graphs.refuse("a device-to-host read")
         return self.view(np.ndarray).copy()
 
 
@@ -260,47 +325,59 @@ class CountingFakeCupy:
     def __getattr__(self, name):
         return getattr(self._fake, name)
 
+    def _upload(self, a, dtype, convert):
+        _record("cupy.h2d")
+        graphs.refuse("a host-to-device copy")
+        return convert(a, dtype=dtype).view(DeviceArray)
+
     def asarray(self, a, dtype=None, **kwargs):
         if _is_host(a):
-            _record("cupy.h2d")
-            return np.array(a, dtype=dtype).view(DeviceArray)
+            return self._upload(a, dtype, np.array)
         return a if dtype is None or a.dtype == np.dtype(dtype) else a.astype(dtype)
 
     def array(self, a, dtype=None, copy=True, **kwargs):
         if _is_host(a):
-            _record("cupy.h2d")
-            return np.array(a, dtype=dtype).view(DeviceArray)
+            return self._upload(a, dtype, np.array)
         if not copy and (dtype is None or a.dtype == np.dtype(dtype)):
             return a
         return a.astype(dtype if dtype is not None else a.dtype)
 
     def ascontiguousarray(self, a, dtype=None, **kwargs):
         if _is_host(a):
-            _record("cupy.h2d")
-            return np.ascontiguousarray(a, dtype=dtype).view(DeviceArray)
+            return self._upload(a, dtype, np.ascontiguousarray)
         if dtype is not None and a.dtype != np.dtype(dtype):
             _record("cupy.astype")
-            return np.ascontiguousarray(a.view(np.ndarray), dtype=dtype).view(DeviceArray)
-        if a.flags.c_contiguous:
+        elif a.flags.c_contiguous:
             return a
-        _record("cupy.copy")
-        return np.ascontiguousarray(a.view(np.ndarray)).view(DeviceArray)
+        else:
+            _record("cupy.copy")
+
+        def run():
+            return np.ascontiguousarray(a.view(np.ndarray), dtype=dtype)
+
+        return _new(run(), run).view(DeviceArray)
+
+    def _made(self, kernel: str | None, run):
+        if kernel is not None:
+            _record(kernel)
+        result = run()
+        if kernel is None:
+            graphs.note_fresh(result)
+        else:
+            _new(result, run)
+        return result.view(DeviceArray)
 
     def empty(self, shape, dtype=float, **kwargs):
-        return np.empty(shape, dtype, **kwargs).view(DeviceArray)
+        return self._made(None, lambda: np.empty(shape, dtype, **kwargs))
 
     def zeros(self, shape, dtype=float, **kwargs):
-        _record("cupy.zeros (memset)")
-        return np.zeros(shape, dtype, **kwargs).view(DeviceArray)
+        return self._made("cupy.zeros (memset)", lambda: np.zeros(shape, dtype, **kwargs))
 
     def ones(self, shape, dtype=float, **kwargs):
-        _record("cupy.fill")
-        return np.ones(shape, dtype, **kwargs).view(DeviceArray)
+        return self._made("cupy.fill", lambda: np.ones(shape, dtype, **kwargs))
 
     def full(self, shape, fill_value, dtype=None, **kwargs):
-        _record("cupy.fill")
-        return np.full(shape, fill_value, dtype, **kwargs).view(DeviceArray)
+        return self._made("cupy.fill", lambda: np.full(shape, fill_value, dtype, **kwargs))
 
     def arange(self, *args, **kwargs):
-        _record("cupy.arange")
-        return np.arange(*args, **kwargs).view(DeviceArray)
+        return self._made("cupy.arange", lambda: np.arange(*args, **kwargs))

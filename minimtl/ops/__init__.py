@@ -4,8 +4,11 @@ thin helpers ``Tensor``'s operators call. User-facing functions live in
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from ..backend import xp_of
 from ..tensor import Tensor
 from .conv import Conv1d, Conv1dRelu, Conv1dReluMaxPool
 from .elementwise import (
@@ -43,12 +46,24 @@ __all__ = [
 
 
 def as_tensor(value, like: Tensor) -> Tensor:
-    """``value`` as a Tensor on ``like``'s backend; Python numbers take ``like``'s dtype."""
+    """``value`` as a Tensor on ``like``'s backend; Python numbers take ``like``'s dtype.
+    On a GPU a number is uploaded once and kept (``x * 0.5`` in every step would otherwise
+    be a host-to-device copy in every step, which a CUDA graph cannot even capture)."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float)):
-        return Tensor(np.asarray(value, dtype=like.dtype), backend=like.backend)
+        if like.backend != "cupy":
+            return Tensor(np.asarray(value, dtype=like.dtype), backend=like.backend)
+        key = (type(value).__name__, repr(value), np.dtype(like.dtype).str)
+        return Tensor(_device_constant(key, value), backend=like.backend)
     return Tensor(value, backend=like.backend)
+
+
+@functools.lru_cache(maxsize=256)
+def _device_constant(key: tuple, value):
+    """A 0-d cupy array holding ``value`` in the dtype of ``key`` (never written: ops do
+    not write their inputs)."""
+    return xp_of("cupy").asarray(np.asarray(value, dtype=np.dtype(key[2])))
 
 
 def _binary(fn, a, b):

@@ -126,7 +126,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         epochs: int = 10, batch_size: int = 32, seed: int = 0,
         checkpoint: str | os.PathLike | None = None, resume: bool = False,
         stream: TextIO | None = sys.stdout, extra: dict[str, np.ndarray] | None = None,
-        callbacks: Iterable = (), balancer=None, dist=None) -> History:
+        callbacks: Iterable = (), balancer=None, dist=None,
+        cuda_graph: bool = False) -> History:
     """Train ``model`` on ``train`` with per-task losses; validate on ``val`` each epoch.
 
     Parameters
@@ -149,6 +150,10 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     (and reads it on ``resume``); ``callbacks`` run on every rank.
                     Not with a ``balancer`` on more than one rank (its per-task gradients,
                     PCGrad and GradNorm are not sums over the batch's rows)
+    cuda_graph      replay each step from a CUDA graph captured once per batch shape
+                    (``minimtl.train.graph``; the cupy backend, one process, no
+                    balancer); where the step cannot be captured it says why once and
+                    trains eagerly
 
     Raises ``DistributedError`` when another rank fails or stops answering, and
     ``TrainingError`` when a loss, a parameter or the optimizer state becomes
@@ -178,6 +183,10 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         raise ValueError("fit: a balancer cannot run data-parallel yet (its per-task "
                          "gradients, PCGrad and GradNorm are not sums over the rows of the "
                          "batch, so ranks would disagree); train it in one process")
+    if cuda_graph and (balancer is not None or dist is not None or any(
+            p.backend != "cupy" for p in model.parameters())):
+        raise ValueError("fit: cuda_graph needs the cupy backend, one process and no "
+                         "balancer")
     root = dist is None or dist.is_root
     stream = stream if root else None
     history = History()
@@ -199,6 +208,17 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
     model_backend = next((p.backend for p in model.parameters()), "numpy")
     steps = math.ceil(len(train) / batch_size)
     progress = Progress(stream, steps, epochs)
+    graph = None
+    if cuda_graph:
+        from .graph import GraphStep
+
+        def eager(inputs, targets):
+            batch = _step(model, optimizer, None, inputs, targets)
+            optimizer.step()
+            return batch
+
+        graph = GraphStep(model, optimizer, eager, say=None if stream is None else
+                          lambda line: print(line, file=stream, flush=True))
     objectives = model.objectives
     names = model.task_names
 
@@ -231,7 +251,9 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     iterate_batches(train, batch_size, shuffle=True, rng=rng), start=1):
                 if step <= skip:              # done before the interruption
                     continue
-                if dist is not None:
+                if graph is not None:          # the update is part of the graph
+                    batch = graph(inputs, targets)
+                elif dist is not None:
                     batch = _data_parallel_step(dist, model, optimizer, inputs, targets,
                                                 interrupts)
                 else:
@@ -240,7 +262,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                 if step == steps or step - running.since + 1 >= read_every \
                         or progress.due(step) or interrupts.requested:
                     _check_finite(*running.read(step), epoch, step)
-                optimizer.step()
+                if graph is None:
+                    optimizer.step()
                 seen += batch["n"]
                 stop = batch["stop"] if dist is not None else interrupts.requested
                 if stop:

@@ -74,6 +74,8 @@ REFUSED = [
     (("--preprocess", "standardize,whiten"), "unknown step 'whiten'"),
     (("--samples", str(10 ** 12)), "out of memory"),
     (("--data", "no-such-file.npz"), "no such file"),
+    (("--cuda-graph", "--backend", "numba"), "--cuda-graph needs the cupy backend"),
+    (("--cuda-graph", "--pcgrad"), "--cuda-graph trains with the plain backward"),
 ]
 
 
