@@ -190,11 +190,14 @@ conv1d_bwd_data(const T* __restrict__ gy, const T* __restrict__ y, const T* __re
 // (tx, ty) = (tid % 8, tid / 8) owns rows m0 + ty + 8*i and columns r0 + tx + 8*j, i, j < 8.
 // Blocks with blockIdx.x == 0 also sum G over the slice for gb (thread tid: row m0 + tid).
 // Each block writes its partial sums to part[z, :] = (gw partial (O*R), gb partial (O)).
+// x[n, c, i] is read at n*sN + c*sC + i*sL: channels-first (sN, sC, sL) = (C*L, L, 1), or
+// the transposed view of a channels-last buffer, (L*C, 1, C) (conv1d_relu_maxpool's input).
 template <typename T>
 __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict__ y,
                                   const T* __restrict__ x, T* __restrict__ part,
                                   int N, int C, int L, int O, int K, int Lo,
-                                  int S, int pl, int d, int relu, int pb)
+                                  int S, int pl, int d, int relu, int pb,
+                                  int sN, int sC, int sL)
 {
     __shared__ T Gs[TRW][64 + 1];            // Gs[q][mm] = G[m0+mm, pc+q]
     __shared__ T Xs[TRW][64 + 1];            // Xs[q][rr] = Xc[r0+rr, pc+q]
@@ -207,7 +210,7 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
     const int pend = min(P, pbeg + pb);
     {
         const int r = r0 + tid, c = r / K, k = r - c * K;
-        roff[tid] = r < R ? c * L : -1;
+        roff[tid] = r < R ? c * sC : -1;
         rpos[tid] = k * d;
     }
     T acc[RT][RT];
@@ -217,7 +220,7 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
         if (tid < TRW) {
             const int p = pc + tid, n = p / Lo, t = p - n * Lo;
             gbase[tid] = p < pend ? n * O * Lo + t : -1;
-            xbase[tid] = n * C * L;
+            xbase[tid] = n * sN;
             xpos[tid] = t * S - pl;
         }
         __syncthreads();
@@ -232,7 +235,7 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
             Gs[q][mm] = g;
             const int rr = mm, i = xpos[q] + rpos[rr];
             const bool ok = gbase[q] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
-            Xs[q][rr] = ok ? x[(long long)xbase[q] + roff[rr] + i] : T(0);
+            Xs[q][rr] = ok ? x[(long long)xbase[q] + roff[rr] + (long long)i * sL] : T(0);
         }
         __syncthreads();
         mac_chunk<T, TRW, 65, 65>(Gs, Xs, acc, tx, ty, 8, 8);

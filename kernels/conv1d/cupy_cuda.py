@@ -27,7 +27,7 @@ from kernels._cuda import blocks, cupy, kernel, launch_grid
 from kernels._shapes import conv_out_length, swap_layout
 from kernels.conv1d.cuda_source import KERNELS, SOURCE
 
-__all__ = ["fwd", "bwd", "forward", "backward", "SOURCE", "KERNELS"]
+__all__ = ["fwd", "bwd", "forward", "backward", "tile", "x_strides", "SOURCE", "KERNELS"]
 
 _TRW = 16               # reduction chunk of conv1d_bwd_weight (TRW in SOURCE)
 _TARGET_BLOCKS = 1024   # conv1d_bwd_weight: about eight 64-thread blocks per H100/H200 SM
@@ -37,7 +37,7 @@ def _i32(*values):
     return tuple(np.int32(v) for v in values)
 
 
-def _tile(rows):
+def tile(rows):
     """(tm, tp, threads) of conv1d_fwd / conv1d_bwd_data for a GEMM with ``rows`` rows:
     the narrowest row tile that covers them (8 x 8 outputs per thread)."""
     if rows <= 32:
@@ -45,6 +45,20 @@ def _tile(rows):
     if rows <= 64:
         return 64, 256, 256
     return 128, 128, 256
+
+
+def x_strides(x):
+    """(buffer, (sN, sC, sL)): x (N, C, L) as conv1d_bwd_weight (and conv1d_relu_maxpool's
+    forward) read it, x[n, c, i] at n·sN + c·sC + i·sL of the buffer. The transposed view of
+    a C-contiguous (N, L, C) array (the towers' first input) is read in place, through its
+    strides; any other non-contiguous x is copied to the channels-first layout."""
+    N, C, L = x.shape
+    if not x.flags.c_contiguous:
+        xt = x.swapaxes(1, 2)
+        if xt.flags.c_contiguous:
+            return xt, (L * C, 1, C)
+        x = cupy().ascontiguousarray(x)
+    return x, (C * L, L, 1)
 
 
 def _check_size(N, C, L, O, Lo):
@@ -66,7 +80,7 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     if y.size == 0:
         return y
     bias = y if b is None else cp.ascontiguousarray(b, dtype=x.dtype)  # y: unread stand-in
-    tm, tp, threads = _tile(O)
+    tm, tp, threads = tile(O)
     fn = kernel(SOURCE, KERNELS, "conv1d_fwd", x.dtype)
     launch_grid(fn, (blocks(N * Lo, tp), blocks(O, tm)), (threads,),
                 (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
@@ -78,7 +92,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu); gx is
     None (its kernel not launched) when not ``need_gx``."""
     cp = cupy()
-    x = cp.ascontiguousarray(x)
+    xbuf, xs = x_strides(x)                 # read in place when x is a transposed view
     w = cp.ascontiguousarray(w, dtype=x.dtype)
     gy = cp.ascontiguousarray(gy, dtype=x.dtype)
     relu = y is not None
@@ -97,7 +111,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     gb = cp.empty((O,), dtype=x.dtype)
     if need_gx:
         # gx: gather of the taps (one implicit GEMM over the reduction (o, k))
-        tm, tp, threads = _tile(C)
+        tm, tp, threads = tile(C)
         fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
         launch_grid(fn, (blocks(N * L, tp), blocks(C, tm)), (threads,),
                     (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left,
@@ -110,8 +124,8 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     part = cp.empty((splits, O * R + O), dtype=x.dtype)
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_weight", x.dtype)
     launch_grid(fn, (blocks(R, 64), blocks(O, 64), splits), (64,),
-                (gy, mask, x, part, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
-                                          relu, pb)))
+                (gy, mask, xbuf, part, *_i32(N, C, L, O, K, Lo, stride, padding_left,
+                                             dilation, relu, pb, *xs)))
     fn = kernel(SOURCE, KERNELS, "conv1d_sum_partials", x.dtype)
     launch_grid(fn, (blocks(O * R + O, 32),), (32, 8), (part, gw, gb, *_i32(splits, O * R, O)))
     return gx, gw, gb

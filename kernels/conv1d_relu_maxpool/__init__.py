@@ -1,6 +1,7 @@
 """conv1d_relu_maxpool: conv1d, bias, ReLU and a max-pool as one op (one block of the
 article's towers: Conv1D(relu) → MaxPooling1D), fused into one pass on the CPU in the
-channels-last layout and a composition of kernels elsewhere ("Where it is fused").
+channels-last layout and on the GPU in both layouts, a composition of kernels elsewhere
+("Where it is fused").
 
 Shapes
 ------
@@ -15,6 +16,10 @@ pool_size Kp, pool_stride Sp and pool_padding Pp, under maxpool1d's rules
 Outputs: y (N, O, Lp) and argmax (N, O, Lp) int32 (a position along Lc). With
 ``channels_last=True``: x (N, L, C), y and argmax (N, Lp, O), gy (N, Lp, O), gx (N, L, C);
 w stays (O, C, K). Every formula below then holds with the last two axes swapped.
+x may also be the transposed view of a C-contiguous array (what the towers feed the first
+block: their (N, L, F) input swapped to (N, F, L)); the op layer keeps it a view, the
+reference reads it as it is, Numba makes it contiguous, the CUDA kernels read it in place
+through its strides (cupy_cuda.py says why that is no slower than the copy).
 
 Forward
 -------
@@ -50,7 +55,8 @@ need_gx, as conv1d).
 
 Where it is fused
 -----------------
-Only on the CPU in the channels-last layout (the layout the network uses there):
+On the CPU in the channels-last layout and on the GPU in both layouts (the layouts the
+network uses there):
 
 - numba, channels-last: fused. conv1d_relu's product X̂ᵀ·W2ᵀ for a chunk of samples goes
   to a buffer that stays in cache; one pass adds the bias, applies the ReLU and pools it
@@ -61,9 +67,16 @@ Only on the CPU in the channels-last layout (the layout the network uses there):
 - numba, channels-first: the composition of the Numba kernels: conv1d_relu, then
   maxpool1d; backward the mask gy·[y > 0] as one NumPy pass, maxpool1d's backward, then
   conv1d's.
-- cupy, both layouts: the composition of the CUDA kernels of conv1d_relu (conv, bias and
-  ReLU in one kernel) and maxpool1d; backward the mask as one CuPy elementwise pass, then
-  maxpool1d's and conv1d's kernels. Channels-last goes through conv1d's transposes.
+- cupy, both layouts: fused, two kernels fewer each way than the composition.
+  Forward, one kernel: conv1d_fwd's tiled implicit GEMM (the same reduction order, so z is
+  bitwise conv1d_relu's) with its columns taken pool window by pool window, and an epilogue
+  that adds the bias, applies the ReLU and pools the tile in shared memory into y and
+  argmax (r is never written). Backward, one kernel gathers the derived form above (gz
+  from gy, y and argmax: maxpool1d's backward and the mask in one pass), then conv1d's
+  backward kernels (the weight gradient and its fixed-order sum of partial sums, and the
+  data gradient when needed). Channels-last x is read in place and y written channels-last;
+  its backward goes through conv1d's transposes of gz and gx. A pool window wider than the
+  forward's column tile (Kp > 128) falls back to conv1d_relu, then maxpool1d.
 - numpy (the reference): the composition of the references, the definition.
 
 Edge cases
@@ -78,6 +91,13 @@ Properties tested (tests/kernels/test_conv1d_relu_maxpool.py)
   bitwise) and backward, in both layouts;
 - every backend against the float64 reference, float32 and float64;
 - need_gx=False leaves gw, gb unchanged; empty batches; finite differences through the op.
+tests/kernels/test_conv1d_relu_maxpool_fused.py, the fused GPU kernels (host emulator):
+- the same at shapes that span several column and row blocks (windows across samples,
+  idle columns, odd Lc whose last position no window reads: its gradient is 0), overlap,
+  padding, the Kp > 128 fallback;
+- the masked pool backward equals maxpool1d's backward of gy·[y > 0], bitwise;
+- a transposed-view x gives the contiguous x's results bitwise on every backend, costs
+  one forward kernel and no copy; gradcheck through the op on that view.
 """
 
 __all__: list[str] = []

@@ -15,7 +15,8 @@ def conv_out_length(length: int, k: int, stride: int, pad_left: int, pad_right: 
     return (length + pad_left + pad_right - dilation * (k - 1) - 1) // stride + 1
 
 
-def _check(op, x, w, b, stride, padding_left, padding_right, dilation, channels_last):
+def _check(op, x, w, b, stride, padding_left, padding_right, dilation, channels_last,
+           keep_transposed_x=False):
     _checks.positive(op, stride=stride, dilation=dilation)
     if padding_left < 0 or padding_right < 0:
         raise ValueError(f"{op}: padding must be >= 0, got ({padding_left}, {padding_right})")
@@ -33,7 +34,15 @@ def _check(op, x, w, b, stride, padding_left, padding_right, dilation, channels_
         raise ValueError(
             f"{op}: window {w.shape[2]} (dilation {dilation}) is longer than the padded "
             f"input: x {x.shape}, padding ({padding_left}, {padding_right})")
+    if keep_transposed_x and _transposed_view(x):
+        xt, w, b = _checks.floats(op, x=x.swapaxes(1, 2), weight=w, bias=b)   # no copy
+        return xt.swapaxes(1, 2), w, b
     return _checks.floats(op, x=x, weight=w, bias=b)
+
+
+def _transposed_view(x) -> bool:
+    """True when x is the swapaxes(1, 2) view of a C-contiguous array (a tower's input)."""
+    return not x.flags.c_contiguous and x.swapaxes(1, 2).flags.c_contiguous
 
 
 class Conv1d(Function):
@@ -93,8 +102,10 @@ class Conv1dReluMaxPool(Function):
     def forward(ctx, x, w, b, *, stride=1, padding_left=0, padding_right=0, dilation=1,
                 pool_size=2, pool_stride=2, pool_padding=0, channels_last=False):
         op = "conv1d_relu_maxpool"
+        # x may stay a transposed view (the towers' first block): every backend reads it
+        # (the CUDA kernels in place, through its strides; kernels/conv1d_relu_maxpool)
         x, w, b = _check(op, x, w, b, stride, padding_left, padding_right, dilation,
-                         channels_last)
+                         channels_last, keep_transposed_x=True)
         _checks.positive(op, pool_size=pool_size, pool_stride=pool_stride)
         if not 0 <= pool_padding <= pool_size // 2:
             raise ValueError(f"{op}: pool_padding must lie in [0, pool_size // 2 = "

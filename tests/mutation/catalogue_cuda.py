@@ -21,7 +21,8 @@ def _sel(*files):
 _NAN = "tests/kernels/test_nan_propagation.py"
 CONV = _sel("tests/kernels/test_conv1d.py", "tests/kernels/test_conv1d_relu.py",
             "tests/kernels/test_conv1d_channels_last.py", _NAN)
-FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py")
+FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py",
+             "tests/kernels/test_conv1d_relu_maxpool_fused.py")
 MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
 AVGPOOL = _sel("tests/kernels/test_avgpool1d.py")
 RNN = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py")
@@ -120,15 +121,23 @@ MUTANTS = (
         # the channels-first forward without its ReLU
         ("    return forward(x, w, b, *p, True)", "    return forward(x, w, b, *p, False)"),
     ]),
-    edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
+    edits("kernels/conv1d_relu_maxpool/cuda_source.py", "cuda_host", FUSED, [
         # the mask y > 0 of the pooled output lets clipped windows through
-        ("masked = cp.where(y > 0, gy, 0)", "masked = cp.where(y >= 0, gy, 0)"),
+        ("if (argmax[o] == j && y[o] > T(0))", "if (argmax[o] == j && y[o] >= T(0))"),
+        # forward: the last tap of each window skipped by the max
+        ("for (int k = k0 + 1; k < Kp; ++k) {", "for (int k = k0 + 1; k < Kp - 1; ++k) {"),
+        # forward: blocks overlap by a window (the last windows of the grid never written)
+        ("const int g0 = blockIdx.x * W, m0", "const int g0 = blockIdx.x * (W - 1), m0"),
+        # forward: a transposed x read as if channels-first
+        ("(long long)i * sL] : T(0);", "(long long)i] : T(0);"),
+        # forward: the pool padding dropped from the window's first position
+        ("const int t = q * Sp - Pp + (pp - wi * Kp);", "const int t = q * Sp + (pp - wi * Kp);"),
+    ]),
+    edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
         # backward: the pool's size passed as its stride
-        ("stride=pool_stride, padding=pool_padding, channels_last=channels_last)",
-         "stride=pool_size, padding=pool_padding, channels_last=channels_last)"),
+        ("*_i32(Lc, Lp, I, Kp, Sp, Pp)", "*_i32(Lc, Lp, I, Kp, Kp, Pp)"),
         # backward: the pool's padding forgotten
-        ("stride=pool_stride, padding=pool_padding, channels_last=channels_last)",
-         "stride=pool_stride, padding=0, channels_last=channels_last)"),
+        ("*_i32(Lc, Lp, I, Kp, Sp, Pp)", "*_i32(Lc, Lp, I, Kp, Sp, 0)"),
     ]),
     edits("kernels/maxpool1d/cupy_cuda.py", "cuda_host", MAXPOOL, [
         # forward: the padding on the wrong side
