@@ -3,7 +3,8 @@
 ``backward`` sorts the graph topologically with an explicit stack (no recursion, so a
 2,000-step unrolled recurrence is fine), then walks it once in reverse. Before a Function's
 ``backward`` it makes each incoming gradient C-contiguous (ops and kernels may rely on
-it; a gradient nobody sent stays None); after it, it un-broadcasts each returned gradient
+it; a gradient nobody sent stays None), except for the view ops that declare
+``strided_gradients``; after it, it un-broadcasts each returned gradient
 to its input's shape, checks shape and dtype, and accumulates it, but only for inputs whose
 ``ctx.needs_grad`` is true (the rule in function.py). Leaf gradients are applied only after
 the whole walk succeeded, so an error never leaves a gradient half-computed. The graph is
@@ -196,7 +197,7 @@ def _walk_node(node: Node, grads: dict, leaf_grads: dict, wanted: dict,
             f"backward: the graph through {node.fn.__name__} was already freed; "
             f"pass retain_graph=True to the first backward to walk it twice")
     for i, g in enumerate(gys):
-        if g is not None and not g.flags.c_contiguous:
+        if g is not None and not g.flags.c_contiguous and not node.fn.strided_gradients:
             gys[i] = ctx.xp.ascontiguousarray(g)
         if wanted and (id(node), i) in wanted:
             wanted[(id(node), i)] = g

@@ -111,10 +111,13 @@ class Function:
     """Base class of every differentiable op. Subclasses define ``forward``/``backward``.
 
     ``kernel`` names the ``kernels/<op>`` family for heavy ops (``ctx.k``); generic ops leave
-    it ``None`` and compute with ``ctx.xp``.
+    it ``None`` and compute with ``ctx.xp``. ``strided_gradients``: the backward only
+    re-views or slices its gradients, so the walk hands them over as they are (not made
+    C-contiguous first: a copy kernel each on a GPU).
     """
 
     kernel: str | None = None
+    strided_gradients: bool = False
 
     @staticmethod
     def forward(ctx: Context, *args, **params):

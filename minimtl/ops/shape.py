@@ -12,6 +12,8 @@ __all__ = ["Reshape", "Transpose", "Concat", "Stack", "GetItem"]
 class Reshape(Function):
     """y = x viewed with a new shape  ⇒  gx = gy reshaped back."""
 
+    strided_gradients = True
+
     @staticmethod
     def forward(ctx, x, *, shape):
         ctx.params = {"shape": x.shape}
@@ -27,6 +29,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """y = x with axes permuted  ⇒  gx = gy with the inverse permutation."""
+
+    strided_gradients = True
 
     @staticmethod
     def forward(ctx, x, *, axes=None):
@@ -45,6 +49,8 @@ class Transpose(Function):
 class Concat(Function):
     """y = [x₀, x₁, …] joined along ``axis``  ⇒  each gxᵢ is its slice of gy."""
 
+    strided_gradients = True
+
     @staticmethod
     def forward(ctx, *xs, axis=0):
         shapes = [x.shape for x in xs]
@@ -56,7 +62,8 @@ class Concat(Function):
                                          if i != axis):
                 raise ValueError(f"concatenate: shapes {shapes} differ outside axis {axis}")
         ctx.params = {"axis": axis, "sizes": [s[axis] for s in shapes]}
-        return ctx.xp.concatenate(xs, axis=axis)
+        packed = _packed_rows(xs) if axis == 0 else None
+        return packed if packed is not None else ctx.xp.concatenate(xs, axis=axis)
 
     @staticmethod
     def backward(ctx, gy):
@@ -72,6 +79,8 @@ class Concat(Function):
 
 class Stack(Function):
     """y = [x₀, x₁, …] stacked on a new ``axis``  ⇒  gxᵢ = gy taken at i on that axis."""
+
+    strided_gradients = True
 
     @staticmethod
     def forward(ctx, *xs, axis=0):
@@ -90,6 +99,29 @@ class Stack(Function):
                      for i, need in enumerate(ctx.needs_grad))
 
 
+def _address(a) -> int:
+    return a.__array_interface__["data"][0] if hasattr(a, "__array_interface__") else \
+        a.data.ptr
+
+
+def _packed_rows(xs):
+    """The joined array without a copy when ``xs`` already lie one after another in one
+    C-contiguous array that holds exactly them (``StackedHeads`` keeps its heads' weights
+    so): a view of that array; else None."""
+    base = xs[0].base
+    if base is None or not base.flags.c_contiguous or any(
+            x.base is not base or not x.flags.c_contiguous for x in xs):
+        return None
+    at = _address(base)
+    for x in xs:
+        if _address(x) != at:
+            return None
+        at += x.nbytes
+    if at != _address(base) + base.nbytes:
+        return None
+    return base.reshape((sum(x.shape[0] for x in xs),) + xs[0].shape[1:])
+
+
 def _has_array_index(index) -> bool:
     items = index if isinstance(index, tuple) else (index,)
     return any(hasattr(i, "shape") or isinstance(i, list) for i in items)
@@ -99,6 +131,8 @@ class GetItem(Function):
     """y = x[index] (slices, ints, integer or boolean arrays)  ⇒  gx = zeros with gy
     written back at ``index``; with integer arrays repeated indices add up (scatter-add),
     which is what makes an embedding lookup's backward right."""
+
+    strided_gradients = True
 
     @staticmethod
     def forward(ctx, x, *, index):

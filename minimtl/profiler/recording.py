@@ -13,6 +13,8 @@ import os
 import threading
 from time import perf_counter_ns
 
+import kernels.launches as launches
+
 from .. import autograd, function, optim
 from ..backend import kernel_module as _kernel_module
 from ..function import Function
@@ -77,10 +79,12 @@ class Profile:
         self.events: list[tuple] = []  # (kind, t0_ns, t1_ns, info), appended at each end
         self._marks: list[int] = []     # prof.step() times
         self._auto: list[int] = []      # optimizer step ends
+        self._launches_at: dict[str, list[int]] = {"marks": [], "auto": [], "end": []}
         self._fwd: dict[int, _Call] = {}  # id(ctx) -> its forward call, for backward
         self._patches: list[tuple] = []
         self._proxies: dict = {}
         self._peaks: dict = {}
+        self.launched: dict[int, int] = {}   # id(event) -> kernel launches inside it
         self.t_start = self.t_end = None
 
     # --- recording ---------------------------------------------------------------------
@@ -99,12 +103,16 @@ class Profile:
             self._restore()
             _active = None
             raise
+        self._counting = launches.count()
+        self._count = self._counting.__enter__()
         self.t_start = perf_counter_ns()
         return self
 
     def __exit__(self, *exc) -> None:
         global _active
         self.t_end = perf_counter_ns()
+        self._launches_at["end"].append(self._count.total)
+        self._counting.__exit__(None, None, None)
         self._restore()
         self._fwd.clear()
         _active = None
@@ -112,6 +120,7 @@ class Profile:
     def step(self) -> None:
         """End the step in progress here (the next one begins)."""
         self._marks.append(perf_counter_ns())
+        self._launches_at["marks"].append(self._count.total)
 
     def _patch(self, owner, attr: str, new) -> None:
         self._patches.append((owner, attr, owner.__dict__[attr] if isinstance(owner, type)
@@ -146,32 +155,32 @@ class Profile:
         original = cls.__dict__["backward"]
         fn = original.__func__ if isinstance(original, staticmethod) else original
         fallback = _Call(cls.op_name(), "?", (), (), {}, (), (), (), None)
-        events, fwd, tid, ns = self.events, self._fwd, self._tid, perf_counter_ns
+        fwd, tid, ns = self._fwd, self._tid, perf_counter_ns
 
         def backward(ctx, *gys):
             if threading.get_ident() != tid:
                 return fn(ctx, *gys)
-            t0 = ns()
+            t0, n0 = ns(), self._count.total
             gxs = fn(ctx, *gys)
             if ctx.backend == "cupy" and self.sync:
                 _sync()
             call = fwd.get(id(ctx))         # None, or a dead ctx's whose id was reused
-            events.append(("backward", t0, ns(), call if call is not None and
-                           call.name == fallback.name else fallback))
+            self._event("backward", t0, ns(), call if call is not None and
+                        call.name == fallback.name else fallback, n0)
             return gxs
 
         self._patch(cls, "backward", staticmethod(backward))
 
     def _timed_apply(self):
         original = Function.__dict__["apply"].__func__
-        events, fwd, tid, ns = self.events, self._fwd, self._tid, perf_counter_ns
+        fwd, tid, ns = self._fwd, self._tid, perf_counter_ns
 
         def apply(cls, *inputs, **params):
             if threading.get_ident() != tid:
                 return original(cls, *inputs, **params)
             if cls not in self._patched:
                 self._patch_backward(cls)
-            t0 = ns()
+            t0, n0 = ns(), self._count.total
             out = original(cls, *inputs, **params)
             outs = out if isinstance(out, tuple) else (out,)
             if outs[0].backend == "cupy" and self.sync:
@@ -187,7 +196,7 @@ class Profile:
                          tuple(o.data.nbytes for o in outs),
                          node.ctx.needs_grad if node is not None else (),
                          tensors[0].data.dtype)
-            events.append(("forward", t0, t1, call))
+            self._event("forward", t0, t1, call, n0)
             if node is not None:
                 fwd[id(node.ctx)] = call
             return out
@@ -195,14 +204,14 @@ class Profile:
         return apply
 
     def _timed(self, kind: str, fn):
-        events, tid, ns = self.events, self._tid, perf_counter_ns
+        tid, ns = self._tid, perf_counter_ns
 
         def timed(*args, **kwargs):
             if threading.get_ident() != tid:
                 return fn(*args, **kwargs)
-            t0 = ns()
+            t0, n0 = ns(), self._count.total
             out = fn(*args, **kwargs)
-            events.append((kind, t0, ns(), None))
+            self._event(kind, t0, ns(), None, n0)
             return out
         return timed
 
@@ -233,17 +242,25 @@ class Profile:
         return lookup
 
     def _timed_step(self, original):
-        events, tid, ns, auto = self.events, self._tid, perf_counter_ns, self._auto
+        tid, ns, auto = self._tid, perf_counter_ns, self._auto
 
         def step(opt) -> None:
             if threading.get_ident() != tid:
                 return original(opt)
-            t0 = ns()
+            t0, n0 = ns(), self._count.total
             original(opt)
             t1 = ns()
-            events.append(("optimizer", t0, t1, f"{type(opt).__name__}.step"))
+            self._event("optimizer", t0, t1, f"{type(opt).__name__}.step", n0)
             auto.append(t1)
+            self._launches_at["auto"].append(self._count.total)
         return step
+
+    def _event(self, kind: str, t0: int, t1: int, info, launches_before: int) -> None:
+        event = (kind, t0, t1, info)
+        self.events.append(event)
+        n = self._count.total - launches_before
+        if n:
+            self.launched[id(event)] = n
 
     # --- analysis ----------------------------------------------------------------------
     def steps(self) -> list[tuple[int, int]]:
@@ -255,6 +272,11 @@ class Profile:
             return [(self.t_start, self.t_end)]
         starts = [self.t_start] + ends[:-1]
         return list(zip(starts, ends))
+
+    def launches_in_steps(self) -> int:
+        """The kernel launches counted from the start to the end of the last step."""
+        at = self._launches_at
+        return (at["marks"] or at["auto"] or at["end"])[-1]
 
     def peaks(self, device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
         """The matmul peak and copy bandwidth the roofline uses (measured once)."""
@@ -269,11 +291,12 @@ class Profile:
         and roofline (% of the bound max(flops/peak, bytes/bandwidth)) where counted."""
         return report.rows(self, group_by_shape=group_by_shape, roofline=roofline)
 
-    def table(self, *, group_by_shape: bool = True, top: int | None = None) -> str:
+    def table(self, *, group_by_shape: bool = True, top: int | None = None,
+              roofline: bool = True) -> str:
         """The rows as a terminal table, largest time first, one row per op, direction and
         input shapes (``group_by_shape=False``: per op and direction; ``top``: only the
-        first rows)."""
-        return report.table(self, group_by_shape=group_by_shape, top=top)
+        first rows; ``roofline=False``: no peaks measured)."""
+        return report.table(self, group_by_shape=group_by_shape, top=top, roofline=roofline)
 
     def chrome_trace(self, path: str | os.PathLike) -> str:
         """Write the profile as Trace Event Format JSON: complete ("X") events, nested

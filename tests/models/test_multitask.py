@@ -213,3 +213,42 @@ def test_the_walk_sees_a_conv_block_run_as_separate_layers():
     pool = mt.nn.MaxPool1d(2)
     ops = _data_path_ops([x], [pool(conv(x))])
     assert ops == ["conv1d_relu", "maxpool1d"]
+
+
+# --- the stacked heads' parameters ------------------------------------------------------------
+def test_stacked_heads_keep_their_weights_in_one_array_and_join_them_without_a_copy():
+    """Each head's weight and bias is a view of one array holding all heads' rows in order,
+    so the per-step join is a view of it; the product then sees every in-place change
+    (an optimizer step, a loaded checkpoint) of any head's parameters."""
+    from minimtl import functional as F
+
+    model = MultiTaskNet(16, 3, seed=0, backend="numpy", dtype=np.float64)
+    heads = list(model.heads)
+    for name in ("weight", "bias"):
+        arrays = [getattr(h, name).data for h in heads]
+        assert all(a.base is arrays[0].base for a in arrays)
+        joined = F.concatenate([getattr(h, name) for h in heads], axis=0)
+        assert np.shares_memory(joined.data, arrays[0])
+    z = mt.tensor(np.random.default_rng(0).standard_normal((5, heads[0].in_features)),
+                  backend="numpy")
+    state = {k: v * 0.5 for k, v in model.state_dict().items()}
+    model.load_state_dict(state)                    # in place: the views stay views
+    heads[1].weight.data[...] += 1.0                # as an optimizer step writes
+    outs = model.heads(z)
+    for h, out in zip(heads, outs):
+        np.testing.assert_allclose(out.numpy(), z.numpy() @ h.weight.numpy().T +
+                                   h.bias.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_concatenating_rows_that_merely_sit_side_by_side_still_copies():
+    """Adjacent views of an array that holds more than them are joined by a copy (a view
+    would show the rest too), as are views out of order."""
+    from minimtl import functional as F
+
+    base = np.arange(12.0).reshape(4, 3)
+    a, b = mt.tensor(base[0:1]), mt.tensor(base[1:2])
+    assert not np.shares_memory(F.concatenate([a, b], axis=0).data, base)
+    c, d = mt.tensor(base[2:4]), mt.tensor(base[0:2])
+    out = F.concatenate([c, d], axis=0)
+    assert not np.shares_memory(out.data, base)
+    np.testing.assert_array_equal(out.numpy(), np.concatenate([base[2:4], base[0:2]]))

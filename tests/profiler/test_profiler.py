@@ -280,3 +280,46 @@ def test_a_profiled_fit_gets_one_step_per_batch_without_marks():
     assert len(prof.steps()) == 3                     # 40 samples, batches of 16
     rows = {(r["op"], r["direction"]): r["calls"] for r in prof.rows(roofline=False)}
     assert rows[("Adam.step", "step")] == 3
+
+
+# --- kernel launches per op (the GPU's count, on the host emulator) ----------------------
+def test_launches_per_row_add_up_to_the_steps_count_on_the_host_gpu(monkeypatch):
+    """On the cupy backend each row says how many kernels its op launched in a step; with
+    the emulator's counting arrays (cupy's own kernels seen too) the rows sum to what
+    ``kernels.launches.count`` sees around the whole step, and the table shows them."""
+    import shutil
+
+    from kernels import launches
+    from minimtl.models import MultiTaskNet
+    from minimtl.optim import Adam
+    from tests.cuda_host import default_cache, patch_cupy_backend
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ not installed")
+    patch_cupy_backend(monkeypatch, default_cache(), count_launches=True)
+    rng = np.random.default_rng(0)
+    model = MultiTaskNet(12, 3, backend="cupy", seed=0)
+    opt = Adam(list(model.parameters()), lr=1e-3)
+    x = {t: mt.tensor(rng.standard_normal((4, 12, 3)).astype(np.float32), backend="cupy")
+         for t in ("user", "goods", "ads")}
+    y = {"user": rng.integers(0, 10, 4), "goods": (rng.random((4, 10)) > 0.5) * 1.0,
+         "ads": rng.integers(0, 10, 4)}
+
+    def step():
+        opt.zero_grad()
+        model.total_loss(model.losses(model(x), y)).backward()
+        opt.step()
+
+    step()                                   # Adam's moments exist from here on
+    with launches.count() as whole:
+        step()
+    with mt.profile(sync=False) as prof:
+        step()
+    rows = prof.rows(roofline=False)
+    assert sum(r["launches"] for r in rows) == whole.total > 0
+    conv = [r for r in rows if r["op"] == "conv1d_relu_maxpool" and r["direction"] ==
+            "forward"]
+    assert conv and conv[0]["launches"] == 6        # one fused kernel per block
+    table = prof.table(roofline=False)
+    assert f"{whole.total} kernel launches a step" in table and "launch" in \
+        table.splitlines()[1]
