@@ -80,9 +80,16 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient; skip those whose ``.grad`` is None."""
         self.step_count += 1
+        if self._update_all():
+            return
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p, p.grad, state, xp_of(p.backend))
+
+    def _update_all(self) -> bool:
+        """Update every parameter in one go if the subclass can (then True); else False and
+        ``step`` calls ``_update`` per parameter."""
+        return False
 
     def _update(self, p: Tensor, g, state: dict, xp) -> None:
         raise NotImplementedError
@@ -240,19 +247,6 @@ class Adam(Optimizer):
                              f"{eps}, {weight_decay}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
-    def step(self) -> None:
-        """Update every parameter that has a gradient (see the class docstring): in one
-        ``update_many`` call when all of them have one, share a backend and dtype and are at
-        the same step t (one kernel launch on cupy), else one ``update`` per parameter."""
-        self.step_count += 1
-        if self._fusable():
-            self._update_all()
-            return
-        self._steps_to_host(keep_counter=False)
-        for p, state in zip(self.params, self.state):
-            if p.grad is not None:
-                self._update(p, p.grad, state, xp_of(p.backend))
-
     def _fusable(self) -> bool:
         p0, s0 = self.params[0], self.state[0]
         t0 = s0.get("step") if "m" in s0 else None
@@ -291,8 +285,13 @@ class Adam(Optimizer):
         with kernels.guard(p.backend):
             adam.update(p.data, g, m, v, **self._scalars(state["step"]))
 
-    def _update_all(self) -> None:
-        """Every parameter in one ``update_many`` (all have a gradient and the same t)."""
+    def _update_all(self) -> bool:
+        """Every parameter in one ``update_many`` call when all have a gradient, share a
+        backend and dtype and are at the same t (one kernel launch on cupy); else False
+        (with a device counter, its t copied back to every parameter first)."""
+        if not self._fusable():
+            self._steps_to_host(keep_counter=False)
+            return False
         backend = self.params[0].backend
         xp = xp_of(backend)
         gs, ms, vs = [], [], []
@@ -309,12 +308,13 @@ class Adam(Optimizer):
             with kernels.guard(backend):
                 adam.update_many(ps, gs, ms, vs, b1=self.beta1, b2=self.beta2, eps=self.eps,
                                  counter=self._counter, lr=self.lr)
-            return                         # the host's per-parameter t lag: _steps_to_host
+            return True                    # the host's per-parameter t lag: _steps_to_host
         t = self.state[0]["step"] + 1
         for state in self.state:
             state["step"] = t
         with kernels.guard(backend):
             adam.update_many(ps, gs, ms, vs, **self._scalars(t))
+        return True
 
     def _steps_to_host(self, keep_counter: bool) -> None:
         """With a device counter: copy its t into every parameter's ``step`` (one read, a
