@@ -5,9 +5,11 @@ buffers, moment estimates). ``step()`` updates each parameter whose ``.grad`` is
 in place on ``p.data`` with the array module of the parameter's backend (NumPy or CuPy);
 no graph is recorded, and ``p.grad`` is never written. Adam/AdamW run their update through
 ``kernels.get("adam", backend)`` like every heavy op (math: kernels/adam/__init__.py): the
-NumPy reference's passes, one fused loop (numba) or one kernel launch (cupy) per parameter,
-with the same operations in the same order and rounding, so the same bits on every
-backend. Build the optimizer after ``Module.to(backend)``, which replaces parameters by new
+NumPy reference's passes, one fused loop (numba) per parameter, or on cupy one kernel
+launch for all the parameters of the step (``update_many``, when every parameter has a
+gradient and they share a backend, a dtype and their step t; else one launch per
+parameter), with the same operations in the same order and rounding, so the same bits on
+every backend. Build the optimizer after ``Module.to(backend)``, which replaces parameters by new
 objects.
 
 ``state_dict()`` is a flat dict of scalars and NumPy arrays, so a checkpoint can store it
@@ -78,9 +80,16 @@ class Optimizer:
     def step(self) -> None:
         """Update every parameter that has a gradient; skip those whose ``.grad`` is None."""
         self.step_count += 1
+        if self._update_all():
+            return
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p, p.grad, state, xp_of(p.backend))
+
+    def _update_all(self) -> bool:
+        """Update every parameter in one go if the subclass can (then True); else False and
+        ``step`` calls ``_update`` per parameter."""
+        return False
 
     def _update(self, p: Tensor, g, state: dict, xp) -> None:
         raise NotImplementedError
@@ -200,9 +209,23 @@ class Adam(Optimizer):
     betas : (β1, β2) in [0, 1)
     eps : float ≥ 0             PyTorch's default 1e-8
     weight_decay : float ≥ 0    L2 penalty folded into the gradient (see ``AdamW``)
+    device_step : bool          keep the common step t on the parameters' device and compute
+                                the bias corrections there (for CUDA-graph capture, below)
 
     State per parameter: ``m``, ``v`` (arrays) and ``step`` (its own t: a parameter skipped
     because its gradient was None does not advance, as in PyTorch).
+
+    A step in which every parameter has a gradient, and all share a backend, a dtype and t,
+    is one ``update_many`` call (on cupy one kernel launch, plus one per parameter for weight
+    decay); any other step updates the parameters one by one with their own t.
+
+    ``device_step=True``: such a step passes ``update_many`` a device int64 counter of t
+    instead of host scalars; the kernels advance it and compute √(1 − β2ᵗ) and
+    lr/(1 − β1ᵗ) on the device (two launches), so a captured CUDA graph of the step advances
+    t on every replay (lr is then the one at capture). The same bits as the host formula for
+    the default betas (kernels/adam/__init__.py says when they may differ). The per-parameter
+    ``step`` in ``state`` lags while the counter runs: ``state_dict()`` reads the counter back
+    (one synchronisation), and so does a step that must update the parameters one by one.
     """
 
     hyperparameters = ("lr", "beta1", "beta2", "eps", "weight_decay")
@@ -212,8 +235,10 @@ class Adam(Optimizer):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+                 weight_decay: float = 0.0, device_step: bool = False) -> None:
         super().__init__(params, lr)
+        self.device_step = bool(device_step)
+        self._counter = None    # device_step: the common t of every parameter, on its device
         beta1, beta2 = betas
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"{type(self).__name__}: betas must lie in [0, 1), got {betas}")
@@ -222,23 +247,98 @@ class Adam(Optimizer):
                              f"{eps}, {weight_decay}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
 
-    def _update(self, p, g, state, xp):
-        b1, b2 = self.beta1, self.beta2
+    def _fusable(self) -> bool:
+        p0, s0 = self.params[0], self.state[0]
+        t0 = s0.get("step") if "m" in s0 else None
+        return all(p.grad is not None and p.backend == p0.backend and p.dtype == p0.dtype
+                   and (s.get("step") if "m" in s else None) == t0
+                   for p, s in zip(self.params, self.state))
+
+    def _decayed(self, p, g):
+        """The gradient after weight decay: L2 added to it (Adam), or p scaled in place and g
+        unchanged (AdamW)."""
         if self.weight_decay:
             if self.decoupled:
                 p.data *= 1 - self.lr * self.weight_decay
             else:
                 g = g + self.weight_decay * p.data
+        return g
+
+    @staticmethod
+    def _moments(p, state, xp):
         if "m" not in state:
             state["m"], state["v"], state["step"] = xp.zeros_like(p.data), \
                 xp.zeros_like(p.data), 0
-        m, v = state["m"], state["v"]
+        return state["m"], state["v"]
+
+    def _scalars(self, t: int) -> dict:
+        """The keyword arguments of the adam kernels at step t (host formula)."""
+        b1, b2 = self.beta1, self.beta2
+        return dict(b1=b1, b2=b2, c2=math.sqrt(1 - b2**t), eps=self.eps,
+                    step=self.lr / (1 - b1**t))
+
+    def _update(self, p, g, state, xp):
+        g = self._decayed(p, g)
+        m, v = self._moments(p, state, xp)
         state["step"] += 1
-        t = state["step"]
         adam = kernel_module("adam", p.backend)
         with kernels.guard(p.backend):
-            adam.update(p.data, g, m, v, b1=b1, b2=b2, c2=math.sqrt(1 - b2**t), eps=self.eps,
-                        step=self.lr / (1 - b1**t))
+            adam.update(p.data, g, m, v, **self._scalars(state["step"]))
+
+    def _update_all(self) -> bool:
+        """Every parameter in one ``update_many`` call when all have a gradient, share a
+        backend and dtype and are at the same t (one kernel launch on cupy); else False
+        (with a device counter, its t copied back to every parameter first)."""
+        if not self._fusable():
+            self._steps_to_host(keep_counter=False)
+            return False
+        backend = self.params[0].backend
+        xp = xp_of(backend)
+        gs, ms, vs = [], [], []
+        for p, state in zip(self.params, self.state):
+            gs.append(self._decayed(p, p.grad))
+            m, v = self._moments(p, state, xp)
+            ms.append(m)
+            vs.append(v)
+        ps = [p.data for p in self.params]
+        adam = kernel_module("adam", backend)
+        if self.device_step:
+            if self._counter is None:      # t of the previous step, from the host (one copy)
+                self._counter = xp.array([self.state[0]["step"]], dtype=np.int64)
+            with kernels.guard(backend):
+                adam.update_many(ps, gs, ms, vs, b1=self.beta1, b2=self.beta2, eps=self.eps,
+                                 counter=self._counter, lr=self.lr)
+            return True                    # the host's per-parameter t lag: _steps_to_host
+        t = self.state[0]["step"] + 1
+        for state in self.state:
+            state["step"] = t
+        with kernels.guard(backend):
+            adam.update_many(ps, gs, ms, vs, **self._scalars(t))
+        return True
+
+    def _steps_to_host(self, keep_counter: bool) -> None:
+        """With a device counter: copy its t into every parameter's ``step`` (one read, a
+        synchronisation); drop the counter unless ``keep_counter``."""
+        if self._counter is None:
+            return
+        t = int(_host(self._counter)[0])
+        for state in self.state:
+            if "m" in state:
+                state["step"] = t
+        if not keep_counter:
+            self._counter = None
+
+    def state_dict(self) -> dict:
+        """As ``Optimizer.state_dict``; with ``device_step``, the step counter is read back
+        from the device first."""
+        self._steps_to_host(keep_counter=True)
+        return super().state_dict()
+
+    def load_state_dict(self, d: dict) -> None:
+        """As ``Optimizer.load_state_dict``; a device step counter restarts from the loaded
+        steps."""
+        super().load_state_dict(d)
+        self._counter = None
 
 
 class AdamW(Adam):
@@ -253,8 +353,8 @@ class AdamW(Adam):
 
     def __init__(self, params: Iterable[Tensor], lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay)
+                 weight_decay: float = 1e-2, device_step: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, device_step)
 
 
 def clip_grad_norm_(params: Iterable[Tensor] | Tensor, max_norm: float) -> float:

@@ -7,7 +7,8 @@ result is bitwise the reference's, in one pass. ``error_model="numpy"`` lets a d
 zero give inf/NaN as NumPy's does instead of raising: Numba's default checks every divisor,
 which kept the loop from vectorising (benchmarks/NOTES.md). Serial: the arrays are small.
 Layouts the loop cannot write through a flat view take the reference's passes.
-Math: see SPEC.
+``update_many`` is ``update`` of each parameter in turn (each a call of the compiled loop;
+the host has no launches to save). Math: see SPEC.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import numpy as np
 from numba import njit
 
 from kernels.adam import reference
+from kernels.adam.reference import step_scalars
 
-__all__ = ["update"]
+__all__ = ["update", "update_many"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -43,3 +45,12 @@ def update(p, g, m, v, *, b1: float, b2: float, c2: float, eps: float, step: flo
     g = np.ascontiguousarray(g)
     _adam(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), t(1 - b1), t(b1),
           t(1 - b2), t(b2), t(c2), t(eps), t(step))
+
+
+def update_many(ps, gs, ms, vs, *, b1: float, b2: float, eps: float, c2: float | None = None,
+                step: float | None = None, counter=None, lr: float | None = None) -> None:
+    """``update`` of every (p, g, m, v) of the four lists, in order; c2 and step, or a step
+    ``counter`` (advanced here) and lr, as the reference's ``update_many``."""
+    c2, step = step_scalars(b1, b2, c2, step, counter, lr)
+    for p, g, m, v in zip(ps, gs, ms, vs):
+        update(p, g, m, v, b1=b1, b2=b2, c2=c2, eps=eps, step=step)

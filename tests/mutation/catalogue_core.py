@@ -127,6 +127,14 @@ MUTANTS = (
         ("coef = min(1.0, max_norm / (total + 1e-6))",
          "coef = max(1.0, max_norm / (total + 1e-6))"),
         ("p.grad = p.grad * p.grad.dtype.type(coef)", "p.grad *= p.grad.dtype.type(coef)"),
+        # the fused Adam step taken with a parameter at another t
+        ("and (s.get(\"step\") if \"m\" in s else None) == t0", ""),
+        # the fused step does not advance the per-parameter t
+        ("        for state in self.state:\n            state[\"step\"] = t\n", ""),
+        # the device counter kept when the step falls back to one parameter at a time
+        ("self._steps_to_host(keep_counter=False)", "self._steps_to_host(keep_counter=True)"),
+        # the device counter not read back for a checkpoint
+        ("        self._steps_to_host(keep_counter=True)\n", ""),
     ]),
     edits("kernels/adam/reference.py", "optim", OPTIM, [
         # the bias correction of v multiplied instead of divided

@@ -35,6 +35,7 @@ LOG_SOFTMAX = _sel("tests/kernels/test_softmax.py", _NAN)
 LOSSES = _sel("tests/kernels/test_losses.py")
 ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.py",
         "-k", "host")
+ADAM_MANY = ("tests/optim/test_adam_many.py",)
 
 MUTANTS = (
     edits("kernels/conv1d/cuda_source.py", "cuda_host", CONV, [
@@ -387,6 +388,23 @@ MUTANTS = (
         ("m[i] = mi;", "m[i] = m[i];"),
         # wrapper: β1 and 1 − β1 swapped
         ("t(1 - b1), t(b1),", "t(b1), t(1 - b1),"),
+    ]),
+    edits("kernels/adam/cupy_cuda.py", "cuda_host", ADAM_MANY, [
+        # multi-tensor: the search keeps the tensor before the block's own at its first block
+        ("if (first[mid] <= b) lo = mid;", "if (first[mid] < b) lo = mid;"),
+        # multi-tensor: the element index ignores the tensor's first block
+        ("const long long i = (b - first[lo]) * blockDim.x + threadIdx.x;",
+         "const long long i = b * blockDim.x + threadIdx.x;"),
+        # the device step: the counter not stored back (a graph replay repeats t)
+        ("counter[0] = t;", "counter[0] = t - 1;"),
+        # the device step: the bias term of β1 read for β2
+        ("d2 = bias[j + 1];", "d2 = bias[j];"),
+        # the device step: the last table entry read one step early
+        ("if (t <= n_bias || exact_tail)", "if (t < n_bias || exact_tail)"),
+        # wrapper: the pointer table keyed without the sizes (a shorter view reuses it)
+        ("quad[0].size) for quad in arrays)", "0) for quad in arrays)"),
+        # wrapper: the cache forgets the use order (evicts a table just used)
+        ("_tables.move_to_end(key)", "pass"),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]
