@@ -55,6 +55,10 @@ class Optimizer:
     hyperparameters: tuple[str, ...] = ("lr",)
     buffers: tuple[str, ...] = ()
     counters: tuple[str, ...] = ()
+    #: whether a CUDA graph of ``step`` replays correctly (minimtl/train/graph.py): nothing
+    #: it computes on the host changes from step to step (hyperparameters are fixed at
+    #: capture)
+    capturable: bool = False
 
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         self.params: list[Tensor] = list(params)
@@ -163,6 +167,7 @@ class SGD(Optimizer):
     """
 
     hyperparameters = ("lr", "momentum", "nesterov", "weight_decay")
+    capturable = True       # after the first step its update is the same kernels each step
     buffers = ("momentum_buffer",)
 
     def __init__(self, params: Iterable[Tensor], lr: float, momentum: float = 0.0,
@@ -246,6 +251,11 @@ class Adam(Optimizer):
             raise ValueError(f"{type(self).__name__}: eps and weight_decay must be >= 0, got "
                              f"{eps}, {weight_decay}")
         self.beta1, self.beta2, self.eps, self.weight_decay = beta1, beta2, eps, weight_decay
+
+    @property
+    def capturable(self) -> bool:
+        """With ``device_step`` (its t and bias corrections on the device)."""
+        return self.device_step
 
     def _fusable(self) -> bool:
         p0, s0 = self.params[0], self.state[0]

@@ -284,7 +284,8 @@ def _train(a) -> int:
                   f"global batch of {a.batch_size}")
     balancer = _balancer(a, model)
     extra_params = balancer.parameters() if balancer is not None else []
-    optimizer = Adam(list(model.parameters()) + extra_params, lr=a.lr)
+    optimizer = Adam(list(model.parameters()) + extra_params, lr=a.lr,
+                     device_step=getattr(a, "cuda_graph", False))
     if _root(a):
         start_run(a)
     t0 = time.perf_counter()

@@ -17,9 +17,12 @@ tested without a GPU:
 - during a capture every operation on device arrays (cupy's kernels as the counting arrays
   see them, and our CUDA kernels) is *recorded* as a closure over the same array objects
   and its scalar arguments as they are now;
-- it is *run* only when it writes memory allocated during this capture (scratch, whose
-  contents are garbage on a GPU until replay), never when it writes memory that existed
-  before (parameters, optimizer state, static buffers): capture changes no state;
+- none of our kernels runs during the capture (one may write through a table of device
+  addresses, as Adam's multi-tensor kernel does, so its arguments do not tell what it
+  writes); the outputs it was given that the capture allocated read as zeros. cupy's
+  operations run only when they write memory allocated during this capture (scratch,
+  whose contents are garbage on a GPU until replay), never when they write memory that
+  existed before (parameters, optimizer state, static buffers): capture changes no state;
 - ``end_capture`` fills every array allocated during the capture with NaN (−1 for
   integers), so a result read before the first replay is visibly wrong, as on a GPU;
 - a device-to-host read or a host-to-device copy while capturing raises

@@ -61,7 +61,7 @@ class _TimedKernels:
 
     def __init__(self, module, family: str, backend: str, prof: Profile):
         self._module = module
-        for fname in ("fwd", "bwd", "update"):
+        for fname in ("fwd", "bwd", "update", "update_many"):
             fn = getattr(module, fname, None)
             if fn is not None:
                 setattr(self, fname, prof._timed_kernel(fn, f"{family}.{fname}", backend))

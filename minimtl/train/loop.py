@@ -173,7 +173,8 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
         raise ValueError("fit: the training set is empty")
     extra_params = balancer.parameters() if balancer is not None else []
     if optimizer is None:
-        optimizer = Adam(list(model.parameters()) + extra_params, lr=1e-3)
+        optimizer = Adam(list(model.parameters()) + extra_params, lr=1e-3,
+                         device_step=cuda_graph)
     elif extra_params and not {id(p) for p in extra_params} <= {id(p) for p in
                                                                  optimizer.params}:
         raise ValueError(f"fit: the optimizer does not update the {balancer.weighting.name} "

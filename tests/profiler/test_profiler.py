@@ -208,7 +208,7 @@ def test_the_trace_of_a_real_step_validates_and_nests(article_profile):
     assert all(inside(s, by_cat["autograd"]) for s in by_cat["backward"])
     names = {e["name"] for e in events}
     assert {"conv1d_relu_maxpool", "conv1d_relu_maxpool backward", "linear",
-            "conv1d_relu_maxpool.fwd", "conv1d_relu_maxpool.bwd", "adam.update",
+            "conv1d_relu_maxpool.fwd", "conv1d_relu_maxpool.bwd", "adam.update_many",
             "Adam.step", "backward"} <= names
 
 
