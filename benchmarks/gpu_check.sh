@@ -8,8 +8,11 @@
 #  1. every test file's gpu tests, the files in parallel (a crash in one file cannot hide
 #     the results of the others), with MINIMTL_REQUIRE_GPU=1 so nothing passes by skipping;
 #  2. the training step (cupy and torch/cuDNN) at batch 32, 256 and 4096;
-#  3. the main kernels at the same batches, and the device copy bandwidth.
-# Writes OUTDIR/tests.log, OUTDIR/<gpu>-step.{json,md}, OUTDIR/<gpu>-kernels.{json,md}.
+#  3. the main kernels at the same batches, and the device copy bandwidth;
+#  4. the step eager and replayed from a CUDA graph, minimtl against PyTorch (and its own
+#     graph capture), and the kernel launches of a step counted on the GPU.
+# Writes OUTDIR/tests.log, OUTDIR/<gpu>-step.{json,md}, OUTDIR/<gpu>-kernels.{json,md},
+# OUTDIR/<gpu>-graphs.{json,md}, OUTDIR/<gpu>-launches.{json,md}.
 set -u -o pipefail
 out=${1:?usage: benchmarks/gpu_check.sh OUTDIR}
 mkdir -p "$out"
@@ -39,3 +42,9 @@ echo "== 3. kernels"
 timeout "${GPU_KERNEL_TIMEOUT:-120}" python3 -m minimtl.bench --gpu-only --no-step --no-probe \
     --budget 0.5 --ops conv1d_relu,conv1d_relu_maxpool,maxpool1d,avgpool1d,lstm,gru,rnn,softmax,cross_entropy \
     --name "$gpu-kernels" --out "$out" 2>&1 | tail -n 45
+
+echo "== 4. CUDA-graph replay and launches"
+timeout "${GPU_GRAPH_TIMEOUT:-120}" python3 benchmarks/gpu_graph_step.py \
+    --out "$out/$gpu-graphs.json" 2>&1 | tail -n 5
+timeout "${GPU_LAUNCH_TIMEOUT:-60}" python3 benchmarks/launch_count.py --device \
+    --out "$out/$gpu-launches.json" 2>&1 | head -n 4

@@ -24,16 +24,23 @@ def _fixed_batch(batch: int, seq_len: int, features: int, seed: int = 0):
     return inputs, targets
 
 
-def minimtl_step(backend: str, batch: int, seq_len: int, features: int
+def minimtl_step(backend: str, batch: int, seq_len: int, features: int, graph: bool = False
                  ) -> tuple[Callable[[], None], int]:
     """One training step of the default ``MultiTaskNet`` on a fixed random batch: forward,
-    the three losses, backward, Adam step. Returns (step, parameter count)."""
+    the three losses, backward, Adam step. Returns (step, parameter count).
+
+    ``graph`` (cupy): the step captured once as a CUDA graph (``minimtl.train.graph``) and
+    each call one replay on the batch already in its static arrays; raises if the step
+    cannot be captured."""
     from ..models import MultiTaskNet
     from ..optim import Adam
     from ..train import to_tensors
 
     model = MultiTaskNet(seq_len, features, backend=backend, dtype=np.float32)
-    opt = Adam(list(model.parameters()), lr=1e-3)
+    opt = Adam(list(model.parameters()), lr=1e-3, device_step=graph)
+    if graph:
+        return _replayed(model, opt, *_fixed_batch(batch, seq_len, features)), \
+            model.num_parameters()
     x, y = to_tensors(model, *_fixed_batch(batch, seq_len, features))
 
     def step() -> None:
@@ -44,10 +51,32 @@ def minimtl_step(backend: str, batch: int, seq_len: int, features: int
     return step, model.num_parameters()
 
 
-def torch_step(torch, device: str, batch: int, seq_len: int, features: int
-               ) -> tuple[Callable[[], None], int]:
+def _replayed(model, opt, inputs, targets) -> Callable[[], None]:
+    from ..train.graph import GraphStep
+    from ..train.loop import _step
+
+    def eager(x, y):
+        batch = _step(model, opt, None, x, y)
+        opt.step()
+        return batch
+
+    def refuse(line: str) -> None:
+        raise RuntimeError(line)
+
+    graph = GraphStep(model, opt, eager, say=refuse)
+    graph(inputs, targets)                    # the eager first step, then the capture
+    (captured,) = graph.captured.values()
+    return captured.replay
+
+
+def torch_step(torch, device: str, batch: int, seq_len: int, features: int,
+               graph: bool = False) -> tuple[Callable[[], None], int]:
     """The same network and step in PyTorch (written to mirror MultiTaskNet's default
-    configuration: three conv towers, concatenation, three Linear(…, 10) heads)."""
+    configuration: three conv towers, concatenation, three Linear(…, 10) heads).
+
+    ``graph`` (CUDA): the step captured with ``torch.cuda.graph`` after three warm-up
+    steps on a side stream (Adam ``capturable``), each call one replay: PyTorch's own
+    whole-network capture."""
     nn, F = torch.nn, torch.nn.functional
     torch.manual_seed(0)
     flat = 128 * (((seq_len - 2) // 2 - 2) // 2)
@@ -59,7 +88,7 @@ def torch_step(torch, device: str, batch: int, seq_len: int, features: int
     towers = nn.ModuleList([tower() for _ in TASKS]).to(device)
     heads = nn.ModuleList([nn.Linear(3 * flat, CLASSES) for _ in TASKS]).to(device)
     params = [*towers.parameters(), *heads.parameters()]
-    opt = torch.optim.Adam(params, lr=1e-3)
+    opt = torch.optim.Adam(params, lr=1e-3, capturable=graph)
     inputs, targets = _fixed_batch(batch, seq_len, features)
     xs = [torch.from_numpy(inputs[t]).to(device).permute(0, 2, 1) for t in TASKS]
     y = {t: torch.from_numpy(np.asarray(targets[t])).to(device) for t in TASKS}
@@ -73,5 +102,21 @@ def torch_step(torch, device: str, batch: int, seq_len: int, features: int
                 + F.cross_entropy(ads, y["ads"]))
         loss.backward()
         opt.step()
-    return step, sum(p.numel() for p in params)
+    if not graph:
+        return step, sum(p.numel() for p in params)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    captured = torch.cuda.CUDAGraph()
+    opt.zero_grad(set_to_none=True)
+    with torch.cuda.graph(captured):
+        z = torch.cat([tw(x) for tw, x in zip(towers, xs)], dim=1)
+        user, goods, ads = (hd(z) for hd in heads)
+        (F.cross_entropy(user, y["user"]) + F.binary_cross_entropy_with_logits(
+            goods, y["goods"]) + F.cross_entropy(ads, y["ads"])).backward()
+        opt.step()
+    return captured.replay, sum(p.numel() for p in params)
 
