@@ -11,7 +11,7 @@ from . import _checks
 __all__ = ["HeadLosses"]
 
 
-def _check_host(x, labels, targets, spec) -> None:
+def _check_host(x, labels, targets, spec, on_host: bool) -> None:
     """What can be checked without reading the device: shapes always; on host arrays also
     the spec's tiling and the labels' range (on a GPU the kernel turns a bad label into a
     NaN loss instead, and ``minimtl.objectives.pack_targets`` checks labels before the
@@ -22,7 +22,7 @@ def _check_host(x, labels, targets, spec) -> None:
         raise ValueError(f"head_losses: spec (T, 4) with 1 <= T <= 1024, labels (Tm, {N}) "
                          f"and flat targets expected for logits {x.shape}, got spec "
                          f"{spec.shape}, labels {labels.shape}, targets {targets.shape}")
-    if not isinstance(spec, np.ndarray):
+    if not on_host:
         return
     start = 0
     for t, (kind, s, K, j) in enumerate(spec.tolist()):
@@ -54,7 +54,7 @@ class HeadLosses(Function):
         labels = xp.ascontiguousarray(labels, dtype=xp.int64)
         spec = xp.ascontiguousarray(spec, dtype=xp.int64)
         weights = xp.ascontiguousarray(weights, dtype=xp.float64)
-        _check_host(x, labels, targets, spec)
+        _check_host(x, labels, targets, spec, xp is np)
         losses, lse = ctx.k.fwd(x, labels, targets, spec, weights)
         ctx.save(x, labels, targets, spec, weights, lse)
         # views of the one output array: reading all T + 1 values is one transfer
