@@ -190,10 +190,20 @@ def _threads(n_tasks: int) -> int:
     return max(256, -(-n_tasks // 32) * 32)
 
 
+def _normalised(cp, x, labels, targets, spec, weights):
+    """C-contiguous arrays of the kernels' types (int64 labels and spec, float64 weights;
+    no copy when they are already so)."""
+    return (cp.ascontiguousarray(x), cp.ascontiguousarray(labels, dtype=cp.int64),
+            cp.ascontiguousarray(targets, dtype=x.dtype),
+            cp.ascontiguousarray(spec, dtype=cp.int64),
+            cp.ascontiguousarray(weights, dtype=cp.float64))
+
+
 def fwd(x, labels, targets, spec, weights):
     """Every task's mean loss and the weighted total. x (N, W), labels (Tm, N), targets
     (S,), spec (T, 4), weights (T,) -> (losses (T + 1,), lse (Tm, N))."""
     cp = cupy()
+    x, labels, targets, spec, weights = _normalised(cp, x, labels, targets, spec, weights)
     N, W = x.shape
     T = spec.shape[0]
     losses = cp.empty(T + 1, dtype=x.dtype)
@@ -215,6 +225,8 @@ def fwd(x, labels, targets, spec, weights):
 def bwd(g, x, labels, targets, spec, weights, lse):
     """gx (N, W) from g (1,) or (T + 1,) -> (gx, None, None, None, None)."""
     cp = cupy()
+    x, labels, targets, spec, weights = _normalised(cp, x, labels, targets, spec, weights)
+    g, lse = cp.ascontiguousarray(g, dtype=x.dtype), cp.ascontiguousarray(lse, dtype=x.dtype)
     N, W = x.shape
     T = spec.shape[0]
     gx = cp.empty((N, W), dtype=x.dtype)

@@ -93,9 +93,18 @@ def _bwd(g, x, labels, targets, spec, weights, lse, gx):
                         gx[i, s + k] = b * 2.0 * (z - v)
 
 
+def _normalised(labels, spec, weights):
+    """int64 labels and spec, float64 weights (no copy when they are already), so that each
+    kernel compiles for float32 and float64 logits only."""
+    return (np.ascontiguousarray(labels, dtype=np.int64),
+            np.ascontiguousarray(spec, dtype=np.int64),
+            np.ascontiguousarray(weights, dtype=np.float64))
+
+
 def fwd(x, labels, targets, spec, weights):
     """Every task's mean loss and the weighted total. x (N, W), labels (Tm, N), targets
     (S,), spec (T, 4), weights (T,) -> (losses (T + 1,), lse (Tm, N))."""
+    labels, spec, weights = _normalised(labels, spec, weights)
     losses = np.empty(spec.shape[0] + 1, dtype=x.dtype)
     lse = np.empty(labels.shape, dtype=x.dtype)
     _fwd(x, labels, targets, spec, weights, losses, lse)
@@ -104,6 +113,7 @@ def fwd(x, labels, targets, spec, weights):
 
 def bwd(g, x, labels, targets, spec, weights, lse):
     """gx (N, W) from g (1,) or (T + 1,) -> (gx, None, None, None, None)."""
+    labels, spec, weights = _normalised(labels, spec, weights)
     gx = np.empty_like(x)
     _bwd(g, x, labels, targets, spec, weights, lse, gx)
     return gx, None, None, None, None
