@@ -144,6 +144,25 @@ class MultiTaskModel(nn.Module):
             total = term if total is None else total + term
         return total
 
+    def loss_values(self, losses: dict[str, Tensor]) -> dict[str, float]:
+        """Each task's loss as a float: the fused op's T + 1 values come back in one
+        transfer (they are views of one array), others one ``item()`` each."""
+        if isinstance(losses, TaskLosses) and tuple(losses) == self.task_names:
+            whole = losses.total.data.base
+            if whole is not None and whole.shape == (len(losses) + 1,):
+                host = Tensor._from_op(whole, losses.total.backend, None, 0).numpy()
+                return {n: float(v) for n, v in zip(self.task_names, host[1:])}
+        return {n: float(losses[n].item()) for n in self.task_names}
+
+    def logits_numpy(self, logits: dict[str, Tensor]) -> dict[str, np.ndarray]:
+        """The logits per task as NumPy arrays: ``HeadLogits`` in one transfer (its stacked
+        tensor, sliced on the host), others one each."""
+        if isinstance(logits, HeadLogits) and tuple(logits) == self.task_names:
+            host = logits.stacked.numpy()
+            edges = np.cumsum([0, *logits.widths])
+            return {n: host[:, lo:hi] for n, lo, hi in zip(logits, edges[:-1], edges[1:])}
+        return {n: logits[n].numpy() for n in self.task_names}
+
     def predict(self, inputs: dict[str, Tensor]) -> dict[str, np.ndarray]:
         """What each head predicts (probabilities, or values), as NumPy arrays."""
         from ..function import no_grad

@@ -57,10 +57,10 @@ def evaluate(model, ds: Dataset, batch_size: int = 256, *, dist=None) -> dict[st
             for inputs, targets in iterate_batches(ds, batch_size, shuffle=False):
                 x, y = to_tensors(model, inputs, targets)
                 logits = model(x)
-                losses = model.losses(logits, y)
+                values = model.loss_values(model.losses(logits, y))   # one read back
                 n = len(targets[names[0]])
                 for t in names:
-                    loss_sums[t] += float(losses[t].item()) * n
+                    loss_sums[t] += values[t] * n
                 pred = model.predict(x)
                 for t in names:
                     outs[t].append(pred[t])

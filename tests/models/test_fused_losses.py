@@ -159,3 +159,34 @@ def test_cupy_step_losses_are_one_launch_each_way_and_read_nothing_back(monkeypa
     assert both.by_kernel["head_losses_bwd"] == 1
     assert not any(k in both.by_kernel for k in ("cupy.d2h", "cross_entropy_bwd",
                                                  "cupy.setitem"))
+
+
+@pytest.mark.parametrize("fusion", ["concat", "weighted"])
+def test_loss_values_and_logits_numpy_read_what_the_tensors_hold(fusion):
+    model = MultiTaskNet(16, 3, tasks=TASKS3, inputs=("a", "b"), fusion=fusion)
+    x, y = to_tensors(model, *_data(3, np.random.default_rng(8)))
+    logits = model(x)
+    losses = model.losses(logits, y)
+    assert model.loss_values(losses) == {t: float(losses[t].item()) for t in model.task_names}
+    host = model.logits_numpy(logits)
+    assert list(host) == list(model.task_names)
+    for t in model.task_names:
+        np.testing.assert_array_equal(host[t], logits[t].numpy())
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_loss_values_and_logits_are_one_transfer_each_on_cupy(monkeypatch):
+    from tests.cuda_host import default_cache, patch_cupy_backend
+
+    patch_cupy_backend(monkeypatch, default_cache(), count_launches=True)
+    model = MultiTaskNet(16, 3, backend="cupy")
+    x, y = to_tensors(model, *_fixed_batch(4, 16, 3))
+    logits = model(x)
+    losses = model.losses(logits, y)
+    with launches.count() as reads:
+        values = model.loss_values(losses)
+        host = model.logits_numpy(logits)
+    assert dict(reads.by_kernel) == {"cupy.d2h": 2}
+    assert values == {t: float(losses[t].item()) for t in model.task_names}
+    for t in model.task_names:
+        np.testing.assert_array_equal(host[t], logits[t].numpy())
