@@ -27,11 +27,10 @@ sigmoid + binary cross-entropy, without its probability clipping). ``fit``, ``ev
 the models' ``losses`` and ``predict`` and the CLI all ask the objective, so a kind is
 defined nowhere else.
 
-``pack_targets`` makes a batch's targets for a model: checked here on the host (the same
-checks as ``check_targets``, one line naming the task) and, where all of them are labels
-or float targets, uploaded as one buffer that also holds what the fused ``head_losses``
-kernel needs (each task's kind, columns and weight): one host-to-device copy per batch and
-no device read in the step.
+``pack_targets`` makes a batch's targets: checked on the host (``check_targets``, one line
+naming the task) and, where all are labels or float targets, uploaded as one buffer that
+also holds what the fused ``head_losses`` kernel needs (each task's kind, columns and
+weight): one host-to-device copy per batch and no device read in the step.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ import numpy as np
 from kernels.head_losses import KINDS as _FUSED
 
 from . import functional as F
+from . import ops
 from .metrics import macro_auc
 from .tensor import Tensor
 
@@ -63,8 +63,10 @@ class Objective:
     #: the ``head_losses`` kernel's kind code of this loss (kernels/head_losses SPEC)
     fused_kind: int = -1
 
-    def loss(self, logits: Tensor, target) -> Tensor:
-        """Mean loss of a batch: logits (N, K), target as ``target_array`` made it."""
+    def loss(self, logits: Tensor, target, *, checked: bool = False) -> Tensor:
+        """Mean loss of a batch: logits (N, K), target as ``target_array`` made it;
+        ``checked``: ``check_targets`` passed on the host (``pack_targets``), so the loss
+        need not read the targets back from a device to check them."""
         raise NotImplementedError
 
     def predict(self, logits: Tensor) -> Tensor:
@@ -125,7 +127,9 @@ class Multiclass(Objective):
     kind, activation = "multiclass", "softmax"
     fused_kind = _FUSED["cross_entropy"]          # with labels (N,); soft rows: unfused
 
-    def loss(self, logits: Tensor, target) -> Tensor:
+    def loss(self, logits: Tensor, target, *, checked: bool = False) -> Tensor:
+        if checked and getattr(target, "ndim", 0) == 1:   # labels known to be in range
+            return ops.CrossEntropy.apply(logits, target, checked=True).mean()
         return F.cross_entropy(logits, target)
 
     def predict(self, logits: Tensor) -> Tensor:
@@ -182,7 +186,7 @@ class Multilabel(Objective):
     kind, activation = "multilabel", "sigmoid"
     fused_kind = _FUSED["bce_with_logits"]
 
-    def loss(self, logits: Tensor, target) -> Tensor:
+    def loss(self, logits: Tensor, target, *, checked: bool = False) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, target)
 
     def predict(self, logits: Tensor) -> Tensor:
@@ -215,7 +219,7 @@ class Binary(Objective):
     kind, activation = "binary", "sigmoid"
     fused_kind = _FUSED["bce_with_logits"]
 
-    def loss(self, logits: Tensor, target) -> Tensor:
+    def loss(self, logits: Tensor, target, *, checked: bool = False) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, target)
 
     def predict(self, logits: Tensor) -> Tensor:
@@ -254,7 +258,7 @@ class Regression(Objective):
     kind, activation, has_accuracy = "regression", "linear", False
     fused_kind = _FUSED["mse"]
 
-    def loss(self, logits: Tensor, target) -> Tensor:
+    def loss(self, logits: Tensor, target, *, checked: bool = False) -> Tensor:
         return F.mse_loss(logits, target)
 
     def predict(self, logits: Tensor) -> Tensor:
@@ -378,16 +382,26 @@ class TaskTargets(dict):
     ``target_array`` makes them). ``tasks``: the tasks they were made for; ``packed``:
     (labels (Tm, N), targets (S,), spec (T, 4), weights (T,)), the ``head_losses`` inputs,
     views of the same one upload as the per-task arrays (None where a target cannot be
-    packed: soft multiclass rows, or targets already on a device)."""
+    packed: soft multiclass rows, or targets already on a device); ``checked``: every
+    target passed ``check_targets`` on the host."""
 
-    def __init__(self, items, tasks: tuple, packed: tuple | None = None) -> None:
+    def __init__(self, items, tasks: tuple, packed: tuple | None = None,
+                 checked: bool = False) -> None:
         super().__init__(items)
         self.tasks = tasks
         self.packed = packed
+        self.checked = checked
+        self.made = tuple(self.values())
+
+    def unchanged(self, tasks) -> bool:
+        """Made for ``tasks`` and still holding the arrays made (none replaced since)."""
+        now = tuple(self.values())
+        return self.tasks == tuple(tasks) and len(now) == len(self.made) and all(
+            a is b for a, b in zip(now, self.made))
 
 
 def _on_host(target) -> bool:
-    return type(target) is np.ndarray or isinstance(target, (list, tuple, int, float))
+    return type(target) is np.ndarray or isinstance(target, (list, tuple))
 
 
 def pack_targets(tasks, targets: dict, xp, dtype) -> TaskTargets:
@@ -396,14 +410,14 @@ def pack_targets(tasks, targets: dict, xp, dtype) -> TaskTargets:
     before any upload); labels and float targets go up in one buffer (module doc)."""
     tasks = tuple(tasks)
     host = {t.name: np.asarray(targets[t.name]) for t in tasks if _on_host(targets[t.name])}
-    for t in tasks:
-        if t.name in host:
-            t.objective.check_targets(t.name, host[t.name], t.outputs)
+    for t in [t for t in tasks if t.name in host]:          # before any upload
+        t.objective.check_targets(t.name, host[t.name], t.outputs)
     rows = {len(a) for a in host.values()}
     if len(host) < len(tasks) or len(rows) != 1 or any(
             t.kind == "multiclass" and host[t.name].ndim != 1 for t in tasks):
         return TaskTargets({t.name: t.objective.target_array(t.name, targets[t.name], xp,
-                                                             dtype) for t in tasks}, tasks)
+                                                             dtype) for t in tasks}, tasks,
+                           checked=len(host) == len(tasks))
     (N,) = rows
     dtype = np.dtype(dtype)
     spec, labels, floats, start = [], [], [], 0
@@ -431,10 +445,6 @@ def pack_targets(tasks, targets: dict, xp, dtype) -> TaskTargets:
     parts = [dev[lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
     weights, spec_dev = parts[0].view(np.float64), parts[1].view(np.int64).reshape(T, 4)
     labels_dev, flat = parts[2].view(np.int64).reshape(Tm, N), parts[3].view(dtype)
-    items = {}
-    for t, (_, _, K, j) in zip(tasks, spec):
-        if t.kind == "multiclass":
-            items[t.name] = labels_dev[j]                     # (N,)
-        else:
-            items[t.name] = flat[N * j:N * (j + K)].reshape(N, K)
-    return TaskTargets(items, tasks, (labels_dev, flat, spec_dev, weights))
+    items = {t.name: labels_dev[j] if t.kind == "multiclass" else      # (N,) or (N, K)
+             flat[N * j:N * (j + K)].reshape(N, K) for t, (_, _, K, j) in zip(tasks, spec)}
+    return TaskTargets(items, tasks, (labels_dev, flat, spec_dev, weights), checked=True)

@@ -119,12 +119,15 @@ class MultiTaskModel(nn.Module):
         fused = self._fused_losses(logits, targets)
         if fused is not None:
             return fused
-        return {t.name: t.objective.loss(logits[t.name], targets[t.name]) for t in self.tasks}
+        checked = isinstance(targets, TaskTargets) and targets.checked and \
+            targets.unchanged(self.tasks)
+        return {t.name: t.objective.loss(logits[t.name], targets[t.name], checked=checked)
+                for t in self.tasks}
 
     def _fused_losses(self, logits, targets) -> TaskLosses | None:
         names = self.task_names
         if not (isinstance(logits, HeadLogits) and isinstance(targets, TaskTargets)
-                and targets.packed is not None and targets.tasks == self.tasks
+                and targets.packed is not None and targets.unchanged(self.tasks)
                 and tuple(logits) == names
                 and logits.widths == tuple(t.outputs for t in self.tasks)
                 and all(logits[n] is s for n, s in zip(names, logits.slices))):

@@ -190,3 +190,32 @@ def test_loss_values_and_logits_are_one_transfer_each_on_cupy(monkeypatch):
     assert values == {t: float(losses[t].item()) for t in model.task_names}
     for t in model.task_names:
         np.testing.assert_array_equal(host[t], logits[t].numpy())
+
+
+def test_replaced_targets_are_not_trusted():
+    model = MultiTaskNet(16, 3, tasks=TASKS3, inputs=("a", "b"))
+    x, y = to_tensors(model, *_data(4, np.random.default_rng(9)))
+    assert y.checked and y.unchanged(model.tasks)
+    y["genre"] = np.array([0, 1, 2, 9])                    # out of range, never checked
+    assert not y.unchanged(model.tasks)
+    with pytest.raises(ValueError, match=r"cross_entropy: labels must lie in \[0, 4\)"):
+        model.losses(model(x), y)                          # per-task path, checked there
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_per_task_losses_read_nothing_back_when_the_targets_were_checked(monkeypatch):
+    """A model without StackedHeads (weighted fusion) keeps its per-task losses, but labels
+    checked on the host are not checked again on the device (no d2h, no max/min)."""
+    from tests.cuda_host import default_cache, patch_cupy_backend
+
+    patch_cupy_backend(monkeypatch, default_cache(), count_launches=True)
+    model = MultiTaskNet(16, 3, backend="cupy", fusion="weighted")
+    x, y = to_tensors(model, *_fixed_batch(4, 16, 3))
+    logits = model(x)
+    with launches.count() as fwd:
+        losses = model.losses(logits, y)
+    assert type(losses) is dict and fwd.by_kernel["cross_entropy_fwd"] == 2
+    assert not {"cupy.d2h", "cupy.max", "cupy.min"} & set(fwd.by_kernel)
+    with launches.count() as unchecked:
+        model.losses(logits, dict(y))                      # a plain dict: checked on device
+    assert unchecked.by_kernel["cupy.d2h"] == 4
