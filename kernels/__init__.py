@@ -42,6 +42,7 @@ OPS: tuple[str, ...] = (
     "bce_with_logits",
     "bce",
     "mse",
+    "head_losses",
 )
 
 #: Optimizer updates with kernels (``update``, in place). Sub-packages too.

@@ -227,7 +227,38 @@ def _row_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
                  lambda k, a, out: k.bwd(a["gy"], a["x"], a["y"]), tf, keys, first.nbytes)]
 
 
-_BUILDERS = {"conv1d": _conv_cases, "conv1d_relu": _conv_cases,
+def _head_losses_cases(op: str, n: int, seq_len: int, features: int, rng) -> list[Case]:
+    """The article's three heads as one call: softmax, sigmoid, softmax over 10 columns
+    each of the (N, 30) stacked logits, weights 1."""
+    x = randn(rng, n, 3 * CLASSES, scale=2.0)
+    labels = rng.integers(0, CLASSES, (2, n)).astype(np.int64)
+    targets = (rng.random(n * CLASSES) > 0.5).astype(np.float32)
+    spec = np.array([(0, 0, CLASSES, 0), (1, CLASSES, CLASSES, 0),
+                     (0, 2 * CLASSES, CLASSES, 1)], dtype=np.int64)
+    a = {"x": x, "labels": labels, "targets": targets, "spec": spec,
+         "weights": np.ones(3), "gy": np.ones(1, dtype=np.float32)}
+
+    def fwd(k, a):
+        return k.fwd(a["x"], a["labels"], a["targets"], a["spec"], a["weights"])
+
+    def bwd(k, a, out):
+        return k.bwd(a["gy"], a["x"], a["labels"], a["targets"], a["spec"], a["weights"],
+                     out[1])
+
+    def tf(torch, t, dev):
+        F = torch.nn.functional
+        x, y = t["x"], t["labels"]
+        c = CLASSES
+
+        def f():
+            return (F.cross_entropy(x[:, :c], y[0]) + F.binary_cross_entropy_with_logits(
+                x[:, c:2 * c], t["targets"].reshape(-1, c)) + F.cross_entropy(
+                x[:, 2 * c:], y[1])).reshape(1)
+        return f, [x]
+    return [Case(op, f"N={n} 3 heads x {CLASSES}", n, a, fwd, bwd, tf, ("x",), 4 * 4)]
+
+
+_BUILDERS = {"head_losses": _head_losses_cases, "conv1d": _conv_cases, "conv1d_relu": _conv_cases,
              "conv1d_relu_maxpool": _conv_cases, "maxpool1d": _pool_cases,
              "avgpool1d": _pool_cases, "rnn": _rnn_cases, "lstm": _rnn_cases,
              "gru": _rnn_cases}

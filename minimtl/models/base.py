@@ -4,6 +4,15 @@ losses, prediction, and the Keras-like summary table.
 A model here takes a dict of named input tensors (arrays of integer codes for categorical
 inputs) and returns a dict task name -> logits (N, outputs). ``fit`` and ``evaluate`` use
 only what this class defines, so any subclass trains on any data set with those names.
+
+Where the heads are one product (``StackedHeads``: ``forward`` returns ``HeadLogits``,
+slices of one (N, W) tensor) and the targets were packed by ``pack_targets`` (as
+``minimtl.train.to_tensors`` does), ``losses`` computes every task's loss and the weighted
+total with one ``head_losses`` op on the stacked logits, and ``total_loss`` returns that
+total: one kernel forward and one backward instead of a chain per task. The per-task
+values are the same means as the per-task losses (to rounding); a per-task backward (a
+balancer's) goes through the same op. Any other model or target form takes the per-task
+path.
 """
 
 from __future__ import annotations
@@ -12,11 +21,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import nn
-from ..objectives import Objective, Task
+from .. import nn, ops
+from ..objectives import Objective, Task, TaskTargets
 from ..tensor import Tensor
 
-__all__ = ["MultiTaskModel", "as_tasks", "render_summary"]
+__all__ = ["MultiTaskModel", "HeadLogits", "TaskLosses", "as_tasks", "render_summary"]
+
+
+class HeadLogits(dict):
+    """Task name -> logits (N, outputs) that are column slices of one ``stacked`` (N, W)
+    tensor, in task order (what ``StackedHeads`` computes)."""
+
+    def __init__(self, names, stacked: Tensor, edges) -> None:
+        self.stacked = stacked
+        self.widths = tuple(int(hi - lo) for lo, hi in zip(edges[:-1], edges[1:]))
+        super().__init__((name, stacked[:, int(lo):int(hi)])
+                         for name, lo, hi in zip(names, edges[:-1], edges[1:]))
+        self.slices = tuple(self.values())
+
+
+class TaskLosses(dict):
+    """Task name -> mean loss (0-d), and ``total`` = Σ_t w_t·L_t computed with them by the
+    fused op (``total_loss`` returns it while the dict holds the op's own outputs)."""
+
+    def __init__(self, items, total: Tensor) -> None:
+        super().__init__(items)
+        self.total = total
+        self.parts = tuple(self.values())
 
 
 def as_tasks(tasks) -> tuple[Task, ...]:
@@ -83,16 +114,57 @@ class MultiTaskModel(nn.Module):
 
     def losses(self, logits: dict[str, Tensor], targets: dict) -> dict[str, Tensor]:
         """Per-task mean losses of a batch, each from its task's objective (targets as
-        ``minimtl.train.to_tensors`` makes them)."""
-        return {t.name: t.objective.loss(logits[t.name], targets[t.name]) for t in self.tasks}
+        ``minimtl.train.to_tensors`` makes them); all at once with the fused op where the
+        logits are ``HeadLogits`` and the targets packed (module doc)."""
+        fused = self._fused_losses(logits, targets)
+        if fused is not None:
+            return fused
+        checked = isinstance(targets, TaskTargets) and targets.checked and \
+            targets.unchanged(self.tasks)
+        return {t.name: t.objective.loss(logits[t.name], targets[t.name], checked=checked)
+                for t in self.tasks}
+
+    def _fused_losses(self, logits, targets) -> TaskLosses | None:
+        names = self.task_names
+        if not (isinstance(logits, HeadLogits) and isinstance(targets, TaskTargets)
+                and targets.packed is not None and targets.unchanged(self.tasks)
+                and tuple(logits) == names
+                and logits.widths == tuple(t.outputs for t in self.tasks)
+                and all(logits[n] is s for n, s in zip(names, logits.slices))):
+            return None
+        total, *parts = ops.HeadLosses.apply(logits.stacked, *targets.packed)
+        return TaskLosses(zip(names, parts), total)
 
     def total_loss(self, losses: dict[str, Tensor]) -> Tensor:
-        """Σ_t weight_t·L_t, as Keras sums a multi-output model's losses."""
+        """Σ_t weight_t·L_t, as Keras sums a multi-output model's losses (the fused op's
+        total where ``losses`` holds its outputs)."""
+        if isinstance(losses, TaskLosses) and tuple(losses) == self.task_names and all(
+                losses[n] is p for n, p in zip(self.task_names, losses.parts)):
+            return losses.total
         total = None
         for t in self.tasks:
             term = losses[t.name] * float(t.weight)
             total = term if total is None else total + term
         return total
+
+    def loss_values(self, losses: dict[str, Tensor]) -> dict[str, float]:
+        """Each task's loss as a float: the fused op's T + 1 values come back in one
+        transfer (they are views of one array), others one ``item()`` each."""
+        if isinstance(losses, TaskLosses) and tuple(losses) == self.task_names:
+            whole = losses.total.data.base
+            if whole is not None and whole.shape == (len(losses) + 1,):
+                host = Tensor._from_op(whole, losses.total.backend, None, 0).numpy()
+                return {n: float(v) for n, v in zip(self.task_names, host[1:])}
+        return {n: float(losses[n].item()) for n in self.task_names}
+
+    def logits_numpy(self, logits: dict[str, Tensor]) -> dict[str, np.ndarray]:
+        """The logits per task as NumPy arrays: ``HeadLogits`` in one transfer (its stacked
+        tensor, sliced on the host), others one each."""
+        if isinstance(logits, HeadLogits) and tuple(logits) == self.task_names:
+            host = logits.stacked.numpy()
+            edges = np.cumsum([0, *logits.widths])
+            return {n: host[:, lo:hi] for n, lo, hi in zip(logits, edges[:-1], edges[1:])}
+        return {n: logits[n].numpy() for n in self.task_names}
 
     def predict(self, inputs: dict[str, Tensor]) -> dict[str, np.ndarray]:
         """What each head predicts (probabilities, or values), as NumPy arrays."""

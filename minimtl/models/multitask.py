@@ -49,7 +49,7 @@ from ..backend import default_backend, xp_of
 from ..data import TASKS
 from ..objectives import HEAD_TYPES, Task
 from ..tensor import Tensor
-from .base import MultiTaskModel
+from .base import HeadLogits, MultiTaskModel
 
 __all__ = ["MultiTaskNet", "Tower", "StackedHeads", "HEAD_TYPES", "EXTRACTORS", "SHARING",
            "FUSIONS"]
@@ -129,12 +129,16 @@ class StackedHeads(nn.ModuleList):
                 start += p.shape[0]
 
     def forward(self, z: Tensor) -> list[Tensor]:
+        return list(self.logits(z, range(len(self))).values())
+
+    def logits(self, z: Tensor, names) -> HeadLogits:
+        """The heads' outputs keyed by ``names``, as ``HeadLogits``: column slices of the
+        one product (N, T·outputs), which ``HeadLogits.stacked`` keeps for the losses."""
         heads = list(self)
         w = F.concatenate([h.weight for h in heads], axis=0)   # (T·outputs, D)
         b = F.concatenate([h.bias for h in heads], axis=0)
         y = F.linear(z, w, b)                                  # (N, T·outputs)
-        edges = np.cumsum([0] + [h.out_features for h in heads])
-        return [y[:, lo:hi] for lo, hi in zip(edges[:-1], edges[1:])]
+        return HeadLogits(names, y, np.cumsum([0] + [h.out_features for h in heads]))
 
 
 #: the article's three tasks: its head types and 10 outputs each
@@ -242,7 +246,7 @@ class MultiTaskNet(MultiTaskModel):
         names = self.task_names
         if self.config["fusion"] == "concat":
             z = F.concatenate(feats, axis=1)              # (N, I·D)
-            return dict(zip(names, self.heads(z)))        # each (N, outputs_t)
+            return self.heads.logits(z, names)            # each (N, outputs_t)
         n_in = len(self.input_names)
         stacked = F.stack(feats, axis=1)                  # (N, I, D)
         weights = F.softmax(self.fusion_logits, axis=1)   # (tasks, I)

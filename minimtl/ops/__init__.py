@@ -27,6 +27,7 @@ from .elementwise import (
     Tanh,
     Where,
 )
+from .head_losses import HeadLosses
 from .linalg import Linear, MatMul
 from .loss import BCE, MSE, BCEWithLogits, CrossEntropy, SoftCrossEntropy
 from .pool import AvgPool1d, MaxPool1d
@@ -41,7 +42,7 @@ __all__ = [
     "GetItem", "MatMul", "Linear", "Conv1d", "Conv1dRelu", "Conv1dReluMaxPool",
     "MaxPool1d", "AvgPool1d", "RNN",
     "LSTM", "GRU", "Softmax", "LogSoftmax", "CrossEntropy", "SoftCrossEntropy",
-    "BCEWithLogits", "BCE", "MSE",
+    "BCEWithLogits", "BCE", "MSE", "HeadLosses",
 ]
 
 

@@ -26,14 +26,21 @@ def _same_shape(op, a, b, names=("input", "target")):
 
 
 class CrossEntropy(Function):
-    """loss[m] = logsumexp(x[m]) − x[m, y[m]] for logits x (M, K), integer labels y (M,)."""
+    """loss[m] = logsumexp(x[m]) − x[m, y[m]] for logits x (M, K), integer labels y (M,).
+    ``checked=True``: the labels are known to lie in [0, K) (checked on the host before
+    their upload), so the range check, a read back from a GPU, is skipped."""
 
     kernel = "cross_entropy"
 
     @staticmethod
-    def forward(ctx, x, labels):
+    def forward(ctx, x, labels, *, checked=False):
         x = _rows("cross_entropy", x)
-        labels = _checks.labels("cross_entropy", labels, x.shape[0], x.shape[1], ctx.xp)
+        xp = ctx.xp
+        if checked and labels.dtype.kind in "iu" and labels.shape == (x.shape[0],):
+            # in range on the host already (pack_targets): no read back from the device
+            labels = xp.ascontiguousarray(xp.asarray(labels), dtype=xp.int64)
+        else:
+            labels = _checks.labels("cross_entropy", labels, x.shape[0], x.shape[1], ctx.xp)
         loss, lse = ctx.k.fwd(x, labels)
         ctx.save(x, labels, lse)
         return loss

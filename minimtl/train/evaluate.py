@@ -7,6 +7,7 @@ import numpy as np
 from ..backend import xp_of
 from ..data import Dataset, iterate_batches
 from ..function import no_grad
+from ..objectives import pack_targets
 from ..tensor import Tensor
 
 __all__ = ["to_tensors", "evaluate"]
@@ -19,16 +20,15 @@ def _model_place(model) -> tuple[str, np.dtype]:
 
 def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
     """A batch's inputs as tensors on the model's backend (of its dtype; int64 for the codes
-    of categorical inputs), and its targets as arrays in the form each task's objective
-    wants (checked there)."""
+    of categorical inputs), and its targets as ``pack_targets`` makes them: checked on the
+    host (one line naming the task), then in the form each task's objective wants, from
+    one upload (the fused losses' inputs included)."""
     backend, dtype = _model_place(model)
     xp = xp_of(backend)
     categorical = set(model.categorical_inputs)
     x = {k: Tensor(xp.asarray(inputs[k], dtype=np.int64 if k in categorical else dtype),
                    backend=backend) for k in model.input_names}
-    y = {t.name: t.objective.target_array(t.name, targets[t.name], xp, dtype)
-         for t in model.tasks}
-    return x, y
+    return x, pack_targets(model.tasks, targets, xp, dtype)
 
 
 def evaluate(model, ds: Dataset, batch_size: int = 256, *, dist=None) -> dict[str, float]:
@@ -57,10 +57,10 @@ def evaluate(model, ds: Dataset, batch_size: int = 256, *, dist=None) -> dict[st
             for inputs, targets in iterate_batches(ds, batch_size, shuffle=False):
                 x, y = to_tensors(model, inputs, targets)
                 logits = model(x)
-                losses = model.losses(logits, y)
+                values = model.loss_values(model.losses(logits, y))   # one read back
                 n = len(targets[names[0]])
                 for t in names:
-                    loss_sums[t] += float(losses[t].item()) * n
+                    loss_sums[t] += values[t] * n
                 pred = model.predict(x)
                 for t in names:
                     outs[t].append(pred[t])
