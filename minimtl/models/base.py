@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import nn, ops
-from ..objectives import Objective, Task, TaskTargets
+from ..objectives import Objective, Task
+from ..targets import TaskTargets
 from ..tensor import Tensor
 
 __all__ = ["MultiTaskModel", "HeadLogits", "TaskLosses", "as_tasks", "render_summary"]

@@ -14,7 +14,7 @@ __all__ = ["HeadLosses"]
 def _check_host(x, labels, targets, spec, on_host: bool) -> None:
     """What can be checked without reading the device: shapes always; on host arrays also
     the spec's tiling and the labels' range (on a GPU the kernel turns a bad label into a
-    NaN loss instead, and ``minimtl.objectives.pack_targets`` checks labels before the
+    NaN loss instead, and ``minimtl.targets.pack_targets`` checks labels before the
     upload)."""
     N, W = x.shape
     if spec.ndim != 2 or spec.shape[1] != 4 or not 1 <= spec.shape[0] <= 1024 or \

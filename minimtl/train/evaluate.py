@@ -7,7 +7,7 @@ import numpy as np
 from ..backend import xp_of
 from ..data import Dataset, iterate_batches
 from ..function import no_grad
-from ..objectives import pack_targets
+from ..targets import pack_targets
 from ..tensor import Tensor
 
 __all__ = ["to_tensors", "evaluate"]

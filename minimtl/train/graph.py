@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import xp_of
+from ..targets import pack_targets, packed_buffer
 from ..tensor import Tensor
 
 __all__ = ["GraphStep"]
@@ -100,8 +101,7 @@ class _Captured:
         self.x = {k: Tensor(xp.asarray(inputs[k], dtype=np.int64 if k in categorical
                                        else owner.dtype), backend=owner.params[0].backend)
                   for k in model.input_names}
-        self.y = {t.name: t.objective.target_array(t.name, targets[t.name], xp, owner.dtype)
-                  for t in model.tasks}
+        self.y = pack_targets(model.tasks, targets, xp, owner.dtype)   # as fit's batches
         self.grads = [xp.zeros_like(p.data) for p in owner.params]
         self.n = len(next(iter(targets.values())))
         self.out = None          # (losses..., hits...) of the last step, filled by the step
@@ -112,6 +112,9 @@ class _Captured:
         model = self.owner.model
         for k, t in self.x.items():
             t.data.set(np.ascontiguousarray(inputs[k], dtype=t.data.dtype))
+        if self.y.buffer is not None:       # one copy: labels, targets (checked first)
+            self.y.buffer.set(packed_buffer(model.tasks, targets, self.owner.dtype))
+            return
         for task in model.tasks:
             host = task.objective.target_array(task.name, targets[task.name], np,
                                                self.owner.dtype)

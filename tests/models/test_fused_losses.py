@@ -1,4 +1,4 @@
-"""The models' fused losses (minimtl/models/base.py, objectives.pack_targets): a
+"""The models' fused losses (minimtl/models/base.py, targets.pack_targets): a
 StackedHeads model computes every task's loss and the total with one head_losses op, with
 the per-task path's values and gradients; other models and target forms keep that path;
 targets are checked on the host, before their one upload; on the (host-emulated) cupy
@@ -16,7 +16,8 @@ from kernels import launches
 from minimtl.bench.steps import _fixed_batch
 from minimtl.models import MultiTaskNet
 from minimtl.models.base import HeadLogits, MultiTaskModel, TaskLosses
-from minimtl.objectives import Task, TaskTargets
+from minimtl.objectives import Task
+from minimtl.targets import TaskTargets
 from minimtl.train import Balancer, to_tensors
 from tests._util import bound, rel_err
 
@@ -139,7 +140,7 @@ def test_a_balancer_backward_goes_through_the_fused_op():
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
 def test_cupy_step_losses_are_one_launch_each_way_and_read_nothing_back(monkeypatch):
-    from minimtl.objectives import pack_targets
+    from minimtl.targets import pack_targets
     from tests.cuda_host import default_cache, patch_cupy_backend
 
     patch_cupy_backend(monkeypatch, default_cache(), count_launches=True)

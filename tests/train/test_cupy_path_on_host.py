@@ -69,6 +69,22 @@ def _fit_on(backend, n, *, epochs=1, batch=2):
     return fit(model, Dataset(x, y), epochs=epochs, batch_size=batch, stream=None)
 
 
+def test_fit_reads_the_device_once_per_read_interval_not_per_step(monkeypatch):
+    """On the GPU the loop adds each step's loss and hit values where they are and reads
+    them once (one stacked copy) per ``READ_EVERY`` steps and at the epoch's end: 10 steps
+    read the device exactly as often as 5 do (the epoch's end checks are the same)."""
+    from kernels import launches
+    from tests.cuda_host import default_cache
+
+    patch_cupy_backend(monkeypatch, default_cache(), count_launches=True)
+    d2h = {}
+    for n in (10, 20):
+        with launches.count() as c:
+            _fit_on("cupy", n)
+        d2h[n] = c.by_kernel["cupy.d2h"]
+    assert d2h[10] == d2h[20]
+
+
 def test_fit_on_the_host_cupy_backend_logs_what_numba_logs(monkeypatch, tmp_path):
     """The running sums read off the device at intervals give the numbers a host backend
     gets by reading every step."""
