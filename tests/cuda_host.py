@@ -226,7 +226,7 @@ _block_order = 0
 
 @contextlib.contextmanager
 def block_order(order: str | int):
-    """Run the blocks of every launch inside the block in another order: ``"forward"``
+    """Run the blocks of every launch in the ``with`` body in another order: ``"forward"``
     (the natural order, x fastest, the default), ``"reverse"``, or a shuffle seeded with
     an int >= 2. A kernel's result must not depend on the order in which its blocks run
     or finish (a GPU promises none), so tests compare the bits of the orders."""
