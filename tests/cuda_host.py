@@ -12,13 +12,32 @@ Two ways of running a block:
   barrier before all have reached it. Shared arrays are static (one copy, used by one
   block at a time). Every thread of a block must reach every barrier, as CUDA requires.
 ``__shfl_xor_sync`` is two barrier rounds of the block (post, then read the partner's
-value); other warp operations and atomics are not emulated (``supports``).
+value); other warp operations are not emulated (``supports``).
+
+Atomics and fences. ``atomicAdd`` (int, unsigned, unsigned long long, float, double),
+``atomicSub``, ``atomicExch``, ``atomicMin``/``atomicMax`` (int, unsigned), ``atomicInc``,
+``atomicDec`` and ``atomicCAS`` are plain read-modify-writes, and ``__threadfence()`` (and
+its ``_block``/``_system`` forms) does nothing: only one thread runs at any moment and it
+switches only at a barrier, so every atomic is exact and every write is seen by whatever
+runs next. What this models: a kernel's arithmetic on counters and flags, for instance the
+"last block done" pattern (each block publishes a partial result, fences, takes a ticket
+from a counter; the block that draws the last ticket combines the partials). What it cannot
+model: real concurrency (no two threads ever race, so a missing fence, a missing
+``volatile`` or an atomic that should have been one goes unseen), and the order in which
+blocks run and finish, which the GPU does not promise: a block that waits for another
+block (a spin lock, a grid-wide barrier) hangs here, and a result that depends on which
+block finishes last (a float ``atomicAdd`` from several blocks, or the last block summing
+in ticket order) is reproducible here and not on a GPU. Tests guard the second with
+``block_order``: the blocks of every launch run in reverse order, or in a shuffled order,
+and the results must be bitwise those of the natural order.
+
 Floating point: the host compiler runs without FMA contraction; the ``__f*_rn``
 intrinsics map to the plain operations, ``#pragma unroll`` is ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -31,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend",
-           "patch_kernels", "default_cache", "lower_thresholds"]
+           "patch_kernels", "default_cache", "lower_thresholds", "block_order"]
 
 PRELUDE = r"""
 #include <algorithm>
@@ -39,6 +58,7 @@ PRELUDE = r"""
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
 #include <ucontext.h>
 #include <vector>
 #define __global__
@@ -74,6 +94,41 @@ template <typename T> static T __shfl_xor_sync(unsigned, T v, int lane_mask, int
     __syncthreads();
     return partner;
 }
+// atomics: one thread runs at a time and switches only at barriers, so a plain
+// read-modify-write is exact; fences have nothing to order
+template <typename T> static T minimtl_rmw(T* a, T v, T (*op)(T, T)) {
+    const T old = *a; *a = op(old, v); return old;
+}
+#define MINIMTL_ATOMIC(NAME, T, EXPR) \
+    static T NAME(T* a, T v) { return minimtl_rmw<T>(a, v, [](T o, T v) -> T { return EXPR; }); }
+MINIMTL_ATOMIC(atomicAdd, int, o + v)
+MINIMTL_ATOMIC(atomicAdd, unsigned, o + v)
+MINIMTL_ATOMIC(atomicAdd, unsigned long long, o + v)
+MINIMTL_ATOMIC(atomicAdd, float, o + v)
+MINIMTL_ATOMIC(atomicAdd, double, o + v)
+MINIMTL_ATOMIC(atomicSub, int, o - v)
+MINIMTL_ATOMIC(atomicSub, unsigned, o - v)
+MINIMTL_ATOMIC(atomicExch, int, ((void)o, v))
+MINIMTL_ATOMIC(atomicExch, unsigned, ((void)o, v))
+MINIMTL_ATOMIC(atomicExch, unsigned long long, ((void)o, v))
+MINIMTL_ATOMIC(atomicExch, float, ((void)o, v))
+MINIMTL_ATOMIC(atomicMin, int, v < o ? v : o)
+MINIMTL_ATOMIC(atomicMin, unsigned, v < o ? v : o)
+MINIMTL_ATOMIC(atomicMax, int, v > o ? v : o)
+MINIMTL_ATOMIC(atomicMax, unsigned, v > o ? v : o)
+MINIMTL_ATOMIC(atomicInc, unsigned, o >= v ? 0u : o + 1u)
+MINIMTL_ATOMIC(atomicDec, unsigned, (o == 0u || o > v) ? v : o - 1u)
+#undef MINIMTL_ATOMIC
+template <typename T> static T minimtl_cas(T* a, T compare, T v) {
+    const T old = *a; if (old == compare) *a = v; return old;
+}
+static int atomicCAS(int* a, int c, int v) { return minimtl_cas(a, c, v); }
+static unsigned atomicCAS(unsigned* a, unsigned c, unsigned v) { return minimtl_cas(a, c, v); }
+static unsigned long long atomicCAS(unsigned long long* a, unsigned long long c,
+                                    unsigned long long v) { return minimtl_cas(a, c, v); }
+static void __threadfence() {}
+static void __threadfence_block() {}
+static void __threadfence_system() {}
 static float __fmul_rn(float a, float b) { return a * b; }
 static double __dmul_rn(double a, double b) { return a * b; }
 static float __fadd_rn(float a, float b) { return a + b; }
@@ -94,8 +149,10 @@ static void minimtl_fiber_main() {
     *minimtl_done_flag = true;
 }
 
-// Runs a launch of grid dims[0..2] x block dims[3..5], the blocks in turn; in a block the
-// threads one after another, or (together) as fibers that meet at every barrier.
+// Runs a launch of grid dims[0..2] x block dims[3..5], the blocks in turn (dims[6]: 0 in
+// their natural order, x fastest; 1 in reverse; any other value, shuffled with it as the
+// seed); in a block the threads one after another, or (together) as fibers that meet at
+// every barrier.
 template <typename F>
 static void minimtl_run(const unsigned* dims, bool together, F kernel) {
     gridDim = {dims[0], dims[1], dims[2]};
@@ -108,10 +165,14 @@ static void minimtl_run(const unsigned* dims, bool together, F kernel) {
     std::vector<ucontext_t> fibers(together ? nt : 0);
     std::unique_ptr<char[]> stacks(together ? new char[nt * stack] : nullptr);
     std::function<void()> body = kernel;
+    std::vector<minimtl_dim> order;
     for (unsigned bz = 0; bz < dims[2]; ++bz)
     for (unsigned by = 0; by < dims[1]; ++by)
-    for (unsigned bx = 0; bx < dims[0]; ++bx) {
-        blockIdx = {bx, by, bz};
+    for (unsigned bx = 0; bx < dims[0]; ++bx) order.push_back({bx, by, bz});
+    if (dims[6] == 1) std::reverse(order.begin(), order.end());
+    else if (dims[6] > 1) std::shuffle(order.begin(), order.end(), std::mt19937(dims[6]));
+    for (const minimtl_dim& block : order) {
+        blockIdx = block;
         if (!together) {
             for (const auto& id : ids) { threadIdx = id; kernel(); }
             continue;
@@ -146,10 +207,38 @@ _KERNEL = re.compile(r"template\s*<typename T>\s*__global__\s+void\s+"
                      r"(?:__launch_bounds__\([^)]*\)\s+)?(\w+)\s*\((.*?)\)\s*\{", re.S)
 
 
+#: the atomics of the prelude (device-wide forms only: no ``_block``/``_system`` suffix)
+ATOMICS = ("atomicAdd", "atomicSub", "atomicExch", "atomicMin", "atomicMax", "atomicInc",
+           "atomicDec", "atomicCAS")
+
+
 def supports(source: str) -> bool:
-    """True when the kernels of ``source`` can run here: no atomics, and of the warp
-    operations only ``__shfl_xor_sync``."""
-    return not re.search(r"atomic|__shfl_(?!xor_sync)|__ballot|__any_sync|__all_sync", source)
+    """True when the kernels of ``source`` can run here: of the atomics only ``ATOMICS``,
+    and of the warp operations only ``__shfl_xor_sync``."""
+    if any(name not in ATOMICS for name in re.findall(r"\b(atomic\w*)\s*\(", source)):
+        return False
+    return not re.search(r"__shfl_(?!xor_sync)|__ballot|__any_sync|__all_sync", source)
+
+
+#: how ``HostKernel`` orders the blocks of a launch (see ``block_order``)
+_block_order = 0
+
+
+@contextlib.contextmanager
+def block_order(order: str | int):
+    """Run the blocks of every launch in the ``with`` body in another order: ``"forward"``
+    (the natural order, x fastest, the default), ``"reverse"``, or a shuffle seeded with
+    an int >= 2. A kernel's result must not depend on the order in which its blocks run
+    or finish (a GPU promises none), so tests compare the bits of the orders."""
+    global _block_order
+    code = {"forward": 0, "reverse": 1}.get(order, order)
+    if not isinstance(code, int) or code < 0:
+        raise ValueError(f"block_order: 'forward', 'reverse' or a seed >= 2, not {order!r}")
+    saved, _block_order = _block_order, code
+    try:
+        yield
+    finally:
+        _block_order = saved
 
 
 #: bytes behind each ``extern __shared__`` array (the largest opt-in block size of an H200
@@ -269,7 +358,7 @@ class HostKernel:
                 conv.append(a.item() if hasattr(a, "item") else a)
         g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
         b = tuple(int(v) for v in block) + (1,) * (3 - len(block))
-        dims = np.array(g + b, dtype=np.uint32)
+        dims = np.array(g + b + (_block_order,), dtype=np.uint32)
         from tests import cuda_host_graphs as graphs
 
         if graphs.capturing is None:

@@ -1,6 +1,7 @@
 """The CUDA C of conv1d's GPU kernels, one source string of ``template <typename T>``
-kernels: the forward and the two gradients as implicit GEMMs, and the fixed-order sum of
-the weight gradient's partial sums. Each kernel opens with its thread -> index map; what
+kernels: the forward and the two gradients as implicit GEMMs (the weight gradient's last
+block of each tile adding up the tile's partial sums in a fixed order). Each kernel opens
+with its thread -> index map; what
 each computes, the launches and the tile choice are in cupy_cuda.py, which compiles this
 source (conv1d_relu and conv1d_relu_maxpool reuse it).
 math: see SPEC (kernels/conv1d/__init__.py).
@@ -184,17 +185,44 @@ conv1d_bwd_data(const T* __restrict__ gy, const T* __restrict__ y, const T* __re
     }
 }
 
+// The fixed order in which the slices' partial sums of one entry are added (part: the
+// entry in slice 0, stride: the distance between slices): as eight lanes, lane l adding the
+// slices z = l, l + 8, ... in turn, then the eight lane sums added in lane order. (The eight
+// lanes were once eight threads; the order is kept, so the bits are those of that sum.)
+template <typename T>
+__device__ __forceinline__ T sum_slices(const volatile T* part, int splits, long long stride)
+{
+    T lane[8];
+#pragma unroll
+    for (int l = 0; l < 8; ++l) lane[l] = T(0);
+    for (int z0 = 0; z0 < splits; z0 += 8) {
+#pragma unroll
+        for (int l = 0; l < 8; ++l)
+            if (z0 + l < splits) lane[l] += part[(long long)(z0 + l) * stride];
+    }
+    T total = T(0);
+#pragma unroll
+    for (int l = 0; l < 8; ++l) total += lane[l];
+    return total;
+}
+
 // Thread -> index map: 64 threads a block. Block (blockIdx.x, blockIdx.y, blockIdx.z) owns
 // gw rows o in [m0, m0+64), columns r = c*K + k in [r0, r0+64), and the slice
 // p = n*Lo + t in [z*pb, min(P, (z+1)*pb)) of the reduction, in chunks of TRW; thread
 // (tx, ty) = (tid % 8, tid / 8) owns rows m0 + ty + 8*i and columns r0 + tx + 8*j, i, j < 8.
 // Blocks with blockIdx.x == 0 also sum G over the slice for gb (thread tid: row m0 + tid).
-// Each block writes its partial sums to part[z, :] = (gw partial (O*R), gb partial (O)).
+// Each block writes its partial sums to part[z, :] = (gw partial (O*R), gb partial (O)),
+// then takes a ticket from its tile's counter tickets[blockIdx.y*gridDim.x + blockIdx.x];
+// the block that draws the last ticket (gridDim.z - 1; any z: blocks finish in no set
+// order) puts the counter back to 0 and adds up the tile's slices with sum_slices, thread
+// tid the column r0 + tid of every row, and row m0 + tid of gb when blockIdx.x == 0.
 // x[n, c, i] is read at n*sN + c*sC + i*sL: channels-first (sN, sC, sL) = (C*L, L, 1), or
 // the transposed view of a channels-last buffer, (L*C, 1, C) (conv1d_relu_maxpool's input).
 template <typename T>
 __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict__ y,
                                   const T* __restrict__ x, T* __restrict__ part,
+                                  T* __restrict__ gw, T* __restrict__ gb,
+                                  int* __restrict__ tickets,
                                   int N, int C, int L, int O, int K, int Lo,
                                   int S, int pl, int d, int relu, int pb,
                                   int sN, int sC, int sL)
@@ -203,6 +231,7 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
     __shared__ T Xs[TRW][64 + 1];            // Xs[q][rr] = Xc[r0+rr, pc+q]
     __shared__ int roff[64], rpos[64];       // per column r0+rr: c*L (-1: r >= R), k*d
     __shared__ int gbase[TRW], xbase[TRW], xpos[TRW];   // per p = pc+q (gbase -1: p out)
+    __shared__ int last;                     // this block drew its tile's last ticket
     const int tid = threadIdx.x, tx = tid % 8, ty = tid / 8;
     const int R = C * K, P = N * Lo;
     const int r0 = blockIdx.x * 64, m0 = blockIdx.y * 64;
@@ -245,7 +274,8 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
         }
         __syncthreads();
     }
-    T* out = part + (long long)blockIdx.z * ((long long)O * R + O);
+    const long long stride = (long long)O * R + O;   // one slice of part
+    T* out = part + (long long)blockIdx.z * stride;
 #pragma unroll
     for (int i = 0; i < RT; ++i) {
         const int o = m0 + ty + 8 * i;
@@ -256,31 +286,28 @@ __global__ void conv1d_bwd_weight(const T* __restrict__ gy, const T* __restrict_
         }
     }
     if (blockIdx.x == 0 && m0 + tid < O) out[(long long)O * R + m0 + tid] = gbacc;
-}
-
-// Thread -> index map: block (32, 8) threads; entry e = blockIdx.x*32 + threadIdx.x of
-// (gw, gb) flattened (count = OR + O entries); lane threadIdx.y adds part[z, e] for
-// z = lane, lane + 8, ... in order, then lane 0 adds the 8 lane sums in order.
-template <typename T>
-__global__ void conv1d_sum_partials(const T* __restrict__ part, T* __restrict__ gw,
-                                    T* __restrict__ gb, int splits, int OR, int O)
-{
-    __shared__ T lanes[8][32];
-    const int e = blockIdx.x * 32 + threadIdx.x, lane = threadIdx.y;
-    const int count = OR + O;
-    T s = T(0);
-    if (e < count)
-        for (int z = lane; z < splits; z += 8) s += part[(long long)z * count + e];
-    lanes[lane][threadIdx.x] = s;
+    // the last block done: every thread's partials are visible device-wide (fence) before
+    // thread 0 takes the block's ticket (after the barrier)
+    __threadfence();
     __syncthreads();
-    if (lane == 0 && e < count) {
-        T total = T(0);
-#pragma unroll
-        for (int l = 0; l < 8; ++l) total += lanes[l][threadIdx.x];
-        if (e < OR) gw[e] = total;
-        else gb[e - OR] = total;
+    if (tid == 0) {
+        int* ticket = tickets + blockIdx.y * gridDim.x + blockIdx.x;
+        last = atomicAdd(ticket, 1) == (int)gridDim.z - 1;
+        if (last) *ticket = 0;               // every block of the tile has drawn: reset
     }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();                         // the other blocks' partials, read after the ticket
+    const volatile T* done = part;           // volatile: read from L2, never a stale L1 line
+    const int r = r0 + tid, splits = gridDim.z;
+    if (r < R)
+        for (int mm = 0; mm < 64 && m0 + mm < O; ++mm) {
+            const long long e = (long long)(m0 + mm) * R + r;
+            gw[e] = sum_slices(done + e, splits, stride);
+        }
+    if (blockIdx.x == 0 && m0 + tid < O)
+        gb[m0 + tid] = sum_slices(done + (long long)O * R + m0 + tid, splits, stride);
 }
 """
 
-KERNELS = ("conv1d_fwd", "conv1d_bwd_data", "conv1d_bwd_weight", "conv1d_sum_partials")
+KERNELS = ("conv1d_fwd", "conv1d_bwd_data", "conv1d_bwd_weight")

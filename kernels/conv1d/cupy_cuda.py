@@ -8,8 +8,11 @@ the block stages in shared memory, a chunk of the reduction at a time):
   Ĝ[(o,k), (n,j)] = gy[n,o,t] where t·S+k·d = j+Pl: each output gx[n,c,j] gathers the
   taps that read x[n,c,j] (no col2im, no atomics).
 - ``conv1d_bwd_weight``: gw = G·X̂ᵀ and gb = G·1; blockIdx.z splits the long reduction over
-  (n, t) into slices whose partial sums go to a workspace, which ``conv1d_sum_partials``
-  adds up in a fixed order (deterministic, no atomics).
+  (n, t) into slices whose partial sums go to a workspace. In the same launch, the last
+  block of each output tile to finish (it learns so from an atomic ticket counter per tile)
+  adds the tile's slices up in a fixed order, so the result is deterministic whichever
+  block finishes last, and no second kernel is launched. The counters (``tickets``) are
+  one small int buffer per device, zeroed once and put back to 0 by the kernel itself.
 Index bookkeeping (n, t from a column, c, k from a reduction row) is done once per block
 or chunk into small shared tables, so the tile loads are gathers without divisions.
 The 8 x 8 register tiles halve the shared-memory loads per multiply-add of the earlier
@@ -27,10 +30,15 @@ from kernels._cuda import blocks, cupy, kernel, launch_grid
 from kernels._shapes import conv_out_length, swap_layout
 from kernels.conv1d.cuda_source import KERNELS, SOURCE
 
-__all__ = ["fwd", "bwd", "forward", "backward", "tile", "x_strides", "SOURCE", "KERNELS"]
+__all__ = ["fwd", "bwd", "forward", "backward", "tile", "x_strides", "tickets", "SOURCE",
+           "KERNELS"]
 
 _TRW = 16               # reduction chunk of conv1d_bwd_weight (TRW in SOURCE)
 _TARGET_BLOCKS = 1024   # conv1d_bwd_weight: about eight 64-thread blocks per H100/H200 SM
+_MIN_TICKETS = 256      # counters of the first tickets buffer (a tile each)
+
+_tickets: dict[tuple[str, int], object] = {}    # (array module, device) -> int32 counters
+_retired: list = []     # outgrown ticket buffers: a captured CUDA graph may still use them
 
 
 def _i32(*values):
@@ -59,6 +67,28 @@ def x_strides(x):
             return xt, (L * C, 1, C)
         x = cupy().ascontiguousarray(x)
     return x, (C * L, L, 1)
+
+
+def tickets(cp, tiles):
+    """conv1d_bwd_weight's ticket counters (int32, at least ``tiles``, all 0 between
+    launches) for the current device: allocated and zeroed on first use, then reused by
+    every launch and never freed; each launch's last block of a tile puts its counter back
+    to 0, so no launch needs a memset. Launches on one stream run one after another, so
+    they can share the counters; launches that may overlap on concurrent streams would
+    each need counters of their own. A buffer too small for ``tiles`` is replaced by one
+    twice as large (the old one kept alive: a captured graph may still point at it). The
+    first call must not be inside a stream capture (its memset would run only at replay);
+    minimtl's graph path runs its step eagerly before capturing it."""
+    key = (cp.__name__, int(cp.cuda.Device().id))   # numpy on the host emulator
+    buf = _tickets.get(key)
+    if buf is None or buf.size < tiles:
+        size = _MIN_TICKETS if buf is None else buf.size
+        while size < tiles:
+            size *= 2
+        if buf is not None:
+            _retired.append(buf)
+        buf = _tickets[key] = cp.zeros(size, dtype=cp.int32)
+    return buf
 
 
 def _check_size(N, C, L, O, Lo):
@@ -116,7 +146,8 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
         launch_grid(fn, (blocks(N * L, tp), blocks(C, tm)), (threads,),
                     (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left,
                                             dilation, relu, tm, tp)))
-    # gw, gb: slices of the (n, t) reduction per block, then a fixed-order sum of the slices
+    # gw, gb: slices of the (n, t) reduction per block, each tile's last block adding the
+    # tile's slices in a fixed order
     tiles = blocks(R, 64) * blocks(O, 64)
     per_block = -(-P // max(1, _TARGET_BLOCKS // tiles))
     pb = max(8 * _TRW, -(-per_block // _TRW) * _TRW)            # a multiple of the chunk
@@ -124,10 +155,8 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     part = cp.empty((splits, O * R + O), dtype=x.dtype)
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_weight", x.dtype)
     launch_grid(fn, (blocks(R, 64), blocks(O, 64), splits), (64,),
-                (gy, mask, xbuf, part, *_i32(N, C, L, O, K, Lo, stride, padding_left,
-                                             dilation, relu, pb, *xs)))
-    fn = kernel(SOURCE, KERNELS, "conv1d_sum_partials", x.dtype)
-    launch_grid(fn, (blocks(O * R + O, 32),), (32, 8), (part, gw, gb, *_i32(splits, O * R, O)))
+                (gy, mask, xbuf, part, gw, gb, tickets(cp, tiles),
+                 *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu, pb, *xs)))
     return gx, gw, gb
 
 

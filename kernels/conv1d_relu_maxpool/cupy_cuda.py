@@ -13,7 +13,8 @@ positions in no window (Sp > Kp) not at all. A pool wider than a block's column 
 
 Backward, ``relu_maxpool_bwd``: maxpool1d_bwd's gather (one thread per element of the
 convolution's output, no atomics, terms in increasing window order) keeping only the
-windows with y > 0, which is the SPEC's gz; conv1d's two backward kernels follow.
+windows with y > 0, which is the SPEC's gz; conv1d's backward kernels follow (the
+data gradient unless ``need_gx`` is False, and the weight gradient in one launch).
 
 Input layout: x may be C-contiguous (N, C, L), or the transposed view of a C-contiguous
 (N, L, C) array, which is what the towers feed the first block (they transpose their

@@ -1,8 +1,8 @@
 """Paths of the CUDA kernels that test-sized inputs do not reach by themselves, forced on
 the host (tests/cuda_host.py): the recurrences with W_hh read from global memory because
 the device grants less shared memory than W_hh needs (at a small H, so every rows-per-block
-case is cheap), and conv1d's weight gradient summed over more slices than the summing
-kernel has lanes (a GPU's case). Each case is checked against the NumPy reference in
+case is cheap), and conv1d's weight gradient summed over more slices than its fixed
+summing order has lanes (a GPU's case). Each case is checked against the NumPy reference in
 float64, the kernels' own output never being the oracle.
 
 Every test runs the ``cupy_cuda`` modules on the host with the thresholds lowered
@@ -102,9 +102,9 @@ def test_recurrences_with_w_hh_in_global_memory_match_the_reference(host, op, N)
 def test_conv_weight_gradient_summed_over_more_slices_than_lanes_matches_the_reference(
         host, target, min_slices):
     """conv1d_bwd_weight splits the (n, t) reduction into slices (blockIdx.z), about
-    ``_TARGET_BLOCKS`` blocks in all, and conv1d_sum_partials adds the slices with 8
-    lanes, lane l taking slices l, l + 8, ... On a GPU the target is 1,024 blocks; the
-    host's lowered target (8) never gives a lane a second slice. Raised to 64 here, the
+    ``_TARGET_BLOCKS`` blocks in all, and each tile's last block adds the slices in the
+    order of 8 lanes, lane l taking slices l, l + 8, ... On a GPU the target is 1,024
+    blocks; the host's lowered target (8) never gives a lane a second slice. Raised to 64 here, the
     1,188 columns (n, t) of this case are split into more than 8 slices (checked on the
     launch), so some lanes add two."""
     conv = importlib.import_module("kernels.conv1d.cupy_cuda")

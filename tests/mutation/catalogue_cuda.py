@@ -82,16 +82,30 @@ MUTANTS = (
         ("for (int q = 0; q < TRW; ++q) gbacc += Gs[q][tid];",
          "for (int q = 0; q < TRW - 1; ++q) gbacc += Gs[q][tid];"),
         # weight gradient split across blocks: the workspace stride of a slice without gb
-        ("T* out = part + (long long)blockIdx.z * ((long long)O * R + O);",
-         "T* out = part + (long long)blockIdx.z * ((long long)O * R);"),
-        # weight gradient split across blocks: the slices' sum skips the last slice
-        ("for (int z = lane; z < splits; z += 8)", "for (int z = lane; z < splits - 1; z += 8)"),
+        ("const long long stride = (long long)O * R + O;",
+         "const long long stride = (long long)O * R;"),
+        # the last block's sum skips the last slice
+        ("if (z0 + l < splits) lane[l] += part", "if (z0 + l < splits - 1) lane[l] += part"),
         # ... or the eight lane sums are added only in part
-        ("for (int l = 0; l < 8; ++l) total += lanes[l][threadIdx.x];",
-         "for (int l = 0; l < 4; ++l) total += lanes[l][threadIdx.x];"),
-        # ... or a lane strides over the slices as if there were 16 lanes (shows only with
-        # more than 8 slices, a GPU's case: about 1,024 blocks)
-        ("for (int z = lane; z < splits; z += 8)", "for (int z = lane; z < splits; z += 16)"),
+        ("for (int l = 0; l < 8; ++l) total += lane[l];",
+         "for (int l = 0; l < 4; ++l) total += lane[l];"),
+        # ... or the slices are taken 16 at a time, 8 of them skipped (shows only with more
+        # than 8 slices, a GPU's case: about 1,024 blocks)
+        ("for (int z0 = 0; z0 < splits; z0 += 8) {", "for (int z0 = 0; z0 < splits; z0 += 16) {"),
+        # the last ticket off by one: no block sums the tile, the counter never resets
+        ("last = atomicAdd(ticket, 1) == (int)gridDim.z - 1;",
+         "last = atomicAdd(ticket, 1) == (int)gridDim.z;"),
+        # the counter is not put back to 0: the next launch's tickets are off
+        ("if (last) *ticket = 0;", "if (last) *ticket = 1;"),
+        # one counter for all row tiles (shows only with O > 64)
+        ("int* ticket = tickets + blockIdx.y * gridDim.x + blockIdx.x;",
+         "int* ticket = tickets + blockIdx.x;"),
+        # the last block sums only its first 32 rows of gw
+        ("for (int mm = 0; mm < 64 && m0 + mm < O; ++mm) {",
+         "for (int mm = 0; mm < 32 && m0 + mm < O; ++mm) {"),
+        # the bias gradient of the row tile read from the wrong rows
+        ("gb[m0 + tid] = sum_slices(done + (long long)O * R + m0 + tid, splits, stride);",
+         "gb[m0 + tid] = sum_slices(done + (long long)O * R + tid, splits, stride);"),
         # forward: no barrier between loading the tiles and multiplying them
         ("        __syncthreads();\n        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, "
          "txn, tyn);", "        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);",
