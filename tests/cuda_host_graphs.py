@@ -137,6 +137,13 @@ class Stream:
     def synchronize(self) -> None:
         refuse("a stream synchronisation")
 
+    def record(self, event=None):
+        """An event: the host runs everything in order, so there is nothing to wait for."""
+        return event if event is not None else object()
+
+    def wait_event(self, event) -> None:
+        return None
+
 
 class _MemoryPool:
     """cupy.cuda.MemoryPool: NumPy arrays never move, so one allocator is as good as any."""

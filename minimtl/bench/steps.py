@@ -66,7 +66,7 @@ def _replayed(model, opt, inputs, targets) -> Callable[[], None]:
     graph = GraphStep(model, opt, eager, say=refuse)
     graph(inputs, targets)                    # the eager first step, then the capture
     (captured,) = graph.captured.values()
-    return captured.replay
+    return lambda: captured.replay(inputs, targets)
 
 
 def torch_step(torch, device: str, batch: int, seq_len: int, features: int,

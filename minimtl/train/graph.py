@@ -32,6 +32,8 @@ recorded scalars.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..backend import xp_of
@@ -79,8 +81,7 @@ class GraphStep:
                 return batch
             self.captured[key] = step
             return batch
-        step.load(inputs, targets)
-        return step.replay()
+        return step.replay(inputs, targets)
 
     def _give_up(self, why: str) -> None:
         self.why_eager = why
@@ -151,15 +152,26 @@ class _Captured:
         return {"n": self.n, "means": True, "sums": {t: out[i] for i, t in enumerate(names)},
                 "hits": hits}
 
+    @contextlib.contextmanager
+    def _on_stream(self):
+        """Run the block on this graph's stream, after everything the current stream has
+        queued, and order everything queued on the current stream afterwards after it
+        (the stream is non-blocking: nothing orders the two streams otherwise)."""
+        current = self.cuda.get_current_stream()
+        self.stream.wait_event(current.record())
+        with self.stream:
+            yield
+        current.wait_event(self.stream.record())
+
     def run_eagerly(self) -> dict:
-        with self.cuda.using_allocator(self.pool.malloc), self.stream:
+        with self.cuda.using_allocator(self.pool.malloc), self._on_stream():
             self._body()
-        return self._batch(self.out.copy())
+            return self._batch(self.out.copy())
 
     def capture(self) -> None:
         opt = self.owner.optimizer
         counters = _host_counters(opt)           # capture runs the host side once
-        with self.cuda.using_allocator(self.pool.malloc), self.stream:
+        with self.cuda.using_allocator(self.pool.malloc), self._on_stream():
             self.stream.begin_capture()
             try:
                 self._body()
@@ -173,8 +185,10 @@ class _Captured:
                 _set_host_counters(opt, counters)
             self.graph = self.stream.end_capture()
 
-    def replay(self) -> dict:
-        with self.stream:
+    def replay(self, inputs: dict, targets: dict) -> dict:
+        """This batch's step: copied into the static arrays, then one graph launch."""
+        with self._on_stream():
+            self.load(inputs, targets)
             self.graph.launch(self.stream)
             _set_host_counters(self.owner.optimizer, _host_counters(self.owner.optimizer), 1)
             return self._batch(self.out.copy())

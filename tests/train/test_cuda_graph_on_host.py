@@ -170,3 +170,13 @@ def test_cuda_graph_needs_the_cupy_backend():
     model = MultiTaskNet(L, FEAT, backend="numpy", seed=0)
     with pytest.raises(ValueError, match="cuda_graph needs the cupy backend"):
         fit(model, Dataset(*list(_batches(1))[0]), epochs=1, stream=None, cuda_graph=True)
+
+
+def test_the_benchmarks_replayed_step_trains(host_gpu):
+    """``minimtl_step(graph=True)`` (benchmarks/gpu_graph_step.py) is a replay of a captured
+    step: each call runs the graph once and the loss falls on its fixed batch."""
+    from minimtl.bench.steps import minimtl_step
+
+    step, n_params = minimtl_step("cupy", N, L, FEAT, graph=True)
+    totals = [sum(_losses(step())) for _ in range(6)]
+    assert n_params > 0 and totals[-1] < totals[0]
