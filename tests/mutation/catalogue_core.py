@@ -11,6 +11,7 @@ DATA = ("tests/train/test_data.py",)
 BALANCING = ("tests/train/test_balancing.py", "tests/train/test_balancer.py")
 DISTRIBUTED = ("tests/distributed",)
 LAUNCHES = ("tests/kernels/test_launches.py",)
+GRAPH = ("tests/train/test_cuda_graph_on_host.py",)
 
 MUTANTS = (
     edits("minimtl/autograd.py", "engine", ENGINE, [
@@ -22,13 +23,15 @@ MUTANTS = (
          "leaf_grads[id(t)] = (t, g)"),
         # fan-out inside the graph
         ("slots[t._index] = g if prev is None else prev + g", "slots[t._index] = g"),
-        # aliasing: views, shared arrays and the caller's gradient kept as .grad
-        ("if id(g) in owned or g.base is not None or g is gradient:",
-         "if id(g) in owned or g is gradient:"),
-        ("if id(g) in owned or g.base is not None or g is gradient:",
-         "if id(g) in owned or g.base is not None:"),
-        ("if id(g) in owned or g.base is not None or g is gradient:",
-         "if g.base is not None or g is gradient:"),
+        # aliasing: overlapping arrays, broadcast views and the caller's gradient kept
+        ("if not g.flags.c_contiguous or any(lo < span[1] and span[0] < hi for lo, hi in "
+         "taken):", "if any(lo < span[1] and span[0] < hi for lo, hi in taken):"),
+        ("if not g.flags.c_contiguous or any(lo < span[1] and span[0] < hi for lo, hi in "
+         "taken):", "if not g.flags.c_contiguous:"),
+        ("        taken.append(span)\n", ""),
+        ("    taken = [_span(gradient)]", "    taken = []"),
+        ("lo, hi = lo + min(0, s * (n - 1)), hi + max(0, s * (n - 1))",
+         "lo, hi = lo, hi + max(0, s * (n - 1))"),
         # accumulation in place into an array someone else may hold
         ("t.grad = t.grad + g", "t.grad += g"),
         # the graph kept after backward (a second backward then silently double-counts)
@@ -51,8 +54,11 @@ MUTANTS = (
         ("on_leaf(t, None if g is None else g[1])",
          "None if g is None else on_leaf(t, g[1])"),
         # incoming gradients passed on as they come (a transposed or sliced one included)
-        ("if g is not None and not g.flags.c_contiguous:",
+        ("if g is not None and not g.flags.c_contiguous and not node.fn.strided_gradients:",
          "if g is not None and not g.flags.c_contiguous and False:"),
+        # every op, not only the view ops, handed strided gradients
+        ("if g is not None and not g.flags.c_contiguous and not node.fn.strided_gradients:",
+         "if g is not None and not g.flags.c_contiguous and node.fn.strided_gradients:"),
         # a gradient accumulated into an input that needs none
         ("if g is None or not need:", "if g is None:"),
         # un-broadcasting
@@ -168,22 +174,38 @@ MUTANTS = (
         ("acc = float(np.mean(np.argmax(output, axis=1) == target))",
          "acc = float(np.mean(np.argmax(output, axis=1) != target))"),
         # the training accuracy of fit
-        ("return float(np.sum(np.mean((logits > 0) == (target > 0.5), axis=1)))",
-         "return float(np.sum(np.mean((logits >= 0) == (target > 0.5), axis=1)))"),
-        ("return float(np.sum(np.argmax(logits, axis=1) == classes(target)))",
-         "return float(np.sum(np.argmax(logits, axis=-1) == classes(target)[::-1]))"),
+        ("return ((logits > 0) == (target > 0.5)).mean(axis=1).sum()",
+         "return ((logits >= 0) == (target > 0.5)).mean(axis=1).sum()"),
+        ("return (logits.argmax(axis=1) == labels).sum()",
+         "return (logits.argmax(axis=-1) == labels[::-1]).sum()"),
+        ("labels = target.argmax(axis=1) if target.ndim == 2 else target",
+         "labels = target[:, 0] if target.ndim == 2 else target"),
         # probability rows scored by their first entry instead of their argmax
         ("return np.argmax(target, axis=1) if target.ndim == 2 else target",
          "return np.argmax(target[:, :1], axis=1) if target.ndim == 2 else target"),
     ]),
     edits("minimtl/train/evaluate.py", "metrics", METRICS, [
         # batch means averaged without their batch sizes
-        ("loss_sums[t] += float(losses[t].item()) * n",
-         "loss_sums[t] += float(losses[t].item()) * batch_size"),
+        ("loss_sums[t] += values[t] * n",
+         "loss_sums[t] += values[t] * batch_size"),
         ("total += model.loss_weights[t] * loss", "total += loss"),
     ]),
     edits("minimtl/train/loop.py", "metrics", METRICS, [
-        ("sums[t] = float(losses[t].item()) * n", "sums[t] = float(losses[t].item())"),
+        # a step's mean losses summed without its batch size
+        ('self.scales.append(batch["n"] if batch.get("means") else 1)',
+         "self.scales.append(1)"),
+        # the steps read since the last read not folded into the epoch's sums
+        ("                total[t] += new[key][t]\n", ""),
+        # every step's values read into the first task's sums
+        ("            new[key][t] += v * scale",
+         "            new[key][self.names[0]] += v * scale"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", ("tests/train/test_cupy_path_on_host.py",), [
+        # the values of one step read twice and another's never (a stacked read misplaced)
+        ("        for i, v in zip(arrays, host.tolist()):",
+         "        for i, v in zip(arrays[::-1], host.tolist()):"),
+        # the GPU reads every step again
+        ('read_every = READ_EVERY if model_backend == "cupy" else 1', "read_every = 1"),
     ]),
     edits("minimtl/train/balancing.py", "optim", BALANCING, [
         # PCGrad projecting agreeing pairs instead of conflicting ones
@@ -308,6 +330,27 @@ MUTANTS = (
     edits("kernels/_cuda.py", "engine", LAUNCHES, [
         # a launch of our kernels not counted
         ("        launches.current.add(launches.kernel_name(fn))", "        pass"),
+    ]),
+    edits("minimtl/train/graph.py", "cuda_host", GRAPH, [
+        # the step's gradients left where the capture's backward put them
+        ("            g[...] = p.grad                  # the optimizer reads fixed addresses\n",
+         ""),
+        # the losses read from the capture's own array (garbage until a replay)
+        ("            self.out[...] = packed", "            self.out = packed"),
+        # the host's step counts not advanced by a replay
+        ("_set_host_counters(self.owner.optimizer, _host_counters(self.owner.optimizer), 1)",
+         "_set_host_counters(self.owner.optimizer, _host_counters(self.owner.optimizer), 0)"),
+        # a batch of a new shape replayed from the graph of another
+        ("        step = self.captured.get(key)", "        step = next(iter("
+         "self.captured.values()), None)"),
+        # the next batch not copied in: every replay trains on the captured batch
+        ("            self.load(inputs, targets)\n", ""),
+    ]),
+    edits("minimtl/ops/shape.py", "engine", ("tests/models/test_multitask.py",), [
+        # adjacent rows of a larger array joined as a view of all of it
+        ("    if at != _address(base) + base.nbytes:\n        return None\n", ""),
+        # rows out of order joined as a view
+        ("        if _address(x) != at:\n            return None\n", ""),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]
