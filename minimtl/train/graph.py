@@ -139,11 +139,9 @@ class _Captured:
             if h is not None:
                 values.append(h)
                 self.hit_tasks.append(t)
-        packed = self.owner.xp.stack(values)            # float64: the dtypes promoted
-        if self.out is None:
-            self.out = packed
-        else:
-            self.out[...] = packed
+        # float64 (the dtypes promoted); held here, so the captured array keeps its memory
+        # and every replay writes it
+        self.out = self.owner.xp.stack(values)
 
     def _batch(self, out) -> dict:
         names = self.owner.model.task_names

@@ -335,8 +335,9 @@ MUTANTS = (
         # the step's gradients left where the capture's backward put them
         ("            g[...] = p.grad                  # the optimizer reads fixed addresses\n",
          ""),
-        # the losses read from the capture's own array (garbage until a replay)
-        ("            self.out[...] = packed", "            self.out = packed"),
+        # the losses read before the replay has written them
+        ("            self.graph.launch(self.stream)\n            _set_host_counters",
+         "            _set_host_counters"),
         # the host's step counts not advanced by a replay
         ("_set_host_counters(self.owner.optimizer, _host_counters(self.owner.optimizer), 1)",
          "_set_host_counters(self.owner.optimizer, _host_counters(self.owner.optimizer), 0)"),
