@@ -129,8 +129,9 @@ class _Captured:
         opt.zero_grad()
         model.total_loss(losses).backward()
         for p, g in zip(self.owner.params, self.grads):
-            g[...] = p.grad                  # the optimizer reads fixed addresses
-            p.grad = g
+            if p.grad is not None:           # (a parameter the losses do not reach: None)
+                g[...] = p.grad              # the optimizer reads fixed addresses
+                p.grad = g
         opt.step()
         values = [losses[t].data for t in model.task_names]
         self.hit_tasks = []

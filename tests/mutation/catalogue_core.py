@@ -333,7 +333,7 @@ MUTANTS = (
     ]),
     edits("minimtl/train/graph.py", "cuda_host", GRAPH, [
         # the step's gradients left where the capture's backward put them
-        ("            g[...] = p.grad                  # the optimizer reads fixed addresses\n",
+        ("                g[...] = p.grad              # the optimizer reads fixed addresses\n",
          ""),
         # the losses read before the replay has written them
         ("            self.graph.launch(self.stream)\n            _set_host_counters",
