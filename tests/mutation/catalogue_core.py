@@ -199,11 +199,11 @@ MUTANTS = (
         # every step's values read into the first task's sums
         ("            new[key][t] += v * scale",
          "            new[key][self.names[0]] += v * scale"),
-    ]),
-    edits("minimtl/train/loop.py", "metrics", ("tests/train/test_cupy_path_on_host.py",), [
-        # the values of one step read twice and another's never (a stacked read misplaced)
+        # the stacked read's values handed back in the wrong places
         ("        for i, v in zip(arrays, host.tolist()):",
          "        for i, v in zip(arrays[::-1], host.tolist()):"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", ("tests/train/test_cupy_path_on_host.py",), [
         # the GPU reads every step again
         ('read_every = READ_EVERY if model_backend == "cupy" else 1', "read_every = 1"),
     ]),
