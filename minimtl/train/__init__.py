@@ -6,7 +6,12 @@
 - Progress follows Keras's log (``Epoch 3/10`` then ``60/60 [====] - 1s 12ms/step - loss:
   … - user_loss: … - val_…``): a live bar on a terminal, one plain line per epoch otherwise.
 - A NaN or infinite loss stops training with ``TrainingError`` naming the task, epoch and
-  step; the last checkpoint (written after the last finished epoch) stays intact.
+  step; the last checkpoint (written after the last finished epoch) stays intact. On the
+  GPU the losses stay on the device and are read every ``loop.READ_EVERY`` steps (and on
+  progress redraws, at the epoch's end, on Ctrl-C), so there the error names the steps
+  since the last read; the host backends read, and check, every step.
+- ``fit(..., cuda_graph=True)`` (cupy) replays each step from a CUDA graph captured once
+  per batch shape (``graph``).
 - Checkpoints are one ``.npz`` (no pickle): ``model/<param>``, ``optim/<key>``, ``prep/<key>``
   arrays and a JSON ``meta`` string; written to a temporary file that is then renamed over
   the old one, so a crash never leaves a half-written checkpoint.
