@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from kernels import launches
+
 from ..malloc import tune_malloc
 from .cases import Case, kernel_cases, randn
 from .machine import REPO, cores, cupy_or_none, gpu_info, import_torch, machine, rss_mib, slug
@@ -196,15 +198,22 @@ class Run:
                 else:
                     step, params = minimtl_step(backend, batch, cfg.seq_len, cfg.features)
                 step()
+                launched = {}
+                if system == "minimtl" and backend == "cupy":
+                    with launches.count() as c:     # our kernels (cupy's own: launch_count.py)
+                        step()
+                    launched = {"our_kernel_launches": c.total}
                 t = measure(step, wall_sampler(dev.sync), warmup=warmup, repeats=repeats)
             except Exception as e:
                 self.error("step", e, system=system, backend=backend, batch=batch)
                 continue
             self.r["steps"].append({"system": system, "backend": backend, "device": dev.name,
-                                    "batch": batch, "params": params, **t,
+                                    "batch": batch, "params": params, **t, **launched,
                                     "samples_per_s": batch / t["median_ms"] * 1e3})
             log(f"step {system} {backend:6} batch {batch:5}: {t['median_ms']:.2f} ms "
-                f"(min {t['min_ms']:.2f}), {batch / t['median_ms'] * 1e3:,.0f} samples/s")
+                f"(min {t['min_ms']:.2f}), {batch / t['median_ms'] * 1e3:,.0f} samples/s"
+                + (f", {launched['our_kernel_launches']} of our kernels launched"
+                   if launched else ""))
 
     def memory(self, backend: str) -> None:
         cfg = self.cfg
