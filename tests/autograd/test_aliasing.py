@@ -424,9 +424,23 @@ def test_disjoint_views_of_one_fresh_gradient_are_kept_without_a_copy():
     assert a.grad.flags.c_contiguous and a.grad.flags.writeable
 
 
-def test_a_broadcast_gradient_becomes_a_contiguous_writable_grad():
-    y = T(rand(3))
-    y.sum().backward()                              # sum's backward broadcasts gy
-    assert y.grad.flags.c_contiguous and y.grad.flags.writeable
-    y.grad *= 3.0                                   # in place, as clip_grad_norm_ does
-    np.testing.assert_array_equal(y.grad, np.full(3, 3.0))
+def test_a_strided_view_that_reaches_a_leaf_becomes_a_contiguous_grad():
+    """Transpose's backward hands the leaf a transposed view of a fresh array: it aliases
+    nothing, but a .grad is always C-contiguous (the fused optimizers write through flat
+    views), so it is copied."""
+    x = T(rand((2, 3)))
+    (x.T * 2.0).sum().backward()
+    assert x.grad.flags.c_contiguous and x.grad.flags.writeable
+    np.testing.assert_array_equal(x.grad, np.full((2, 3), 2.0))
+
+
+def test_the_bytes_an_array_spans_whatever_its_strides():
+    """The overlap test's spans: a reversed or strided view spans what its base spans."""
+    from minimtl.autograd import _span
+
+    a = np.arange(12.0)
+    lo, hi = _span(a)
+    assert hi - lo == a.nbytes
+    assert _span(a[::-1]) == (lo, hi) == _span(a.reshape(3, 4)[:, ::-1])
+    assert _span(a[::2]) == (lo, hi - a.itemsize)
+    assert _span(a[:0]) == (lo, lo)
