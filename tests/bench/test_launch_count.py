@@ -45,10 +45,23 @@ class _CupyModule(FakeCupy):
                 return {"name": b"host"}
 
 
+def _but_the_table_upload(r: dict) -> tuple[dict, int]:
+    """The kernels and total less Adam's pointer-table upload, which happens when the
+    gradients' addresses are new to its cache (the allocator's doing, not the batch's)."""
+    upload = r["by_op_kernel"].get("adam.step", {}).get("cupy.h2d", 0)
+    assert upload <= 1
+    kernels = dict(r["by_kernel"])
+    if upload:
+        kernels["cupy.h2d"] -= upload
+        kernels = {k: n for k, n in kernels.items() if n}
+    return kernels, r["total"] - upload
+
+
 def test_a_step_counts_per_phase_and_op_and_the_same_at_every_batch(script):
     small = script.count_step(2, steps=2, seq_len=16, features=3)
     large = script.count_step(5, steps=2, seq_len=16, features=3)
-    assert small["by_kernel"] == large["by_kernel"] and small["total"] == large["total"]
+    assert _but_the_table_upload(small) == _but_the_table_upload(large)
+    assert small["phases"]["adam"]["total"] <= 2              # one launch (+ the table)
     phases = sum(small["phases"][p]["total"] for p in script.PHASES)
     assert small["total"] == phases + small["by_op"].get(launches.UNTAGGED, 0)
     assert small["first_step_total"] >= small["total"]      # Adam's moments created once
