@@ -20,7 +20,8 @@ def _sel(*files):
 
 _NAN = "tests/kernels/test_nan_propagation.py"
 CONV = _sel("tests/kernels/test_conv1d.py", "tests/kernels/test_conv1d_relu.py",
-            "tests/kernels/test_conv1d_channels_last.py", _NAN)
+            "tests/kernels/test_conv1d_channels_last.py",
+            "tests/kernels/test_conv1d_weight_one_launch_on_host.py", _NAN)
 FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py",
              "tests/kernels/test_conv1d_relu_maxpool_fused.py")
 MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
