@@ -48,6 +48,42 @@ __device__ __forceinline__ void zero_tile(T (&acc)[RT][RT])
         for (int j = 0; j < RT; ++j) acc[i][j] = T(0);
 }
 
+// The implicit GEMM's reduction over r = c*K + k, chunk by chunk (conv1d_fwd's and
+// conv1d_relu_maxpool_fwd's, so both sum in one order): per chunk the row tables (roff: c*sC,
+// -1 past R; rpos: k*d), then the weight tile As and the column tile Bs (column pp reads x
+// at xbase[pp] + c*sC + i*sL, i = xpos[pp] + k*d; xbase -1: an idle column) filled by all
+// threads in turn, then multiplied into acc.
+template <typename T>
+__device__ __forceinline__ void gemm_tiles(
+    const T* __restrict__ x, const T* __restrict__ w, T (&As)[TR][128 + 1],
+    T (&Bs)[TR][MAXTP + 1], const int* xbase, const int* xpos, int* roff, int* rpos,
+    T (&acc)[RT][RT], int R, int K, int L, int O, int d, int sC, int sL, int m0, int tm,
+    int tp, int tsh, int tid, int nt, int tx, int ty, int txn, int tyn)
+{
+    zero_tile(acc);
+    for (int r0 = 0; r0 < R; r0 += TR) {
+        if (tid < TR) {
+            const int r = r0 + tid, c = r / K, k = r - c * K;
+            roff[tid] = r < R ? c * sC : -1;
+            rpos[tid] = k * d;
+        }
+        __syncthreads();
+        for (int e = tid; e < TR * tm; e += nt) {
+            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
+            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
+        }
+        for (int e = tid; e < TR * tp; e += nt) {
+            const int rr = e >> tsh, pp = e & (tp - 1);
+            const int i = xpos[pp] + rpos[rr];
+            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
+            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + (long long)i * sL] : T(0);
+        }
+        __syncthreads();
+        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
+        __syncthreads();
+    }
+}
+
 // Thread -> index map: block (blockIdx.x, blockIdx.y) owns the output columns
 // p = n*Lo + t in [p0, p0 + tp) and the rows o in [m0, m0 + tm), with
 // (tm, tp, threads) = (32, 256, 128), (64, 256, 256) or (128, 128, 256); thread tid =
@@ -76,28 +112,8 @@ conv1d_fwd(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict
         yoff[pp] = n * O * Lo + t;
     }
     T acc[RT][RT];
-    zero_tile(acc);
-    for (int r0 = 0; r0 < R; r0 += TR) {
-        if (tid < TR) {
-            const int r = r0 + tid, c = r / K, k = r - c * K;
-            roff[tid] = r < R ? c * L : -1;
-            rpos[tid] = k * d;
-        }
-        __syncthreads();
-        for (int e = tid; e < TR * tm; e += nt) {
-            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
-            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
-        }
-        for (int e = tid; e < TR * tp; e += nt) {
-            const int rr = e >> tsh, pp = e & (tp - 1);
-            const int i = xpos[pp] + rpos[rr];
-            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
-            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + i] : T(0);
-        }
-        __syncthreads();
-        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
-        __syncthreads();
-    }
+    gemm_tiles(x, w, As, Bs, xbase, xpos, roff, rpos, acc, R, K, L, O, d, L, 1, m0, tm, tp,
+               tsh, tid, nt, tx, ty, txn, tyn);
 #pragma unroll
     for (int j = 0; j < RT; ++j) {
         const int pp = tx + txn * j;

@@ -1,5 +1,5 @@
 """The CUDA C of conv1d_relu_maxpool's two fused GPU kernels, appended to conv1d's source
-(kernels/conv1d/cuda_source.py) whose tile helpers (``mac_chunk``, ``zero_tile``) and
+(kernels/conv1d/cuda_source.py) whose tile helpers (``gemm_tiles``, ``mac_chunk``, ``zero_tile``) and
 tile sizes the forward reuses:
 
 - ``conv1d_relu_maxpool_fwd``: conv1d_fwd's implicit GEMM with its columns taken window by
@@ -57,28 +57,8 @@ conv1d_relu_maxpool_fwd(const T* __restrict__ x, const T* __restrict__ w,
         xpos[pp] = t * S - pl;
     }
     T acc[RT][RT];
-    zero_tile(acc);
-    for (int r0 = 0; r0 < R; r0 += TR) {
-        if (tid < TR) {
-            const int r = r0 + tid, c = r / K, k = r - c * K;
-            roff[tid] = r < R ? c * sC : -1;
-            rpos[tid] = k * d;
-        }
-        __syncthreads();
-        for (int e = tid; e < TR * tm; e += nt) {
-            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
-            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
-        }
-        for (int e = tid; e < TR * tp; e += nt) {
-            const int rr = e >> tsh, pp = e & (tp - 1);
-            const int i = xpos[pp] + rpos[rr];
-            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
-            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + (long long)i * sL] : T(0);
-        }
-        __syncthreads();
-        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
-        __syncthreads();
-    }
+    gemm_tiles(x, w, As, Bs, xbase, xpos, roff, rpos, acc, R, K, L, O, d, sC, sL, m0, tm, tp,
+               tsh, tid, nt, tx, ty, txn, tyn);
     T* Es = &Bs[0][0];                       // Es[row*tp + pp], row < tyn
 #pragma unroll
     for (int i = 0; i < RT; ++i) {

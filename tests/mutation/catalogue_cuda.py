@@ -144,10 +144,12 @@ MUTANTS = (
         ("for (int k = k0 + 1; k < Kp; ++k) {", "for (int k = k0 + 1; k < Kp - 1; ++k) {"),
         # forward: blocks overlap by a window (the last windows of the grid never written)
         ("const int g0 = blockIdx.x * W, m0", "const int g0 = blockIdx.x * (W - 1), m0"),
-        # forward: a transposed x read as if channels-first
-        ("(long long)i * sL] : T(0);", "(long long)i] : T(0);"),
         # forward: the pool padding dropped from the window's first position
         ("const int t = q * Sp - Pp + (pp - wi * Kp);", "const int t = q * Sp + (pp - wi * Kp);"),
+    ]),
+    edits("kernels/conv1d/cuda_source.py", "cuda_host", FUSED, [
+        # the fused forward's tiles (gemm_tiles): a transposed x read as if channels-first
+        ("(long long)i * sL] : T(0);", "(long long)i] : T(0);", 0),
     ]),
     edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
         # backward: the pool's size passed as its stride
