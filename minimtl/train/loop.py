@@ -51,28 +51,27 @@ class _Running:
     def __init__(self, names, sums: dict, hits: dict, step: int, xp) -> None:
         self.names, self.xp = names, xp
         self.sums, self.hits = dict(sums), dict(hits)
-        self.unread: dict[str, list] = {"sums": [], "hits": []}
-        self.scales: list[int] = []
+        self.unread: list[tuple[int, list, list]] = []    # (scale, loss values, hits)
         self.since = step + 1
 
     def add(self, batch: dict) -> None:
         """A step's values: ``batch["sums"]`` per-task loss sums, or the mean losses when
         ``batch["means"]`` (multiplied by ``batch["n"]`` on the host, in float64)."""
-        self.unread["sums"].append(batch["sums"])
-        self.unread["hits"].append(batch["hits"])
-        self.scales.append(batch["n"] if batch.get("means") else 1)
+        self.unread.append((batch["n"] if batch.get("means") else 1,
+                            [batch["sums"][t] for t in self.names],
+                            [batch["hits"][t] for t in self.names]))
 
     def read(self, step: int) -> tuple[dict[str, float], int]:
         """Fold the steps added since the last read (up to ``step``) into the host sums;
         returns their loss sums alone (for the NaN/inf check) and the first of them."""
-        keys = [(key, t, scale if key == "sums" else 1) for key in ("sums", "hits")
-                for scale in self.scales for t in self.names]
-        values = _to_host([s[t] for key in ("sums", "hits") for s in self.unread[key]
-                           for t in self.names], self.xp)
-        self.unread, self.scales = {"sums": [], "hits": []}, []
+        steps, self.unread = self.unread, []
+        values = iter(_to_host([v for _, losses, hits in steps for v in losses + hits],
+                               self.xp))
         new = {"sums": dict.fromkeys(self.names, 0.0), "hits": dict.fromkeys(self.names, 0.0)}
-        for (key, t, scale), v in zip(keys, values):
-            new[key][t] += v * scale
+        for scale, _, _ in steps:
+            for key, factor in (("sums", scale), ("hits", 1)):
+                for t in self.names:
+                    new[key][t] += next(values) * factor
         for key, total in (("sums", self.sums), ("hits", self.hits)):
             for t in self.names:
                 total[t] += new[key][t]

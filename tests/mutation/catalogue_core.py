@@ -192,13 +192,13 @@ MUTANTS = (
     ]),
     edits("minimtl/train/loop.py", "metrics", METRICS, [
         # a step's mean losses summed without its batch size
-        ('self.scales.append(batch["n"] if batch.get("means") else 1)',
-         "self.scales.append(1)"),
+        ('self.unread.append((batch["n"] if batch.get("means") else 1,',
+         "self.unread.append((1,"),
         # the steps read since the last read not folded into the epoch's sums
         ("                total[t] += new[key][t]\n", ""),
         # every step's values read into the first task's sums
-        ("            new[key][t] += v * scale",
-         "            new[key][self.names[0]] += v * scale"),
+        ("                    new[key][t] += next(values) * factor",
+         "                    new[key][self.names[0]] += next(values) * factor"),
         # the stacked read's values handed back in the wrong places
         ("        for i, v in zip(arrays, host.tolist()):",
          "        for i, v in zip(arrays[::-1], host.tolist()):"),
