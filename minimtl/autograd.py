@@ -27,6 +27,7 @@ import numpy as np
 
 import kernels
 
+from .backend import address
 from .function import Node
 
 __all__ = ["backward", "grad", "topological_order", "unbroadcast"]
@@ -102,7 +103,7 @@ def _span(a) -> tuple[int, int]:
     for a NumPy scalar (a value, not a view of anything)."""
     if isinstance(a, np.generic):
         return 0, 0
-    lo = hi = a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
+    lo = hi = address(a)
     for n, s in zip(a.shape, a.strides):
         if n == 0:
             return lo, lo

@@ -31,7 +31,7 @@ import numpy as np
 import kernels
 
 __all__ = ["BACKENDS", "available", "available_backends", "check_backend", "xp_of",
-           "kernel_module", "default_backend", "set_default_backend", "use_backend",
+           "address", "kernel_module", "default_backend", "set_default_backend", "use_backend",
            "configure_numba", "set_num_threads"]
 
 BACKENDS: tuple[str, ...] = ("numpy", "numba", "cupy")
@@ -80,6 +80,11 @@ def xp_of(name: str) -> ModuleType:
 
         return cupy
     return np
+
+
+def address(a) -> int:
+    """The device or host address of array ``a``'s first element (NumPy or CuPy)."""
+    return a.__array_interface__["data"][0] if isinstance(a, np.ndarray) else a.data.ptr
 
 
 def kernel_module(op: str, backend: str) -> ModuleType:

@@ -3,6 +3,7 @@ written once against ``ctx.xp``."""
 
 from __future__ import annotations
 
+from ..backend import address
 from ..function import Function
 from . import _checks
 
@@ -99,11 +100,6 @@ class Stack(Function):
                      for i, need in enumerate(ctx.needs_grad))
 
 
-def _address(a) -> int:
-    return a.__array_interface__["data"][0] if hasattr(a, "__array_interface__") else \
-        a.data.ptr
-
-
 def _packed_rows(xs):
     """The joined array without a copy when ``xs`` already lie one after another in one
     C-contiguous array that holds exactly them (``StackedHeads`` keeps its heads' weights
@@ -112,12 +108,12 @@ def _packed_rows(xs):
     if base is None or not base.flags.c_contiguous or any(
             x.base is not base or not x.flags.c_contiguous for x in xs):
         return None
-    at = _address(base)
+    at = address(base)
     for x in xs:
-        if _address(x) != at:
+        if address(x) != at:
             return None
         at += x.nbytes
-    if at != _address(base) + base.nbytes:
+    if at != address(base) + base.nbytes:
         return None
     return base.reshape((sum(x.shape[0] for x in xs),) + xs[0].shape[1:])
 

@@ -349,9 +349,9 @@ MUTANTS = (
     ]),
     edits("minimtl/ops/shape.py", "engine", ("tests/models/test_multitask.py",), [
         # adjacent rows of a larger array joined as a view of all of it
-        ("    if at != _address(base) + base.nbytes:\n        return None\n", ""),
+        ("    if at != address(base) + base.nbytes:\n        return None\n", ""),
         # rows out of order joined as a view
-        ("        if _address(x) != at:\n            return None\n", ""),
+        ("        if address(x) != at:\n            return None\n", ""),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]
