@@ -8,7 +8,8 @@ Each side's step is the default article network on one fixed batch (forward, thr
 backward, Adam): ``minimtl.bench.steps.minimtl_step`` / ``torch_step`` with ``graph``
 off and on. minimtl's replayed step includes copying the batch from the host into the
 graph's static arrays (four copies, as ``fit`` pays); PyTorch's replays on inputs already
-in its static tensors, so the graph ratio is if anything in PyTorch's favour. A timing is ``--steps`` calls then one device synchronisation, per step; the
+in its static tensors, so the graph ratio is if anything in PyTorch's favour. A timing is
+``--steps`` calls then one device synchronisation, per step; the
 table gives the median of ``--repeats`` timings of each side, taken in turn. Prints a table;
 ``--out`` writes JSON and the table next to it (``.md``). Needs cupy, a CUDA GPU and
 torch with CUDA.

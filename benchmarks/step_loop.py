@@ -4,8 +4,9 @@ median ms of each and the ratio. For checking one change in a minute; the full r
 
     python benchmarks/step_loop.py [--batches 32,256] [--repeats 40] [--profile]
 
-Same allocator setting (glibc thresholds raised) and 2 torch threads on both sides; torch
-runs first because starting Numba's thread pool can change torch's thread count.
+Same allocator setting (glibc thresholds raised) and 2 threads on both sides (minimtl's
+through ``set_num_threads``, as ``minimtl train`` sets them); torch runs first because
+starting Numba's thread pool can change torch's thread count.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 
 from minimtl.bench.steps import minimtl_step, torch_step
 from minimtl.malloc import tune_malloc
+from minimtl.threads import chunked_for, set_num_threads
 
 
 def _median_ms(step, repeats: int) -> float:
@@ -42,6 +44,7 @@ def main() -> None:
     for batch in (int(b) for b in a.batches.split(",")):
         torch.set_num_threads(a.threads)
         t_step, _ = torch_step(torch, "cpu", batch, 64, 32)
+        set_num_threads(a.threads, chunks=chunked_for(batch))
         m_step, _ = minimtl_step("numba", batch, 64, 32)
         for _ in range(5):
             t_step()

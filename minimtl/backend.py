@@ -13,9 +13,8 @@ The default backend is ``numba`` when numba is installed, else ``numpy``; change
 imports numba or cupy until a backend is actually used.
 
 Numba's threading layer is chosen here too (``configure_numba``), before minimtl's first
-Numba kernel loads (``kernel_module``). ``set_num_threads`` chooses how many threads the
-CPU kernels use (Numba's parallel loops and the BLAS behind NumPy's products): on a machine
-that other work keeps busy, fewer threads than cores avoid pools spinning against each other.
+Numba kernel loads (``kernel_module``). How many threads the CPU kernels use is
+``set_num_threads`` (minimtl/threads.py).
 """
 
 from __future__ import annotations
@@ -141,30 +140,4 @@ def configure_numba() -> None:
             numba.config.THREADING_LAYER = "workqueue"
 
 
-def set_num_threads(n: int) -> dict[str, int | None]:
-    """Use ``n`` threads for the CPU kernels: Numba's ``prange`` loops and the BLAS library
-    under NumPy (through threadpoolctl). Process-wide; returns what was set (None for a
-    part that is not installed).
-
-    Raises ``ValueError`` for n < 1 or more threads than Numba started with (its
-    ``NUMBA_NUM_THREADS``, by default the number of cores)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
-    out: dict[str, int | None] = {"numba": None, "blas": None}
-    if available("numba"):
-        import numba
-
-        configure_numba()                # the threading layer is chosen before it starts
-        if n > numba.config.NUMBA_NUM_THREADS:
-            raise ValueError(f"set_num_threads: {n} threads, but Numba has "
-                             f"{numba.config.NUMBA_NUM_THREADS} (set NUMBA_NUM_THREADS before "
-                             f"starting Python for more)")
-        numba.set_num_threads(int(n))
-        out["numba"] = int(n)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return out
-    threadpool_limits(limits=int(n), user_api="blas")
-    out["blas"] = int(n)
-    return out
+from .threads import set_num_threads  # noqa: E402  (its home; imported from here too)

@@ -200,13 +200,20 @@ def _backend(a) -> str:
     if backend == "auto":
         backend = next((b for b in ("cupy", "numba") if available(b)), "numpy")
     threads = a.threads
-    if threads is None and getattr(a, "dist", None) is not None:
-        # the ranks of one node share its cores: threads that wait by spinning would fight
-        threads = max(1, (os.cpu_count() or 1) // a.dist.local_size)
-    if threads is not None:
-        from .backend import set_num_threads
+    if threads is None:
+        # all cores this process may use, shared out among the ranks of one node (threads
+        # that wait by spinning would fight); numba may have started with fewer
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        ranks = a.dist.local_size if getattr(a, "dist", None) is not None else 1
+        threads = max(1, cores // ranks)
+        if available("numba"):
+            import numba
 
-        set_num_threads(threads)
+            threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    from .threads import chunked_for, set_num_threads
+
+    set_num_threads(threads, chunks=chunked_for(getattr(a, "batch_size", 32)))
     if a.malloc_tuned:
         from .malloc import tune_malloc
 

@@ -11,9 +11,11 @@ tap's column back onto the positions it read.
 Why BLAS: at the article's shapes pure njit loops (prange over n / o) were many times
 slower than these three products, which run at the speed of torch.nn.functional.conv1d
 (benchmarks/NOTES.md, item 27).
-Parallelism: only inside BLAS. The njit loops are serial on purpose: they are short and
-memory-bound, and running them as ``prange`` loops on Numba's OpenMP threads between
-OpenBLAS calls made the two spinning thread pools fight over the cores.
+Parallelism: channels-first, only inside BLAS. The njit loops are serial on purpose: they
+are short and memory-bound, and running them as ``prange`` loops on Numba's OpenMP threads
+between OpenBLAS calls made the two spinning thread pools fight over the cores.
+Channels-last, over whole chunks (packing, product and pass of a chunk on one thread, BLAS
+single-threaded under it): ``run_chunks`` in kernels/_im2col.py.
 Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product) are
 allocated once per call and reused for every chunk (backward also reuses X̂'s buffer for
 gX̂), so they stay in cache and small enough that glibc keeps them on its heap: whole-batch
@@ -45,6 +47,8 @@ from kernels._im2col import (
     im2col,
     im2col_nlc,
     row_chunks,
+    run_chunks,
+    sum_in_order,
     w_from_rows,
     w_rows,
 )
@@ -98,7 +102,7 @@ def _to_rows(gy, y, relu, G, gb):
         gb[o] += part.sum()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bias_nlc(y, b, relu, zero):
     """y[r, o] += b[o], then max(·, 0) when relu; y (R, O) in place; ``zero`` is 0 in y's
     dtype (see ``_mask_nlc``)."""
@@ -112,7 +116,7 @@ def _bias_nlc(y, b, relu, zero):
                 y[r, o] = y[r, o] + b[o]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mask_nlc(gy, y, relu, G, gb, zero):
     """G[r, o] = gy[r, o]·[y[r, o] > 0 or not relu]; gb[o] += Σ_r G[r, o]; all (R, O).
 
@@ -202,13 +206,18 @@ def forward_nlc(x, w, b, stride, padding_left, padding_right, dilation, relu):
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N * Lo, O), dtype=x.dtype)
     nb, chunks = row_chunks(N, Lo)
-    cols_buf = np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype)
-    for n0, n1 in chunks:
+    cols_bufs = {}                              # per slot (thread)
+
+    def chunk(slot, i, n0, n1):
         rows = y[n0 * Lo:n1 * Lo]
-        cols = cols_buf[:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
+        if slot not in cols_bufs:
+            cols_bufs[slot] = np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype)
+        cols = cols_bufs[slot][:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
         im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)   # (m, K·C)
         np.matmul(cols, wm, out=rows)                                      # (m, O)
         _bias_nlc(rows, bias, relu, x.dtype.type(0))
+
+    run_chunks(chunk, chunks)
     return y.reshape(N, Lo, O)
 
 
@@ -225,21 +234,27 @@ def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, nee
     g_all = gy.reshape(N * Lo, O)
     mask = np.ascontiguousarray(y).reshape(N * Lo, O) if relu else g_all
     gx = np.empty((N, L, C), dtype=x.dtype) if need_gx else None
-    gwm = np.zeros((K * C, O), dtype=x.dtype)
-    gw_chunk = np.empty((K * C, O), dtype=x.dtype)
-    gb = np.zeros(O, dtype=x.dtype)
     nb, chunks = row_chunks(N, Lo)
     m_max = min(N, nb) * Lo
-    cols_buf = np.empty(m_max * K * C, dtype=x.dtype)
-    g_buf = np.empty(m_max * O, dtype=x.dtype) if relu else None
-    for n0, n1 in chunks:
+    gw_parts = np.empty((len(chunks), K * C, O), dtype=x.dtype)   # chunk i's X̂·G
+    gb_parts = np.zeros((len(chunks), O), dtype=np.float64)     # chunk i's Σ G (float64)
+    cols_bufs, g_bufs = {}, {}                  # per slot (thread)
+
+    def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lo
+        if slot not in cols_bufs:
+            cols_bufs[slot] = np.empty(m_max * K * C, dtype=x.dtype)
+            g_bufs[slot] = np.empty(m_max * O, dtype=x.dtype) if relu else None
         g = g_all[n0 * Lo:n1 * Lo]
-        G = g_buf[:m * O].reshape(m, O) if relu else g
-        _mask_nlc(g, mask[n0 * Lo:n1 * Lo], relu, G, gb, x.dtype.type(0))  # gb +=
-        cols = cols_buf[:m * K * C].reshape(m, K * C)
-        chunk_products_nlc(x[n0:n1], G, wm, stride, padding_left, dilation, Lo, cols, gwm,
-                           gw_chunk, gx[n0:n1] if need_gx else None)
+        G = g_bufs[slot][:m * O].reshape(m, O) if relu else g
+        _mask_nlc(g, mask[n0 * Lo:n1 * Lo], relu, G, gb_parts[i], x.dtype.type(0))
+        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
+        chunk_products_nlc(x[n0:n1], G, wm, stride, padding_left, dilation, Lo, cols,
+                           gw_parts[i], gx[n0:n1] if need_gx else None)
+
+    run_chunks(chunk, chunks)
+    gwm = sum_in_order(gw_parts, x.dtype)
+    gb = sum_in_order(gb_parts, x.dtype)
     return gx, w_from_rows(gwm, C, K), gb
 
 

@@ -1,6 +1,6 @@
 """The CUDA C of conv1d_relu_maxpool's two fused GPU kernels, appended to conv1d's source
-(kernels/conv1d/cuda_source.py) whose tile helpers (``gemm_tiles``, ``mac_chunk``, ``zero_tile``) and
-tile sizes the forward reuses:
+(kernels/conv1d/cuda_source.py) whose tile helpers (``gemm_tiles``, ``mac_chunk``,
+``zero_tile``) and tile sizes the forward reuses:
 
 - ``conv1d_relu_maxpool_fwd``: conv1d_fwd's implicit GEMM with its columns taken window by
   window (the conv positions of Kp-wide pool windows, so no window straddles two blocks),

@@ -14,7 +14,10 @@ each row t gathers gy·[y > 0] from the windows that chose it, p ascending (the 
 derived form; the same additions in the same order as maxpool1d's backward followed by
 conv1d_relu's mask), and gb is summed in float64; conv1d's products and ``col2im_nlc``
 follow (``chunk_products_nlc``).
-Parallelism: inside BLAS only; the passes are serial and short (one chunk), as in conv1d.
+Parallelism: over the chunks, on the threads of ``kernels._im2col.run_chunks`` (each chunk's
+packing, product and pass on one thread, BLAS single-threaded under it); each chunk has its
+own buffers and partial gradients, added in chunk order, so any thread count gives the
+same bits.
 Channels-first arrays go through the unfused composition (conv1d_relu, then maxpool1d;
 backward maxpool1d's, then conv1d's): the network uses this op channels-last on the CPU.
 
@@ -35,7 +38,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from kernels._im2col import chunk_products_nlc, im2col_nlc, row_chunks, w_from_rows, w_rows
+from kernels._im2col import (
+    chunk_products_nlc,
+    im2col_nlc,
+    row_chunks,
+    run_chunks,
+    sum_in_order,
+    w_from_rows,
+    w_rows,
+)
 from kernels._shapes import conv_out_length, pool_out_length
 from kernels.conv1d import numba_cpu as conv
 from kernels.conv1d_relu import numba_cpu as conv_relu
@@ -44,7 +55,7 @@ from kernels.maxpool1d import numba_cpu as maxpool
 __all__ = ["fwd", "bwd"]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bias_relu_pool(z, b, Kp, Sp, Pp, y, argmax):
     """r = max(z + b, 0) over z (n, Lc, O); y[n, p, :] = max of r over window p's real rows,
     argmax its first position (maxpool1d's rule); y, argmax (n, Lp, O)."""
@@ -68,7 +79,7 @@ def _bias_relu_pool(z, b, Kp, Sp, Pp, y, argmax):
                     argmax[n, p, o] = j if take else arg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather_masked(gy, y, argmax, Kp, Sp, Pp, G, gb):
     """G[n, t, :] = Σ_{p : argmax = t} gy[n, p, :]·[y[n, p, :] > 0], p ascending, zero
     where no window chose t; gb[o] += the same terms (float64). gy, y, argmax (n, Lp, O);
@@ -94,7 +105,7 @@ def _gather_masked(gy, y, argmax, Kp, Sp, Pp, G, gb):
                 gb[o] += gy[n, p, o] if y[n, p, o] > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bias_relu_pool_pairs(z, b, y, argmax, zero):
     """``_bias_relu_pool`` for Kp = Sp = 2, Pp = 0 (the network's pool): window p is rows
     2p and 2p+1, unrolled; the same comparisons, so the same y and argmax."""
@@ -110,7 +121,7 @@ def _bias_relu_pool_pairs(z, b, y, argmax, zero):
                 argmax[n, p, o] = 2 * p + 1 if take else 2 * p
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gather_masked_pairs(gy, y, argmax, G, gb, zero):
     """``_gather_masked`` for Kp = Sp = 2, Pp = 0: row t lies in window t // 2 only, so
     G[n, t, :] = gy·[y > 0]·[argmax = t] of that window (rows past 2·Lp are 0). One loop
@@ -148,19 +159,24 @@ def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
     zero = x.dtype.type(0)
     nb, chunks = row_chunks(N, Lc)
     rows = min(N, nb) * Lc
-    cols_buf = np.empty(rows * K * C, dtype=x.dtype)
-    z_buf = np.empty(rows * O, dtype=x.dtype)
-    for n0, n1 in chunks:
+    cols_bufs, z_bufs = {}, {}                  # per slot (thread), made by its thread
+
+    def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lc
-        cols = cols_buf[:m * K * C].reshape(m, K * C)
+        if slot not in cols_bufs:
+            cols_bufs[slot] = np.empty(rows * K * C, dtype=x.dtype)
+            z_bufs[slot] = np.empty(rows * O, dtype=x.dtype)
+        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
         im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
-        z = np.matmul(cols, wm, out=z_buf[:m * O].reshape(m, O))           # (m, O)
+        z = np.matmul(cols, wm, out=z_bufs[slot][:m * O].reshape(m, O))   # (m, O)
         if pairs:
             _bias_relu_pool_pairs(z.reshape(n1 - n0, Lc, O), bias, y[n0:n1], argmax[n0:n1],
                                   zero)
         else:
             _bias_relu_pool(z.reshape(n1 - n0, Lc, O), bias, Kp, Sp, Pp, y[n0:n1],
                             argmax[n0:n1])
+
+    run_chunks(chunk, chunks)
     return y, argmax
 
 
@@ -174,24 +190,30 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
     Lc = conv_out_length(L, K, S, pl, pr, d)
     wm = w_rows(w)
     gx = np.empty((N, L, C), dtype=x.dtype) if need_gx else None
-    gwm = np.zeros((K * C, O), dtype=x.dtype)
-    gw_chunk = np.empty((K * C, O), dtype=x.dtype)
-    gb = np.zeros(O, dtype=np.float64)
     nb, chunks = row_chunks(N, Lc)
     rows = min(N, nb) * Lc
-    cols_buf = np.empty(rows * K * C, dtype=x.dtype)
-    g_buf = np.empty(rows * O, dtype=x.dtype)
+    gw_parts = np.empty((len(chunks), K * C, O), dtype=x.dtype)   # chunk i's X̂·G
+    gb_parts = np.zeros((len(chunks), O), dtype=np.float64)
+    cols_bufs, g_bufs = {}, {}
     zero = x.dtype.type(0)
-    for n0, n1 in chunks:
+
+    def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lc
-        G = g_buf[:m * O].reshape(n1 - n0, Lc, O)
+        if slot not in cols_bufs:
+            cols_bufs[slot] = np.empty(rows * K * C, dtype=x.dtype)
+            g_bufs[slot] = np.empty(rows * O, dtype=x.dtype)
+        G = g_bufs[slot][:m * O].reshape(n1 - n0, Lc, O)
         if Kp == 2 and Sp == 2 and Pp == 0:
-            _gather_masked_pairs(gy[n0:n1], y[n0:n1], argmax[n0:n1], G, gb, zero)
+            _gather_masked_pairs(gy[n0:n1], y[n0:n1], argmax[n0:n1], G, gb_parts[i], zero)
         else:
-            _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb)
-        cols = cols_buf[:m * K * C].reshape(m, K * C)
-        chunk_products_nlc(x[n0:n1], G.reshape(m, O), wm, S, pl, d, Lc, cols, gwm, gw_chunk,
+            _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb_parts[i])
+        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
+        chunk_products_nlc(x[n0:n1], G.reshape(m, O), wm, S, pl, d, Lc, cols, gw_parts[i],
                            gx[n0:n1] if need_gx else None)
+
+    run_chunks(chunk, chunks)
+    gwm = sum_in_order(gw_parts, x.dtype)
+    gb = sum_in_order(gb_parts, np.float64)
     return gx, w_from_rows(gwm, C, K), gb.astype(x.dtype)
 
 

@@ -151,6 +151,7 @@ class Run:
             first = True
             for case in self.cases(op, batches):
                 try:
+                    self._cpu_threads(backend, case.batch)
                     res = bench_kernel(case, k, dev, self.cfg)
                 except Exception as e:
                     self.error("kernel", e, op=op, backend=backend, shape=case.shape,
@@ -183,6 +184,16 @@ class Run:
         found = folder.is_dir() and any(folder.glob("numba_cpu.*.nbi"))
         return "cache files found" if found else "no cache files"
 
+    def _cpu_threads(self, backend: str, batch: int) -> None:
+        """On numba, the threads as ``minimtl train`` sets them for ``batch`` (the conv
+        chunks on threads from ``CHUNKED_FROM_BATCH`` on, else BLAS's threads)."""
+        if backend == "numba":
+            from ..threads import chunked_for, set_num_threads
+
+            got = set_num_threads(self.r["threads"].get("numba") or 1,
+                                  chunks=chunked_for(batch))
+            self.r["threads"].setdefault("per_batch", {})[str(batch)] = got
+
     def steps(self, system: str, backend: str, dev: Device, batches: list[int]) -> None:
         cfg = self.cfg
         warmup, repeats = cfg.step_warmup, cfg.step_repeats
@@ -196,6 +207,7 @@ class Run:
                     step, params = torch_step(self.torch, dev.name, batch, cfg.seq_len,
                                               cfg.features)
                 else:
+                    self._cpu_threads(backend, batch)
                     step, params = minimtl_step(backend, batch, cfg.seq_len, cfg.features)
                 step()
                 launched = {}

@@ -251,21 +251,31 @@ def test_nn_and_optim_come_with_the_package():
 def test_set_num_threads_limits_numba_and_blas():
     pytest.importorskip("numba")
     import numba
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
+    from kernels import _im2col
     from minimtl.backend import set_num_threads
 
-    before = numba.get_num_threads()
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    before = numba.get_num_threads(), _im2col.threads(), max(blas_threads(), default=1)
     try:
-        assert set_num_threads(1) == {"numba": 1, "blas": 1}
-        assert numba.get_num_threads() == 1
-        assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+        assert set_num_threads(1) == {"numba": 1, "chunks": 1, "blas": 1}
+        assert numba.get_num_threads() == 1 and _im2col.threads() == 1
+        assert blas_threads() <= {1}
+        if numba.config.NUMBA_NUM_THREADS >= 2:
+            # the chunk threads take the cores, BLAS runs on one thread under each
+            assert set_num_threads(2) == {"numba": 2, "chunks": 2, "blas": 1}
+            assert _im2col.threads() == 2 and blas_threads() <= {1}
         with pytest.raises(ValueError, match="set_num_threads: n must be an integer >= 1"):
             set_num_threads(0)
         with pytest.raises(ValueError, match="but Numba has"):
             set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
     finally:
-        set_num_threads(before)
+        numba.set_num_threads(before[0])
+        _im2col.set_threads(before[1])
+        threadpool_limits(limits=before[2], user_api="blas")
 
 
 def test_threads_flag_at_its_boundary(tmp_path, capsys):

@@ -1,0 +1,111 @@
+"""The channels-last convolutions' chunks on several threads (kernels/_im2col.py,
+``run_chunks``): every chunk runs exactly once, errors come back, and conv1d, conv1d_relu
+and conv1d_relu_maxpool give bitwise the same forward and backward on 1, 2 or 3 threads
+(each chunk's partial gradients are added in chunk order, whichever thread made them)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import kernels  # noqa: E402
+from kernels import _im2col  # noqa: E402
+
+
+@pytest.fixture
+def chunk_threads():
+    """set(n): run the chunks on n threads for this test; restored afterwards."""
+    before = _im2col.threads()
+    yield _im2col.set_threads
+    _im2col.set_threads(before)
+
+
+def test_every_chunk_runs_once_on_at_most_t_threads(chunk_threads):
+    chunk_threads(3)
+    chunks = [(i, i + 1) for i in range(40)]
+    seen, lock = [], threading.Lock()
+
+    def work(slot, i, n0, n1):
+        assert chunks[i] == (n0, n1) and 0 <= slot < 3
+        with lock:
+            seen.append((i, slot, threading.get_ident()))
+
+    assert _im2col.run_chunks(work, chunks) == 3
+    assert sorted(i for i, _, _ in seen) == list(range(40))
+    assert {s for _, s, _ in seen if s == 0} <= {0}
+    idents = {}
+    for _, slot, ident in seen:                  # one thread per slot
+        assert idents.setdefault(slot, ident) == ident
+    assert idents.get(0, threading.get_ident()) == threading.get_ident()
+    assert _im2col.run_chunks(work, chunks[:1]) == 1    # one chunk: the caller alone
+
+
+def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads):
+    chunk_threads(2)
+    done, lock = [], threading.Lock()
+
+    def work(slot, i, n0, n1):
+        if i == 5:
+            raise RuntimeError("chunk 5 failed")
+        with lock:
+            done.append(i)
+
+    with pytest.raises(RuntimeError, match="chunk 5 failed"):
+        _im2col.run_chunks(work, [(i, i + 1) for i in range(12)])
+    assert sorted(done) == [i for i in range(12) if i != 5]
+
+
+def test_row_chunks_split_small_batches_and_never_depend_on_threads(chunk_threads):
+    for N, Lo in [(1, 5), (2, 64), (7, 3), (16, 64), (32, 64), (1024, 62), (3, 5000)]:
+        chunk_threads(1)
+        nb, chunks = _im2col.row_chunks(N, Lo)
+        assert chunks[0][0] == 0 and chunks[-1][1] == N
+        assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+        assert len(chunks) >= (min(N, 2) if N * Lo >= _im2col.SPLIT_ROWS else 1)
+        assert nb * Lo <= max(_im2col.ROWS, Lo)
+        for t in (2, 3):
+            chunk_threads(t)
+            assert _im2col.row_chunks(N, Lo) == (nb, chunks)
+
+
+def _inputs(op, dtype, rng):
+    x = rng.standard_normal((9, 21, 5)).astype(dtype)             # (N, L, C)
+    w = rng.standard_normal((6, 5, 3)).astype(dtype)
+    b = rng.standard_normal(6).astype(dtype)
+    kw = dict(stride=1, padding_left=1, padding_right=1, dilation=1, channels_last=True)
+    if op == "conv1d_relu_maxpool":
+        kw.update(pool_size=2, pool_stride=2, pool_padding=0)
+    return x, w, b, kw
+
+
+def _run(op, x, w, b, kw, gy):
+    mod = kernels.get(op, "numba")
+    out = mod.fwd(x, w, b, **kw)
+    outs = out if isinstance(out, tuple) else (out,)
+    saved = {"conv1d": (), "conv1d_relu": outs, "conv1d_relu_maxpool": outs}[op]
+    g = mod.bwd(gy if gy is not None else np.ones_like(outs[0]), x, w, *saved, **kw)
+    return outs, g
+
+
+@pytest.mark.parametrize("op", ["conv1d", "conv1d_relu", "conv1d_relu_maxpool"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows", [21, 40, 2048])
+def test_threads_give_bitwise_the_one_thread_result(monkeypatch, chunk_threads, op, dtype,
+                                                    rows):
+    monkeypatch.setattr(_im2col, "ROWS", rows)   # 21: one sample a chunk, 9 chunks
+    rng = np.random.default_rng(3)
+    x, w, b, kw = _inputs(op, dtype, rng)
+    chunk_threads(1)
+    outs, _ = _run(op, x, w, b, kw, None)
+    gy = rng.standard_normal(outs[0].shape).astype(dtype)
+    want_out, want_g = _run(op, x, w, b, kw, gy)
+    for t in (2, 3):
+        chunk_threads(t)
+        for _ in range(3):                       # the chunks go to threads in any order
+            got_out, got_g = _run(op, x, w, b, kw, gy)
+            for got, want in zip(got_out + tuple(got_g), want_out + tuple(want_g)):
+                np.testing.assert_array_equal(got, want)
