@@ -24,14 +24,12 @@ import threading
 import numpy as np
 from numba import njit
 
-__all__ = ["ROWS", "SPLIT_ROWS", "batch_chunks", "row_chunks", "set_threads", "threads",
+__all__ = ["ROWS", "batch_chunks", "row_chunks", "set_threads", "threads",
            "run_chunks", "sum_in_order", "im2col", "col2im", "im2col_nlc", "col2im_nlc", "w_rows",
            "w_from_rows", "chunk_products_nlc"]
 
 #: Rows (n, t) per chunk of the channels-last products (conv1d's and the fused block's).
 ROWS = 2048
-#: Rows (n, t) from which a batch is split into at least two chunks (``row_chunks``).
-SPLIT_ROWS = 1024
 
 _threads = 1                                # threads that run the channels-last chunks
 _helpers: list | None = None    # their T − 1 helper threads (``_Helper``), made on first use
@@ -45,13 +43,10 @@ def batch_chunks(N, Lo, per_chunk):
 
 
 def row_chunks(N, Lo):
-    """``batch_chunks`` of the channels-last products: about ``ROWS`` rows (n, t) each, and
-    at least two chunks (where N ≥ 2) once the batch has ``SPLIT_ROWS`` rows, so that
-    threads have chunks to share at the network's later, shorter layers. Never the thread
-    count: the chunks, and so the bits of the results, are the same on any number of
-    threads."""
-    rows = ROWS if N * Lo < SPLIT_ROWS else min(ROWS, -(-N // 2) * max(Lo, 1))
-    return batch_chunks(N, Lo, rows)
+    """``batch_chunks`` of the channels-last products: about ``ROWS`` rows (n, t) each. Never
+    the thread count: the chunks, and so the bits of the results, are the same on any
+    number of threads."""
+    return batch_chunks(N, Lo, ROWS)
 
 
 def set_threads(n: int) -> None:

@@ -59,13 +59,12 @@ def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads
     assert sorted(done) == [i for i in range(12) if i != 5]
 
 
-def test_row_chunks_split_small_batches_and_never_depend_on_threads(chunk_threads):
+def test_row_chunks_never_depend_on_threads(chunk_threads):
     for N, Lo in [(1, 5), (2, 64), (7, 3), (16, 64), (32, 64), (1024, 62), (3, 5000)]:
         chunk_threads(1)
         nb, chunks = _im2col.row_chunks(N, Lo)
         assert chunks[0][0] == 0 and chunks[-1][1] == N
         assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
-        assert len(chunks) >= (min(N, 2) if N * Lo >= _im2col.SPLIT_ROWS else 1)
         assert nb * Lo <= max(_im2col.ROWS, Lo)
         for t in (2, 3):
             chunk_threads(t)
