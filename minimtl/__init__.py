@@ -21,11 +21,13 @@ from .function import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
 from .profiler import profile
 from .tensor import Tensor, grad, tensor
+from .threads import set_num_threads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Tensor", "tensor", "grad", "Function", "no_grad", "enable_grad", "is_grad_enabled",
     "BACKENDS", "available_backends", "default_backend", "set_default_backend",
-    "use_backend", "functional", "nn", "ops", "optim", "gradcheck", "profile", "__version__",
+    "use_backend", "set_num_threads", "functional", "nn", "ops", "optim", "gradcheck",
+    "profile", "__version__",
 ]

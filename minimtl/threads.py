@@ -1,8 +1,9 @@
 """How many threads the CPU kernels use: ``set_num_threads``.
 
 Three thread pools can run a CPU step: Numba's (``prange`` loops), the BLAS library's under
-NumPy's products, and the channels-last convolutions' own (``kernels._im2col.run_chunks``:
-whole batch chunks, each packed, multiplied and post-processed on one thread). minimtl
+NumPy's products, and minimtl's own (``kernels._threads.run_chunks``: whole batch chunks
+of the channels-last convolutions, each packed, multiplied and post-processed on one
+thread, and row or column blocks of the dense layers' products). minimtl
 gives the cores to the last: BLAS then runs on one thread under each chunk. A multi-thread
 BLAS product parks its workers in a spin after it returns (OpenBLAS: up to about 2^28
 cycles), which took the cores from the chunk threads, and its barrier waits for any
@@ -64,11 +65,11 @@ def set_num_threads(n: int, chunks: bool = True) -> dict[str, int | None]:
                              f"starting Python for more)")
         numba.set_num_threads(n)
         out["numba"] = n
-        from kernels import _im2col
+        from kernels import _threads
 
         # chunk threads only where BLAS can be held to one thread under them
-        _im2col.set_threads(n if chunks and threadpool_limits is not None else 1)
-        out["chunks"] = _im2col.threads()
+        _threads.set_threads(n if chunks and threadpool_limits is not None else 1)
+        out["chunks"] = _threads.threads()
     if threadpool_limits is not None:
         blas = 1 if out["chunks"] is not None and out["chunks"] > 1 else n
         threadpool_limits(limits=blas, user_api="blas")

@@ -4,18 +4,21 @@ in either layout.
 Strategy (SPEC's matrix form), for each chunk of about ``_COLS`` // Lo samples: an njit
 loop packs the padded input into columns X̂[(c,k), (n,t)] (``im2col``, kernels/_im2col.py),
 the Python wrapper multiplies with NumPy's BLAS (``W2 @ X̂``, ``G @ X̂ᵀ``, ``W2ᵀ @ G``; BLAS
-runs on all threads), and njit loops move the results between the (O, n·Lo) product layout
-and the (N, O, Lo) array layout: ``_to_ncl`` (adds the bias, optionally applies ReLU) and
-``_to_rows`` (optionally masks by y > 0, adds the row sums to gb[o]); ``col2im`` adds each
-tap's column back onto the positions it read.
+on its own threads, or on one under each chunk thread: see Parallelism), and njit loops
+move the results between the (O, n·Lo) product layout and the (N, O, Lo) array layout:
+``_to_ncl`` (adds the bias, optionally applies ReLU) and ``_to_rows`` (optionally masks by
+y > 0, adds the row sums to gb[o]); ``col2im`` adds each tap's column back onto the
+positions it read.
 Why BLAS: at the article's shapes pure njit loops (prange over n / o) were many times
 slower than these three products, which run at the speed of torch.nn.functional.conv1d
 (benchmarks/NOTES.md, item 27).
 Parallelism: channels-first, only inside BLAS. The njit loops are serial on purpose: they
 are short and memory-bound, and running them as ``prange`` loops on Numba's OpenMP threads
 between OpenBLAS calls made the two spinning thread pools fight over the cores.
-Channels-last, over whole chunks (packing, product and pass of a chunk on one thread, BLAS
-single-threaded under it): ``run_chunks`` in kernels/_im2col.py.
+Channels-last, also over whole chunks (packing, product and pass of a chunk on one thread,
+BLAS single-threaded under it) when ``set_num_threads`` gives the chunks threads:
+``run_chunks`` in kernels/_threads.py. (Then BLAS has one thread for the channels-first
+path too, which the network does not run on the CPU.)
 Memory: every loop walks rows contiguously. The chunk buffers (X̂ and the product) are
 allocated once per call and reused for every chunk (backward also reuses X̂'s buffer for
 gX̂), so they stay in cache and small enough that glibc keeps them on its heap: whole-batch
@@ -47,12 +50,11 @@ from kernels._im2col import (
     im2col,
     im2col_nlc,
     row_chunks,
-    run_chunks,
-    sum_in_order,
     w_from_rows,
     w_rows,
 )
 from kernels._shapes import conv_out_length
+from kernels._threads import run_chunks, sum_in_order
 
 __all__ = ["fwd", "bwd", "forward", "backward", "forward_nlc", "backward_nlc"]
 

@@ -14,7 +14,7 @@ each row t gathers gy·[y > 0] from the windows that chose it, p ascending (the 
 derived form; the same additions in the same order as maxpool1d's backward followed by
 conv1d_relu's mask), and gb is summed in float64; conv1d's products and ``col2im_nlc``
 follow (``chunk_products_nlc``).
-Parallelism: over the chunks, on the threads of ``kernels._im2col.run_chunks`` (each chunk's
+Parallelism: over the chunks, on the threads of ``kernels._threads.run_chunks`` (each chunk's
 packing, product and pass on one thread, BLAS single-threaded under it); each chunk has its
 own buffers and partial gradients, added in chunk order, so any thread count gives the
 same bits.
@@ -42,12 +42,11 @@ from kernels._im2col import (
     chunk_products_nlc,
     im2col_nlc,
     row_chunks,
-    run_chunks,
-    sum_in_order,
     w_from_rows,
     w_rows,
 )
 from kernels._shapes import conv_out_length, pool_out_length
+from kernels._threads import run_chunks, sum_in_order
 from kernels.conv1d import numba_cpu as conv
 from kernels.conv1d_relu import numba_cpu as conv_relu
 from kernels.maxpool1d import numba_cpu as maxpool

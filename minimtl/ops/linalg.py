@@ -1,9 +1,23 @@
-"""Matrix products, written once against ``ctx.xp`` (BLAS / cuBLAS through ``@``)."""
+"""Matrix products, written once against ``ctx.xp`` (BLAS / cuBLAS through ``@``).
+
+Linear's three products on the numba backend go through ``kernels._threads.matmul``: the
+same products in row or column blocks, which run on minimtl's CPU threads when
+``set_num_threads`` holds BLAS to one thread (the heads' product was 10 % of a batch-256
+step on one BLAS thread; benchmarks/NOTES.md, item 37)."""
 
 from __future__ import annotations
 
 from ..function import Function
 from . import _checks
+
+
+def _mm(ctx, a, b):
+    """a @ b; on numba, in blocks on minimtl's CPU threads (module doc)."""
+    if ctx.backend == "numba":
+        from kernels._threads import matmul
+
+        return matmul(a, b)
+    return a @ b
 
 __all__ = ["MatMul", "Linear"]
 
@@ -45,7 +59,7 @@ class Linear(Function):
             raise ValueError(f"linear: bias {b.shape} does not fit weight {w.shape}")
         x, w, b = _checks.floats("linear", x=x, weight=w, bias=b)
         ctx.save(x, w)
-        y = x @ w.T
+        y = _mm(ctx, x, w.T)
         if b is not None:
             y += b
         return y
@@ -53,7 +67,7 @@ class Linear(Function):
     @staticmethod
     def backward(ctx, gy):
         x, w = ctx.saved
-        gx = gy @ w if ctx.needs_grad[0] else None
-        gw = gy.T @ x if ctx.needs_grad[1] else None
+        gx = _mm(ctx, gy, w) if ctx.needs_grad[0] else None
+        gw = _mm(ctx, gy.T, x) if ctx.needs_grad[1] else None
         gb = gy.sum(axis=0) if ctx.needs_grad[2] else None
         return gx, gw, gb

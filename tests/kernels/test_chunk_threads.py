@@ -1,7 +1,8 @@
-"""The channels-last convolutions' chunks on several threads (kernels/_im2col.py,
-``run_chunks``): every chunk runs exactly once, errors come back, and conv1d, conv1d_relu
-and conv1d_relu_maxpool give bitwise the same forward and backward on 1, 2 or 3 threads
-(each chunk's partial gradients are added in chunk order, whichever thread made them)."""
+"""minimtl's CPU threads (kernels/_threads.py, ``run_chunks``): every chunk runs exactly
+once, errors come back, and conv1d, conv1d_relu and conv1d_relu_maxpool (channels-last)
+and the blocked matrix product under Linear give bitwise the same results on 1, 2 or 3
+threads (each chunk's partial gradients are added in chunk order, whichever thread made
+them; the chunks and blocks never depend on the thread count)."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ import pytest
 pytest.importorskip("numba")
 
 import kernels  # noqa: E402
-from kernels import _im2col  # noqa: E402
+from kernels import _im2col, _threads  # noqa: E402
 
 
 @pytest.fixture
 def chunk_threads():
     """set(n): run the chunks on n threads for this test; restored afterwards."""
-    before = _im2col.threads()
-    yield _im2col.set_threads
-    _im2col.set_threads(before)
+    before = _threads.threads()
+    yield _threads.set_threads
+    _threads.set_threads(before)
 
 
 def test_every_chunk_runs_once_on_at_most_t_threads(chunk_threads):
@@ -34,14 +35,14 @@ def test_every_chunk_runs_once_on_at_most_t_threads(chunk_threads):
         with lock:
             seen.append((i, slot, threading.get_ident()))
 
-    assert _im2col.run_chunks(work, chunks) == 3
+    assert _threads.run_chunks(work, chunks) == 3
     assert sorted(i for i, _, _ in seen) == list(range(40))
     assert {s for _, s, _ in seen if s == 0} <= {0}
     idents = {}
     for _, slot, ident in seen:                  # one thread per slot
         assert idents.setdefault(slot, ident) == ident
     assert idents.get(0, threading.get_ident()) == threading.get_ident()
-    assert _im2col.run_chunks(work, chunks[:1]) == 1    # one chunk: the caller alone
+    assert _threads.run_chunks(work, chunks[:1]) == 1    # one chunk: the caller alone
 
 
 def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads):
@@ -55,7 +56,7 @@ def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads
             done.append(i)
 
     with pytest.raises(RuntimeError, match="chunk 5 failed"):
-        _im2col.run_chunks(work, [(i, i + 1) for i in range(12)])
+        _threads.run_chunks(work, [(i, i + 1) for i in range(12)])
     assert sorted(done) == [i for i in range(12) if i != 5]
 
 
@@ -108,3 +109,45 @@ def test_threads_give_bitwise_the_one_thread_result(monkeypatch, chunk_threads, 
             got_out, got_g = _run(op, x, w, b, kw, gy)
             for got, want in zip(got_out + tuple(got_g), want_out + tuple(want_g)):
                 np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(256, 300, 30), (30, 256, 1100), (5, 7, 3), (130, 1, 1)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocked_matmul_is_the_product_and_the_same_on_any_thread_count(chunk_threads, shape,
+                                                                      dtype):
+    M, K, N = shape
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((K, M)).astype(dtype).T           # a transposed view, as gy.T
+    b = rng.standard_normal((K, N)).astype(dtype)
+    chunk_threads(1)
+    one = _threads.matmul(a, b)
+    assert one.shape == (M, N) and one.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(one, a @ b, rtol=tol, atol=tol * K)
+    for t in (2, 3):
+        chunk_threads(t)
+        np.testing.assert_array_equal(_threads.matmul(a, b), one)
+
+
+def test_the_dense_layers_products_on_numba_go_through_the_blocks(chunk_threads, monkeypatch):
+    """Linear on numba: the same numbers with its products in blocks on 2 threads as on 1,
+    and each of its three products is one blocked call."""
+    import minimtl as mt
+    import minimtl.functional as F
+
+    calls = []
+    real = _threads.matmul
+    monkeypatch.setattr(_threads, "matmul", lambda a, b: calls.append(a.shape) or real(a, b))
+    rng = np.random.default_rng(5)
+    x0, w0, b0 = (rng.standard_normal(s).astype(np.float32) for s in ((200, 600), (30, 600),
+                                                                      (30,)))
+    results = []
+    for t in (1, 2):
+        chunk_threads(t)
+        x, w, b = (mt.tensor(v, backend="numba", requires_grad=True) for v in (x0, w0, b0))
+        y = F.linear(x, w, b)
+        (y * y).sum().backward()
+        results.append([y.numpy(), x.grad, w.grad, b.grad])
+    assert calls == [(200, 600), (200, 30), (30, 200)] * 2
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)

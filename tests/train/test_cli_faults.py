@@ -253,28 +253,28 @@ def test_set_num_threads_limits_numba_and_blas():
     import numba
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from kernels import _im2col
+    from kernels import _threads
     from minimtl.backend import set_num_threads
 
     def blas_threads():
         return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
-    before = numba.get_num_threads(), _im2col.threads(), max(blas_threads(), default=1)
+    before = numba.get_num_threads(), _threads.threads(), max(blas_threads(), default=1)
     try:
         assert set_num_threads(1) == {"numba": 1, "chunks": 1, "blas": 1}
-        assert numba.get_num_threads() == 1 and _im2col.threads() == 1
+        assert numba.get_num_threads() == 1 and _threads.threads() == 1
         assert blas_threads() <= {1}
         if numba.config.NUMBA_NUM_THREADS >= 2:
             # the chunk threads take the cores, BLAS runs on one thread under each
             assert set_num_threads(2) == {"numba": 2, "chunks": 2, "blas": 1}
-            assert _im2col.threads() == 2 and blas_threads() <= {1}
+            assert _threads.threads() == 2 and blas_threads() <= {1}
         with pytest.raises(ValueError, match="set_num_threads: n must be an integer >= 1"):
             set_num_threads(0)
         with pytest.raises(ValueError, match="but Numba has"):
             set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
     finally:
         numba.set_num_threads(before[0])
-        _im2col.set_threads(before[1])
+        _threads.set_threads(before[1])
         threadpool_limits(limits=before[2], user_api="blas")
 
 
