@@ -9,8 +9,9 @@ BLAS product parks its workers in a spin after it returns (OpenBLAS: up to about
 cycles), which took the cores from the chunk threads, and its barrier waits for any
 preempted worker, which doubled the step whenever other work shared the machine
 (benchmarks/NOTES.md, item 37). A small batch does not earn the chunk threads back: each
-kernel call wakes them (tens of µs on the machines measured), and at batch 32 the step was
-5-8 % slower than with BLAS's threads, level at 64, faster from 128 on. So the choice
+kernel call wakes them (tens of µs on the machines measured): at batch 32 and 64 the step
+was slower than with BLAS's threads (medians 1.06x and 1.15x as long), from 128 on faster
+(0.93x at 128, 0.82-0.84x at 256 and 1,024). So the choice
 follows the batch (``chunked_for``); ``minimtl train``, ``profile`` and ``bench`` make it.
 Without ``set_num_threads`` nothing is changed: the chunks run on the caller and BLAS on as
 many threads as it starts with.
