@@ -105,8 +105,10 @@ MUTANTS = (
     edits("minimtl/ops/linalg.py", "engine", ENGINE, [
         ("gb = gy.sum(axis=0) if ctx.needs_grad[2] else None",
          "gb = gy.mean(axis=0) if ctx.needs_grad[2] else None"),
-        ("gw = gy.T @ x if ctx.needs_grad[1] else None", "gw = gy.T @ x[::-1] if "
-         "ctx.needs_grad[1] else None"),
+        ("gw = _mm(ctx, gy.T, x) if ctx.needs_grad[1] else None",
+         "gw = _mm(ctx, gy.T, x[::-1]) if ctx.needs_grad[1] else None"),
+        # the blocked product's result altered (on numba the blocks are what Linear returns)
+        ("        return matmul(a, b)", "        return matmul(a, b) * 1.0001"),
     ]),
     edits("minimtl/functional.py", "engine", ENGINE, [
         # the mutant: 'same' padding's odd extra zero on the left

@@ -69,6 +69,9 @@ N_LOSSES = (K + "test_losses.py", "tests/stability/test_extremes.py", E_BCE_BOUN
 N_IM2COL = N_CONV[:-2] + (K + "test_conv1d_relu_maxpool.py", "-k", "numba and not cuda_host")
 N_ROWS = (K + "test_softmax.py", K + "test_losses.py", "tests/stability/test_extremes.py",
           E_TINY_LOG_P, "-k", "numba")
+N_THREADS = N_IM2COL[:-2] + (K + "test_chunk_threads.py", "-k", "(numba and not cuda_host) "
+                                                             "or chunk or thread or matmul "
+                                                             "or dense or helper")
 N_ADAM = ("tests/optim/test_adam_kernels.py", "tests/optim/test_optim.py", "-k", "numba")
 
 
@@ -258,9 +261,23 @@ MUTANTS = [
         # the chunks: the last sample left out
         ("[(n0, min(N, n0 + nb)) for n0 in range(0, N, nb)]",
          "[(n0, min(N - 1, n0 + nb)) for n0 in range(0, N, nb)]"),
-        # the channels-last gradient of the weights overwritten by each chunk
-        ("gwm += np.matmul(cols.T, G, out=gw_chunk)",
-         "gwm[:] = np.matmul(cols.T, G, out=gw_chunk)"),
+        # a chunk's weight gradient from the rows in reverse (a wrong pairing of X̂ and G)
+        ("np.matmul(cols.T, G, out=gw_part)", "np.matmul(cols.T, G[::-1], out=gw_part)"),
+    ]),
+    *edits("kernels/_threads.py", "numba", N_THREADS, [
+        # the chunks' partial gradients: only the last one kept
+        ("        total += part", "        total = part + 0"),
+        # one thread: every chunk's partial written to slot 0's index
+        ("            work(0, i, n0, n1)\n        return 1", "            work(0, 0, n0, n1)\n"
+         "        return 1"),
+        # threads: every chunk's partial written to the first one's index
+        ("            i, (n0, n1) = item", "            i, (n0, n1) = 0, item[1]"),
+        # the blocked product: the last row (or column) of the output never written
+        ("blocks = [(i, min(size, i + step)) for i in range(0, size, step)]",
+         "blocks = [(i, min(size - 1, i + step)) for i in range(0, size, step)]"),
+        # a column block multiplied with the wrong columns
+        ("np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])",
+         "np.matmul(a, b[:, lo - lo:hi - lo], out=out[:, lo:hi])"),
     ]),
     *edits(nb("conv1d_relu"), "numba", N_CONV, [
         ("int(dilation),\n                True)", "int(dilation),\n                False)"),
@@ -282,7 +299,10 @@ MUTANTS = [
         ("g = gy[n, p, o] if y[n, p, o] > zero else zero\n                G[n, t + 1, o]",
          "g = gy[n, p, o]\n                G[n, t + 1, o]"),
         ("pairs = Kp == 2 and Sp == 2 and Pp == 0", "pairs = Kp == 2 and Sp == 2"),
-        ("argmax[n0:n1], Kp, Sp, Pp, G, gb)", "argmax[n0:n1], Kp, Sp, 0, G, gb)"),
+        ("argmax[n0:n1], Kp, Sp, Pp, G, gb_parts[i])",
+         "argmax[n0:n1], Kp, Sp, 0, G, gb_parts[i])"),
+        # the bias gradient of the first chunk only
+        ("    gb = sum_in_order(gb_parts, np.float64)", "    gb = gb_parts[0].copy()"),
         ("im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)",
          "im2col_nlc(x[0:n1 - n0], K, S, pl, d, Lc, cols)"),
         ("chunk_products_nlc(x[n0:n1], G.reshape", "chunk_products_nlc(x[0:n1 - n0], G.reshape"),
