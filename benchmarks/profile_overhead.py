@@ -19,7 +19,7 @@ import statistics
 import time
 
 import minimtl as mt
-from minimtl.backend import set_num_threads
+from minimtl.threads import chunked_for, set_num_threads
 from minimtl.bench.steps import minimtl_step
 from minimtl.malloc import tune_malloc
 
@@ -70,11 +70,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
     tune_malloc(True)
-    set_num_threads(a.threads)
+    set_num_threads(a.threads, chunks=False)
     us_off, us_on = _per_op_us()
     print(f"a tiny op (forward or backward): {us_off:.2f} µs off, {us_on:.2f} µs on: the "
           f"profiler adds {us_on - us_off:.2f} µs a recorded op")
     for batch in (int(b) for b in a.batches.split(",")):
+        set_num_threads(a.threads, chunks=chunked_for(batch))     # as `minimtl train`
         step, _ = minimtl_step("numba", batch, 64, 32)
         _block(step, 5)
         sides = {k: ([], [], []) for k in ("wall", "cpu")}      # off, on, round ratios
