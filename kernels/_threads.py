@@ -26,10 +26,11 @@ COL_BLOCK = 512
 
 _threads = 1                    # threads that run the pieces
 _helpers: list | None = None    # their T − 1 helper threads (``_Helper``), made on first use
+_busy = threading.Lock()        # held while the helpers work for one caller
 
 
 def set_threads(n: int) -> None:
-    """Run the channels-last chunks on ``n`` ≥ 1 threads (1: all on the caller)."""
+    """Run the pieces on ``n`` ≥ 1 threads (1: all on the caller)."""
     global _threads, _helpers
     if int(n) != _threads:
         _helpers = None         # parked helpers of the old count stay parked (daemons)
@@ -37,7 +38,7 @@ def set_threads(n: int) -> None:
 
 
 def threads() -> int:
-    """The threads the channels-last chunks run on."""
+    """The threads the pieces run on."""
     return _threads
 
 
@@ -46,9 +47,12 @@ def run_chunks(work, chunks) -> int:
     min(T, chunks) threads: the caller is slot 0, the helpers slots 1 …; each thread takes
     the next chunk not yet taken. ``work`` may write only chunk i's outputs and buffers of
     its own slot. Returns when every chunk is done (re-raising the first error of a helper
-    after all have stopped); returns the number of slots used."""
+    after all have stopped); returns the number of slots used. A second Python thread that
+    calls while the helpers work for a first runs its chunks on itself (the same bits)."""
     global _helpers
     slots = max(1, min(_threads, len(chunks)))
+    if slots > 1 and not _busy.acquire(blocking=False):
+        slots = 1
     if slots == 1:
         for i, (n0, n1) in enumerate(chunks):
             work(0, i, n0, n1)
@@ -65,14 +69,18 @@ def run_chunks(work, chunks) -> int:
             i, (n0, n1) = item
             work(slot, i, n0, n1)
 
-    if _helpers is None:
-        _helpers = [_Helper(s) for s in range(1, _threads)]
-    for h in _helpers[:slots - 1]:
-        h.start(take)
     try:
-        take(0)
+        if _helpers is None:
+            _helpers = [_Helper(s) for s in range(1, _threads)]
+        helpers = _helpers[:slots - 1]
+        for h in helpers:
+            h.start(take)
+        try:
+            take(0)
+        finally:
+            errors = [h.join() for h in helpers]        # never return while one writes
     finally:
-        errors = [h.join() for h in _helpers[:slots - 1]]   # never return while one writes
+        _busy.release()
     for e in errors:
         if e is not None:
             raise e

@@ -60,6 +60,31 @@ def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads
     assert sorted(done) == [i for i in range(12) if i != 5]
 
 
+def test_two_callers_at_once_each_get_every_chunk_done(chunk_threads):
+    """Two Python threads (two trainings in one process under a threading layer that lets
+    both into the kernels): the one that finds the helpers busy runs its chunks itself."""
+    chunk_threads(2)
+    chunks = [(i, i + 1) for i in range(200)]
+    done = {0: [], 1: []}
+    barrier = threading.Barrier(2)
+
+    def caller(k):
+        def work(slot, i, n0, n1):
+            done[k].append(i)
+            sum(range(2000))                     # hold the chunk a little
+        barrier.wait()
+        for _ in range(5):
+            _threads.run_chunks(work, chunks)
+
+    ts = [threading.Thread(target=caller, args=(k,)) for k in (0, 1)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for k in (0, 1):
+        assert sorted(done[k]) == sorted(list(range(200)) * 5)
+
+
 def test_row_chunks_never_depend_on_threads(chunk_threads):
     for N, Lo in [(1, 5), (2, 64), (7, 3), (16, 64), (32, 64), (1024, 62), (3, 5000)]:
         chunk_threads(1)
