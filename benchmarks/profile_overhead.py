@@ -19,9 +19,9 @@ import statistics
 import time
 
 import minimtl as mt
-from minimtl.threads import chunked_for, set_num_threads
 from minimtl.bench.steps import minimtl_step
 from minimtl.malloc import tune_malloc
+from minimtl.threads import chunked_for, set_num_threads
 
 
 def _block(step, n: int, prof=None) -> tuple[list[float], list[float]]:

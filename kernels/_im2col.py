@@ -24,7 +24,6 @@ __all__ = ["ROWS", "batch_chunks", "row_chunks", "im2col", "col2im", "im2col_nlc
 ROWS = 2048
 
 
-
 def batch_chunks(N, Lo, per_chunk):
     """(samples per chunk nb, the sample ranges [n0, n1)) for chunks of about ``per_chunk``
     output positions (n, t) each; nb ≥ 1."""

@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["set_threads", "threads", "run_chunks", "sum_in_order", "matmul", "ROW_BLOCK",
-           "COL_BLOCK"]
+__all__ = ["set_threads", "threads", "per_slot", "run_chunks", "sum_in_order", "matmul",
+           "ROW_BLOCK", "COL_BLOCK"]
 
 #: Rows of the left operand a block of ``matmul`` takes (its output rows).
 ROW_BLOCK = 64
@@ -42,6 +42,17 @@ def threads() -> int:
     return _threads
 
 
+def _slots(chunks) -> int:
+    """The threads ``run_chunks`` may use for ``chunks``: min(T, number of chunks) ≥ 1."""
+    return max(1, min(_threads, len(chunks)))
+
+
+def per_slot(chunks, make) -> list:
+    """One ``make()`` for each slot ``run_chunks`` may give ``chunks`` (a thread's own
+    buffers, indexed by its slot)."""
+    return [make() for _ in range(_slots(chunks))]
+
+
 def run_chunks(work, chunks) -> int:
     """Call ``work(slot, i, n0, n1)`` once for each chunk i = (n0, n1) of ``chunks``, on
     min(T, chunks) threads: the caller is slot 0, the helpers slots 1 …; each thread takes
@@ -50,7 +61,7 @@ def run_chunks(work, chunks) -> int:
     after all have stopped); returns the number of slots used. A second Python thread that
     calls while the helpers work for a first runs its chunks on itself (the same bits)."""
     global _helpers
-    slots = max(1, min(_threads, len(chunks)))
+    slots = _slots(chunks)
     if slots > 1 and not _busy.acquire(blocking=False):
         slots = 1
     if slots == 1:

@@ -22,6 +22,7 @@ Saved extras (argmax, gates) and scratch space are not counted, so GB/s is a low
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
@@ -130,15 +131,12 @@ def _all_cores(device: str):
     thread under the convolutions' chunk threads; the peak is the machine's)."""
     if device == "cpu":
         try:
-            import os
-
             from threadpoolctl import threadpool_limits
-
-            return threadpool_limits(limits=os.cpu_count() or 1, user_api="blas")
         except ImportError:
-            pass
-    import contextlib
+            return contextlib.nullcontext()
+        from .threads import cores
 
+        return threadpool_limits(limits=cores(), user_api="blas")
     return contextlib.nullcontext()
 
 

@@ -3,30 +3,40 @@
 Three thread pools can run a CPU step: Numba's (``prange`` loops), the BLAS library's under
 NumPy's products, and minimtl's own (``kernels._threads.run_chunks``: whole batch chunks
 of the channels-last convolutions, each packed, multiplied and post-processed on one
-thread, and row or column blocks of the dense layers' products). minimtl
-gives the cores to the last: BLAS then runs on one thread under each chunk. A multi-thread
-BLAS product parks its workers in a spin after it returns (OpenBLAS: up to about 2^28
-cycles), which took the cores from the chunk threads, and its barrier waits for any
-preempted worker, which doubled the step whenever other work shared the machine
-(benchmarks/NOTES.md, item 37). A small batch does not earn the chunk threads back: each
-kernel call wakes them (tens of µs on the machines measured): at batch 32 and 64 the step
-was slower than with BLAS's threads (medians 1.06x and 1.15x as long), from 128 on faster
-(0.93x at 128, 0.82-0.84x at 256 and 1,024). So the choice
-follows the batch (``chunked_for``); ``minimtl train``, ``profile`` and ``bench`` make it.
+thread, and row or column blocks of the dense layers' products). minimtl gives the cores
+to the last: BLAS then runs on one thread under each chunk. A multi-thread BLAS product
+parks its workers in a spin after it returns (OpenBLAS: up to about 2^28 cycles), which
+took the cores from the chunk threads, and its barrier waits for any preempted worker,
+which doubled the step whenever other work shared the machine (benchmarks/NOTES.md, item
+37). A small batch does not earn the chunk threads back: each kernel call wakes them (tens
+of µs on the machines measured): at batch 32 and 64 the step was slower than with BLAS's
+threads (medians 1.06x and 1.15x as long), from 128 on faster (0.93x at 128, 0.82-0.84x at
+256 and 1,024). So the choice follows the batch (``chunked_for``); ``minimtl train``,
+``profile`` and ``bench`` make it.
 Without ``set_num_threads`` nothing is changed: the chunks run on the caller and BLAS on as
 many threads as it starts with.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .backend import available, configure_numba
 
-__all__ = ["set_num_threads", "chunked_for", "CHUNKED_FROM_BATCH"]
+__all__ = ["set_num_threads", "chunked_for", "cores", "CHUNKED_FROM_BATCH"]
 
 #: The smallest batch whose step runs the conv chunks on threads (``chunked_for``).
 CHUNKED_FROM_BATCH = 128
+
+
+def cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def chunked_for(batch_size: int) -> bool:

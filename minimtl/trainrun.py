@@ -203,10 +203,10 @@ def _backend(a) -> str:
     if threads is None:
         # all cores this process may use, shared out among the ranks of one node (threads
         # that wait by spinning would fight); numba may have started with fewer
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
+        from .threads import cores
+
         ranks = a.dist.local_size if getattr(a, "dist", None) is not None else 1
-        threads = max(1, cores // ranks)
+        threads = max(1, cores() // ranks)
         if available("numba"):
             import numba
 

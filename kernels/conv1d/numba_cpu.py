@@ -54,7 +54,7 @@ from kernels._im2col import (
     w_rows,
 )
 from kernels._shapes import conv_out_length
-from kernels._threads import run_chunks, sum_in_order
+from kernels._threads import per_slot, run_chunks, sum_in_order
 
 __all__ = ["fwd", "bwd", "forward", "backward", "forward_nlc", "backward_nlc"]
 
@@ -208,13 +208,11 @@ def forward_nlc(x, w, b, stride, padding_left, padding_right, dilation, relu):
     bias = np.zeros(O, dtype=x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty((N * Lo, O), dtype=x.dtype)
     nb, chunks = row_chunks(N, Lo)
-    cols_bufs = {}                              # per slot (thread)
+    bufs = per_slot(chunks, lambda: np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype))  # X̂ᵀ
 
     def chunk(slot, i, n0, n1):
         rows = y[n0 * Lo:n1 * Lo]
-        if slot not in cols_bufs:
-            cols_bufs[slot] = np.empty(min(N, nb) * Lo * K * C, dtype=x.dtype)
-        cols = cols_bufs[slot][:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
+        cols = bufs[slot][:rows.shape[0] * K * C].reshape(rows.shape[0], K * C)
         im2col_nlc(x[n0:n1], K, stride, padding_left, dilation, Lo, cols)   # (m, K·C)
         np.matmul(cols, wm, out=rows)                                      # (m, O)
         _bias_nlc(rows, bias, relu, x.dtype.type(0))
@@ -240,17 +238,16 @@ def backward_nlc(gy, x, w, y, stride, padding_left, padding_right, dilation, nee
     m_max = min(N, nb) * Lo
     gw_parts = np.empty((len(chunks), K * C, O), dtype=x.dtype)   # chunk i's X̂·G
     gb_parts = np.zeros((len(chunks), O), dtype=np.float64)     # chunk i's Σ G (float64)
-    cols_bufs, g_bufs = {}, {}                  # per slot (thread)
+    bufs = per_slot(chunks, lambda: (np.empty(m_max * K * C, dtype=x.dtype),
+                                     np.empty(m_max * O, dtype=x.dtype) if relu else None))
 
     def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lo
-        if slot not in cols_bufs:
-            cols_bufs[slot] = np.empty(m_max * K * C, dtype=x.dtype)
-            g_bufs[slot] = np.empty(m_max * O, dtype=x.dtype) if relu else None
+        cols_buf, g_buf = bufs[slot]                # (X̂ᵀ, the masked Gᵀ) of this thread
         g = g_all[n0 * Lo:n1 * Lo]
-        G = g_bufs[slot][:m * O].reshape(m, O) if relu else g
+        G = g_buf[:m * O].reshape(m, O) if relu else g
         _mask_nlc(g, mask[n0 * Lo:n1 * Lo], relu, G, gb_parts[i], x.dtype.type(0))
-        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
+        cols = cols_buf[:m * K * C].reshape(m, K * C)
         chunk_products_nlc(x[n0:n1], G, wm, stride, padding_left, dilation, Lo, cols,
                            gw_parts[i], gx[n0:n1] if need_gx else None)
 

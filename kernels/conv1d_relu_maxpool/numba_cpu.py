@@ -46,7 +46,7 @@ from kernels._im2col import (
     w_rows,
 )
 from kernels._shapes import conv_out_length, pool_out_length
-from kernels._threads import run_chunks, sum_in_order
+from kernels._threads import per_slot, run_chunks, sum_in_order
 from kernels.conv1d import numba_cpu as conv
 from kernels.conv1d_relu import numba_cpu as conv_relu
 from kernels.maxpool1d import numba_cpu as maxpool
@@ -158,16 +158,15 @@ def _forward_nlc(x, w, b, S, pl, pr, d, Kp, Sp, Pp):
     zero = x.dtype.type(0)
     nb, chunks = row_chunks(N, Lc)
     rows = min(N, nb) * Lc
-    cols_bufs, z_bufs = {}, {}                  # per slot (thread), made by its thread
+    bufs = per_slot(chunks, lambda: (np.empty(rows * K * C, dtype=x.dtype),
+                                     np.empty(rows * O, dtype=x.dtype)))   # (X̂ᵀ, Z) a thread
 
     def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lc
-        if slot not in cols_bufs:
-            cols_bufs[slot] = np.empty(rows * K * C, dtype=x.dtype)
-            z_bufs[slot] = np.empty(rows * O, dtype=x.dtype)
-        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
+        cols_buf, z_buf = bufs[slot]
+        cols = cols_buf[:m * K * C].reshape(m, K * C)
         im2col_nlc(x[n0:n1], K, S, pl, d, Lc, cols)
-        z = np.matmul(cols, wm, out=z_bufs[slot][:m * O].reshape(m, O))   # (m, O)
+        z = np.matmul(cols, wm, out=z_buf[:m * O].reshape(m, O))          # (m, O)
         if pairs:
             _bias_relu_pool_pairs(z.reshape(n1 - n0, Lc, O), bias, y[n0:n1], argmax[n0:n1],
                                   zero)
@@ -193,20 +192,19 @@ def _backward_nlc(gy, x, w, y, argmax, S, pl, pr, d, Kp, Sp, Pp, need_gx):
     rows = min(N, nb) * Lc
     gw_parts = np.empty((len(chunks), K * C, O), dtype=x.dtype)   # chunk i's X̂·G
     gb_parts = np.zeros((len(chunks), O), dtype=np.float64)
-    cols_bufs, g_bufs = {}, {}
+    bufs = per_slot(chunks, lambda: (np.empty(rows * K * C, dtype=x.dtype),
+                                     np.empty(rows * O, dtype=x.dtype)))   # (X̂ᵀ, Gᵀ) a thread
     zero = x.dtype.type(0)
 
     def chunk(slot, i, n0, n1):
         m = (n1 - n0) * Lc
-        if slot not in cols_bufs:
-            cols_bufs[slot] = np.empty(rows * K * C, dtype=x.dtype)
-            g_bufs[slot] = np.empty(rows * O, dtype=x.dtype)
-        G = g_bufs[slot][:m * O].reshape(n1 - n0, Lc, O)
+        cols_buf, g_buf = bufs[slot]
+        G = g_buf[:m * O].reshape(n1 - n0, Lc, O)
         if Kp == 2 and Sp == 2 and Pp == 0:
             _gather_masked_pairs(gy[n0:n1], y[n0:n1], argmax[n0:n1], G, gb_parts[i], zero)
         else:
             _gather_masked(gy[n0:n1], y[n0:n1], argmax[n0:n1], Kp, Sp, Pp, G, gb_parts[i])
-        cols = cols_bufs[slot][:m * K * C].reshape(m, K * C)
+        cols = cols_buf[:m * K * C].reshape(m, K * C)
         chunk_products_nlc(x[n0:n1], G.reshape(m, O), wm, S, pl, d, Lc, cols, gw_parts[i],
                            gx[n0:n1] if need_gx else None)
 

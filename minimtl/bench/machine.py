@@ -4,7 +4,6 @@ optional libraries it has (cupy with a device, torch), and the checkout's folder
 from __future__ import annotations
 
 import datetime
-import os
 import platform
 import re
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..threads import cores
 
 __all__ = ["REPO", "rss_mib", "cores", "slug", "cupy_or_none", "import_torch", "gpu_info",
            "machine"]
@@ -40,14 +41,6 @@ def rss_mib() -> tuple[float, str]:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 1024), "ru_maxrss (peak)"
-
-
-def cores() -> int:
-    """The CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def _cpu_model() -> str:

@@ -7,19 +7,17 @@ step on one BLAS thread; benchmarks/NOTES.md, item 37)."""
 
 from __future__ import annotations
 
+from kernels import _threads
+
 from ..function import Function
 from . import _checks
+
+__all__ = ["MatMul", "Linear"]
 
 
 def _mm(ctx, a, b):
     """a @ b; on numba, in blocks on minimtl's CPU threads (module doc)."""
-    if ctx.backend == "numba":
-        from kernels._threads import matmul
-
-        return matmul(a, b)
-    return a @ b
-
-__all__ = ["MatMul", "Linear"]
+    return _threads.matmul(a, b) if ctx.backend == "numba" else a @ b
 
 
 class MatMul(Function):

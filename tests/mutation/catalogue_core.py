@@ -108,7 +108,7 @@ MUTANTS = (
         ("gw = _mm(ctx, gy.T, x) if ctx.needs_grad[1] else None",
          "gw = _mm(ctx, gy.T, x[::-1]) if ctx.needs_grad[1] else None"),
         # the blocked product's result altered (on numba the blocks are what Linear returns)
-        ("        return matmul(a, b)", "        return matmul(a, b) * 1.0001"),
+        ("return _threads.matmul(a, b) if", "return 1.0001 * _threads.matmul(a, b) if"),
     ]),
     edits("minimtl/functional.py", "engine", ENGINE, [
         # the mutant: 'same' padding's odd extra zero on the left
