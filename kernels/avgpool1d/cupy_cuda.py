@@ -15,11 +15,12 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import cupy, kernel, launch
+from kernels._pool_cuda import WINDOWS
 from kernels.avgpool1d.reference import out_length
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
-SOURCE = r"""
+SOURCE = WINDOWS + r"""
 template <typename T>
 __global__ void avgpool1d_fwd(const T* __restrict__ x, T* __restrict__ y, long long total,
                               int L, int Lo, int I, int K, int S, int P)
@@ -50,18 +51,14 @@ __global__ void avgpool1d_bwd(const T* __restrict__ gy, T* __restrict__ gx, long
     // gx seen as (R, L, I), gy as (R, Lo, I) (channels-first: I = 1; channels-last:
     // R = N, I = C).
     // thread i -> gx element (r, j, c) with i = (r*L + j)*I + c.
-    // Windows containing j: t*S - P <= j <= t*S - P + K - 1, i.e.
-    // t in [ceil((j + P - K + 1) / S), floor((j + P) / S)], cut to [0, Lo).
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     long long q = i / I;  // r*L + j
     int c = (int)(i - q * I);
     long long r = q / L;
     int j = (int)(q - r * L);
-    int a = j + P - K + 1;
-    int t_lo = a > 0 ? (a + S - 1) / S : 0;  // ceil for a > 0; C division truncates
-    int t_hi = (j + P) / S;                  // j + P >= 0: truncation is floor
-    if (t_hi > Lo - 1) t_hi = Lo - 1;
+    int t_lo, t_hi;
+    windows_containing(j, K, S, P, Lo, t_lo, t_hi);  // kernels/_pool_cuda.py
     const T* gyr = gy + r * Lo * I + c;  // window t of row r, channel c: gyr[t*I]
     T s = T(0);
     for (int t = t_lo; t <= t_hi; ++t) s += gyr[(long long)t * I];

@@ -1,88 +1,19 @@
 """The CUDA C of conv1d's GPU kernels, one source string of ``template <typename T>``
 kernels: the forward and the two gradients as implicit GEMMs (the weight gradient's last
-block of each tile adding up the tile's partial sums in a fixed order). Each kernel opens
-with its thread -> index map; what
-each computes, the launches and the tile choice are in cupy_cuda.py, which compiles this
-source (conv1d_relu and conv1d_relu_maxpool reuse it).
+block of each tile adding up the tile's partial sums in a fixed order), after the tiles
+they share with the fused block (``TILES``, kernels/_gemm_cuda.py). Each kernel opens with
+its thread -> index map; what each computes and the launches are in cupy_cuda.py, which
+compiles this source (conv1d_relu runs the same kernels, conv1d_relu_maxpool their
+backward).
 math: see SPEC (kernels/conv1d/__init__.py).
 """
 
+from kernels._gemm_cuda import TILES
+
 __all__ = ["SOURCE", "KERNELS"]
 
-SOURCE = r"""
-// Xc[c*K + k, n*Lo + t] = xp[n, c, t*S + k*d] is SPEC's unfolded input (im2col); it is
-// gathered tile by tile into shared memory and never materialised.
-#define TR 8           // reduction chunk of conv1d_fwd / conv1d_bwd_data
+SOURCE = TILES + r"""
 #define TRW 16         // reduction chunk of conv1d_bwd_weight
-#define RT 8           // each thread owns an RT x RT register tile of outputs
-#define MAXTP 256      // widest column tile
-// At most 128 registers a thread, so that two 256-thread blocks share an SM (float needs
-// no more; double spills a little, its speed is not the target)
-#define MINBLOCKS 2
-
-// acc[i][j] += As[q][ty + tyn*i] * Bs[q][tx + txn*j] over the chunk q < NQ.
-template <typename T, int NQ, int LDA, int LDB>
-__device__ __forceinline__ void mac_chunk(const T (*As)[LDA], const T (*Bs)[LDB],
-                                          T (&acc)[RT][RT], int tx, int ty, int txn, int tyn)
-{
-#pragma unroll
-    for (int q = 0; q < NQ; ++q) {
-        T a[RT], v[RT];
-#pragma unroll
-        for (int i = 0; i < RT; ++i) a[i] = As[q][ty + tyn * i];
-#pragma unroll
-        for (int j = 0; j < RT; ++j) v[j] = Bs[q][tx + txn * j];
-#pragma unroll
-        for (int i = 0; i < RT; ++i)
-#pragma unroll
-            for (int j = 0; j < RT; ++j) acc[i][j] += a[i] * v[j];
-    }
-}
-
-template <typename T>
-__device__ __forceinline__ void zero_tile(T (&acc)[RT][RT])
-{
-#pragma unroll
-    for (int i = 0; i < RT; ++i)
-#pragma unroll
-        for (int j = 0; j < RT; ++j) acc[i][j] = T(0);
-}
-
-// The implicit GEMM's reduction over r = c*K + k, chunk by chunk (conv1d_fwd's and
-// conv1d_relu_maxpool_fwd's, so both sum in one order): per chunk the row tables (roff: c*sC,
-// -1 past R; rpos: k*d), then the weight tile As and the column tile Bs (column pp reads x
-// at xbase[pp] + c*sC + i*sL, i = xpos[pp] + k*d; xbase -1: an idle column) filled by all
-// threads in turn, then multiplied into acc.
-template <typename T>
-__device__ __forceinline__ void gemm_tiles(
-    const T* __restrict__ x, const T* __restrict__ w, T (&As)[TR][128 + 1],
-    T (&Bs)[TR][MAXTP + 1], const int* xbase, const int* xpos, int* roff, int* rpos,
-    T (&acc)[RT][RT], int R, int K, int L, int O, int d, int sC, int sL, int m0, int tm,
-    int tp, int tsh, int tid, int nt, int tx, int ty, int txn, int tyn)
-{
-    zero_tile(acc);
-    for (int r0 = 0; r0 < R; r0 += TR) {
-        if (tid < TR) {
-            const int r = r0 + tid, c = r / K, k = r - c * K;
-            roff[tid] = r < R ? c * sC : -1;
-            rpos[tid] = k * d;
-        }
-        __syncthreads();
-        for (int e = tid; e < TR * tm; e += nt) {
-            const int rr = e % TR, mm = e / TR, m = m0 + mm, r = r0 + rr;
-            As[rr][mm] = (m < O && r < R) ? w[(long long)m * R + r] : T(0);
-        }
-        for (int e = tid; e < TR * tp; e += nt) {
-            const int rr = e >> tsh, pp = e & (tp - 1);
-            const int i = xpos[pp] + rpos[rr];
-            const bool ok = xbase[pp] >= 0 && roff[rr] >= 0 && i >= 0 && i < L;
-            Bs[rr][pp] = ok ? x[(long long)xbase[pp] + roff[rr] + (long long)i * sL] : T(0);
-        }
-        __syncthreads();
-        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);
-        __syncthreads();
-    }
-}
 
 // Thread -> index map: block (blockIdx.x, blockIdx.y) owns the output columns
 // p = n*Lo + t in [p0, p0 + tp) and the rows o in [m0, m0 + tm), with

@@ -18,20 +18,19 @@ or chunk into small shared tables, so the tile loads are gathers without divisio
 The 8 x 8 register tiles halve the shared-memory loads per multiply-add of the earlier
 4 x 4 tiles (timings: benchmarks/NOTES.md, items 8 and 26). Channels-last arrays go through
 transposes (``swap_layout``): the network runs channels-first on the GPU.
-The CUDA C is ``SOURCE`` in kernels/conv1d/cuda_source.py; this file launches it.
+The CUDA C is ``SOURCE`` in kernels/conv1d/cuda_source.py (after the tiles it shares with
+the fused block, kernels/_gemm_cuda.py); this file launches it.
 math: see SPEC (kernels/conv1d/__init__.py).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from kernels._cuda import blocks, cupy, kernel, launch_grid
+from kernels._gemm_cuda import i32, tile, x_strides
 from kernels._shapes import conv_out_length, swap_layout
 from kernels.conv1d.cuda_source import KERNELS, SOURCE
 
-__all__ = ["fwd", "bwd", "forward", "backward", "tile", "x_strides", "tickets", "SOURCE",
-           "KERNELS"]
+__all__ = ["fwd", "bwd", "forward", "backward", "tickets", "SOURCE", "KERNELS"]
 
 _TRW = 16               # reduction chunk of conv1d_bwd_weight (TRW in SOURCE)
 _TARGET_BLOCKS = 1024   # conv1d_bwd_weight: about eight 64-thread blocks per H100/H200 SM
@@ -39,34 +38,6 @@ _MIN_TICKETS = 256      # counters of the first tickets buffer (a tile each)
 
 _tickets: dict[tuple[str, int], object] = {}    # (array module, device) -> int32 counters
 _retired: list = []     # outgrown ticket buffers: a captured CUDA graph may still use them
-
-
-def _i32(*values):
-    return tuple(np.int32(v) for v in values)
-
-
-def tile(rows):
-    """(tm, tp, threads) of conv1d_fwd / conv1d_bwd_data for a GEMM with ``rows`` rows:
-    the narrowest row tile that covers them (8 x 8 outputs per thread)."""
-    if rows <= 32:
-        return 32, 256, 128
-    if rows <= 64:
-        return 64, 256, 256
-    return 128, 128, 256
-
-
-def x_strides(x):
-    """(buffer, (sN, sC, sL)): x (N, C, L) as conv1d_bwd_weight (and conv1d_relu_maxpool's
-    forward) read it, x[n, c, i] at n·sN + c·sC + i·sL of the buffer. The transposed view of
-    a C-contiguous (N, L, C) array (the towers' first input) is read in place, through its
-    strides; any other non-contiguous x is copied to the channels-first layout."""
-    N, C, L = x.shape
-    if not x.flags.c_contiguous:
-        xt = x.swapaxes(1, 2)
-        if xt.flags.c_contiguous:
-            return xt, (L * C, 1, C)
-        x = cupy().ascontiguousarray(x)
-    return x, (C * L, L, 1)
 
 
 def tickets(cp, tiles):
@@ -113,8 +84,8 @@ def forward(x, w, b, stride, padding_left, padding_right, dilation, relu):
     tm, tp, threads = tile(O)
     fn = kernel(SOURCE, KERNELS, "conv1d_fwd", x.dtype)
     launch_grid(fn, (blocks(N * Lo, tp), blocks(O, tm)), (threads,),
-                (x, w, bias, y, *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
-                                      b is not None, relu, tm, tp)))
+                (x, w, bias, y, *i32(N, C, L, O, K, Lo, stride, padding_left, dilation,
+                                     b is not None, relu, tm, tp)))
     return y
 
 
@@ -122,7 +93,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     """conv1d's (gx, gw, gb) for gy, masked by y > 0 when y is given (conv1d_relu); gx is
     None (its kernel not launched) when not ``need_gx``."""
     cp = cupy()
-    xbuf, xs = x_strides(x)                 # read in place when x is a transposed view
+    xbuf, xs = x_strides(cp, x)             # read in place when x is a transposed view
     w = cp.ascontiguousarray(w, dtype=x.dtype)
     gy = cp.ascontiguousarray(gy, dtype=x.dtype)
     relu = y is not None
@@ -144,8 +115,8 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
         tm, tp, threads = tile(C)
         fn = kernel(SOURCE, KERNELS, "conv1d_bwd_data", x.dtype)
         launch_grid(fn, (blocks(N * L, tp), blocks(C, tm)), (threads,),
-                    (gy, mask, w, gx, *_i32(N, C, L, O, K, Lo, stride, padding_left,
-                                            dilation, relu, tm, tp)))
+                    (gy, mask, w, gx, *i32(N, C, L, O, K, Lo, stride, padding_left,
+                                           dilation, relu, tm, tp)))
     # gw, gb: slices of the (n, t) reduction per block, each tile's last block adding the
     # tile's slices in a fixed order
     tiles = blocks(R, 64) * blocks(O, 64)
@@ -156,7 +127,7 @@ def backward(gy, x, w, y, stride, padding_left, padding_right, dilation, need_gx
     fn = kernel(SOURCE, KERNELS, "conv1d_bwd_weight", x.dtype)
     launch_grid(fn, (blocks(R, 64), blocks(O, 64), splits), (64,),
                 (gy, mask, xbuf, part, gw, gb, tickets(cp, tiles),
-                 *_i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu, pb, *xs)))
+                 *i32(N, C, L, O, K, Lo, stride, padding_left, dilation, relu, pb, *xs)))
     return gx, gw, gb
 
 

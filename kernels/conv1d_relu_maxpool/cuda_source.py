@@ -1,6 +1,6 @@
-"""The CUDA C of conv1d_relu_maxpool's two fused GPU kernels, appended to conv1d's source
-(kernels/conv1d/cuda_source.py) whose tile helpers (``gemm_tiles``, ``mac_chunk``,
-``zero_tile``) and tile sizes the forward reuses:
+"""The CUDA C of conv1d_relu_maxpool's two fused GPU kernels, after the implicit-GEMM tiles
+the forward shares with conv1d_fwd (``TILES``: ``gemm_tiles``, ``mac_chunk``, ``zero_tile``
+and the tile sizes, kernels/_gemm_cuda.py):
 
 - ``conv1d_relu_maxpool_fwd``: conv1d_fwd's implicit GEMM with its columns taken window by
   window (the conv positions of Kp-wide pool windows, so no window straddles two blocks),
@@ -13,8 +13,8 @@ Each kernel opens with its thread -> index map; cupy_cuda.py launches them.
 math: see SPEC (kernels/conv1d_relu_maxpool/__init__.py).
 """
 
-from kernels.conv1d.cuda_source import KERNELS as CONV_KERNELS
-from kernels.conv1d.cuda_source import SOURCE as CONV_SOURCE
+from kernels._gemm_cuda import TILES
+from kernels._pool_cuda import WINDOWS
 
 __all__ = ["SOURCE", "KERNELS"]
 
@@ -116,10 +116,8 @@ __global__ void relu_maxpool_bwd(const T* __restrict__ gy, const T* __restrict__
     int c = (int)(i - q * I);
     long long r = q / L;
     int j = (int)(q - r * L);
-    int a = j + P - K + 1;
-    int t_lo = a > 0 ? (a + S - 1) / S : 0;  // ceil for a > 0; C division truncates
-    int t_hi = (j + P) / S;                  // j + P >= 0: truncation is floor
-    if (t_hi > Lo - 1) t_hi = Lo - 1;
+    int t_lo, t_hi;
+    windows_containing(j, K, S, P, Lo, t_lo, t_hi);  // kernels/_pool_cuda.py
     const long long base = r * Lo * I + c;   // window t of row r, channel c: base + t*I
     T s = T(0);
     for (int t = t_lo; t <= t_hi; ++t) {
@@ -130,5 +128,5 @@ __global__ void relu_maxpool_bwd(const T* __restrict__ gy, const T* __restrict__
 }
 """
 
-SOURCE = CONV_SOURCE + FUSED_SOURCE
-KERNELS = CONV_KERNELS + ("conv1d_relu_maxpool_fwd", "relu_maxpool_bwd")
+SOURCE = TILES + WINDOWS + FUSED_SOURCE
+KERNELS = ("conv1d_relu_maxpool_fwd", "relu_maxpool_bwd")

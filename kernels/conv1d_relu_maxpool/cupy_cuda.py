@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import blocks, cupy, kernel, launch, launch_grid
+from kernels._gemm_cuda import i32, tile, x_strides
 from kernels._shapes import conv_out_length, pool_out_length, swap_layout
 from kernels.conv1d import cupy_cuda as conv
 from kernels.conv1d_relu import cupy_cuda as conv_relu
@@ -45,10 +46,6 @@ from kernels.maxpool1d import cupy_cuda as maxpool
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
 OP = "conv1d_relu_maxpool"
-
-
-def _i32(*values):
-    return tuple(np.int32(v) for v in values)
 
 
 def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation: int,
@@ -61,13 +58,13 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
     xv = x.swapaxes(1, 2) if channels_last else x                    # (N, C, L) view
     N, C, L = xv.shape
     O, _, K = w.shape
-    tm, tp, threads = conv.tile(O)
+    tm, tp, threads = tile(O)
     if Kp > tp:                                                      # composition
         r = conv_relu.fwd(x, w, b, stride=S, padding_left=pl, padding_right=pr, dilation=d,
                           channels_last=channels_last)
         return maxpool.fwd(r, kernel_size=Kp, stride=Sp, padding=Pp,
                            channels_last=channels_last)
-    xbuf, xs = conv.x_strides(xv)
+    xbuf, xs = x_strides(cp, xv)
     w = cp.ascontiguousarray(w, dtype=x.dtype)
     Lc = conv_out_length(L, K, S, pl, pr, d)
     Lp = pool_out_length(OP, Lc, Kp, Sp, Pp)
@@ -84,8 +81,8 @@ def fwd(x, w, b, *, stride: int, padding_left: int, padding_right: int, dilation
     fn = kernel(SOURCE, KERNELS, "conv1d_relu_maxpool_fwd", x.dtype)
     launch_grid(fn, (blocks(N * Lp, per_block), blocks(O, tm)), (threads,),
                 (xbuf, w, bias, y, argmax,
-                 *_i32(N, C, L, O, K, Lc, Lp, S, pl, d, Kp, Sp, Pp, *xs, b is not None,
-                       channels_last, tm, tp)))
+                 *i32(N, C, L, O, K, Lc, Lp, S, pl, d, Kp, Sp, Pp, *xs, b is not None,
+                      channels_last, tm, tp)))
     return y, argmax
 
 
@@ -112,7 +109,7 @@ def bwd(gy, x, w, y, argmax, *, stride: int, padding_left: int, padding_right: i
     total = R * Lc * I
     fn = kernel(SOURCE, KERNELS, "relu_maxpool_bwd", x.dtype)
     launch(fn, total, (gy, y, argmax, gz, np.int64(total),
-                       *_i32(Lc, Lp, I, Kp, Sp, Pp)))
+                       *i32(Lc, Lp, I, Kp, Sp, Pp)))
     if channels_last:
         gx, gw, gb = conv.backward(swap_layout(gz), xv, w, None, *p, bool(need_gx))
         return (None if gx is None else swap_layout(gx)), gw, gb

@@ -17,11 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from kernels._cuda import cupy, kernel, launch
+from kernels._pool_cuda import WINDOWS
 from kernels.maxpool1d.reference import out_length
 
 __all__ = ["fwd", "bwd", "SOURCE", "KERNELS"]
 
-SOURCE = r"""
+SOURCE = WINDOWS + r"""
 template <typename T>
 __global__ void maxpool1d_fwd(const T* __restrict__ x, T* __restrict__ y,
                               int* __restrict__ argmax, long long total,
@@ -65,18 +66,14 @@ __global__ void maxpool1d_bwd(const T* __restrict__ gy, const int* __restrict__ 
     // gx seen as (R, L, I), gy and argmax as (R, Lo, I) (channels-first: I = 1;
     // channels-last: R = N, I = C).
     // thread i -> gx element (r, j, c) with i = (r*L + j)*I + c.
-    // Windows containing j: t*S - P <= j <= t*S - P + K - 1, i.e.
-    // t in [ceil((j + P - K + 1) / S), floor((j + P) / S)], cut to [0, Lo).
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     long long q = i / I;  // r*L + j
     int c = (int)(i - q * I);
     long long r = q / L;
     int j = (int)(q - r * L);
-    int a = j + P - K + 1;
-    int t_lo = a > 0 ? (a + S - 1) / S : 0;  // ceil for a > 0; C division truncates
-    int t_hi = (j + P) / S;                  // j + P >= 0: truncation is floor
-    if (t_hi > Lo - 1) t_hi = Lo - 1;
+    int t_lo, t_hi;
+    windows_containing(j, K, S, P, Lo, t_lo, t_hi);  // kernels/_pool_cuda.py
     const T* gyr = gy + r * Lo * I + c;  // window t of row r, channel c: gyr[t*I]
     const int* ar = argmax + r * Lo * I + c;
     T s = T(0);

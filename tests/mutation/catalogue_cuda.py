@@ -1,5 +1,6 @@
 """Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py``, conv1d's
-in ``kernels/conv1d/cuda_source.py``, and their Python wrappers, and Adam's kernel in
+and the fused block's in their ``cuda_source.py``, what they share in ``kernels/_gemm_cuda.py``
+and ``kernels/_pool_cuda.py``, and their Python wrappers, and Adam's kernel in
 ``kernels/adam/cupy_cuda.py``), run on the host through the ``cuda_host`` backend param
 (tests/cuda_host.py). Each names the kernel tests of its family plus the host-only tests
 (tests/kernels/test_cuda_on_host.py and tests/kernels/test_cuda_host_paths.py);
@@ -26,6 +27,9 @@ FUSED = _sel("tests/kernels/test_conv1d_relu_maxpool.py",
              "tests/kernels/test_conv1d_relu_maxpool_fused.py")
 MAXPOOL = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_conv1d_relu_maxpool.py")
 AVGPOOL = _sel("tests/kernels/test_avgpool1d.py")
+POOLS = _sel("tests/kernels/test_maxpool1d.py", "tests/kernels/test_avgpool1d.py",
+             "tests/kernels/test_conv1d_relu_maxpool.py",
+             "tests/kernels/test_conv1d_relu_maxpool_fused.py")
 RNN = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py")
 RECURRENT = _sel("tests/kernels/test_rnn.py", "tests/kernels/test_lstm.py",
                  "tests/kernels/test_gru.py")
@@ -46,12 +50,6 @@ MUTANTS = (
         ("xpos[pp] = t * S - pl;", "xpos[pp] = t - pl;"),
         # the ReLU turns NaN into 0 again (fmax's rule)
         ("if (relu && v < T(0)) v = T(0);", "if (relu && !(v >= T(0))) v = T(0);"),
-        # forward: the dilation dropped from the tap offset (shows only with d > 1)
-        ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
-        # forward: the right bound off by one (reads x[L], shows only with right padding)
-        ("i >= 0 && i < L;", "i >= 0 && i <= L;", 0),
-        # forward: the left bound off by one (position 0 treated as padding)
-        ("i >= 0 && i < L;", "i > 0 && i < L;", 0),
         # forward: the bias of the block's first row for every row
         ("T v = acc[i][j] + (has_bias ? b[o] : T(0));",
          "T v = acc[i][j] + (has_bias ? b[m0] : T(0));"),
@@ -60,7 +58,7 @@ MUTANTS = (
         # data gradient: the tap offset added instead of subtracted
         ("const int i = gpos[pp] - rpos[rr];", "const int i = gpos[pp] + rpos[rr];"),
         # data gradient: the dilation dropped (shows only with d > 1)
-        ("rpos[tid] = k * d;", "rpos[tid] = k;", 1),
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
         # data gradient: positions between two strided taps taken as taps (S > 1)
         ("ok = ok && t * S == i;", "ok = ok && t * S <= i;"),
         # data gradient: the divisibility check only for one stride
@@ -75,7 +73,7 @@ MUTANTS = (
         # weight gradient: the padding on the wrong side
         ("xpos[tid] = t * S - pl;", "xpos[tid] = t * S + pl;"),
         # weight gradient: the dilation dropped
-        ("rpos[tid] = k * d;", "rpos[tid] = k;", 2),
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 1),
         # weight gradient of conv1d_relu: the mask lets clipped outputs through
         ("if (relu && !(y[at] > T(0))) g = T(0);", "if (relu && !(y[at] >= T(0))) g = T(0);",
          1),
@@ -107,6 +105,23 @@ MUTANTS = (
         # the bias gradient of the row tile read from the wrong rows
         ("gb[m0 + tid] = sum_slices(done + (long long)O * R + m0 + tid, splits, stride);",
          "gb[m0 + tid] = sum_slices(done + (long long)O * R + tid, splits, stride);"),
+        # the slice end clamped to the slice instead of P: a chunk never crosses a slice's
+        # end (pb is a multiple of the chunk TRW and every slice starts at a multiple of
+        # pb), and only the last slice ends at P
+        ("gbase[tid] = p < pend ? n * O * Lo + t : -1;",
+         "gbase[tid] = p < P ? n * O * Lo + t : -1;", None,
+         "pb is a multiple of TRW and slices start at multiples of pb, so no chunk crosses "
+         "a slice end other than P: p < pend and p < P agree on every p a chunk visits"),
+    ]),
+    # the forward's tiles (kernels/_gemm_cuda.py, gemm_tiles), run by conv1d_fwd and by the
+    # fused block's forward
+    edits("kernels/_gemm_cuda.py", "cuda_host", CONV, [
+        # forward: the dilation dropped from the tap offset (shows only with d > 1)
+        ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
+        # forward: the right bound off by one (reads x[L], shows only with right padding)
+        ("i >= 0 && i < L;", "i >= 0 && i <= L;", 0),
+        # forward: the left bound off by one (position 0 treated as padding)
+        ("i >= 0 && i < L;", "i > 0 && i < L;", 0),
         # forward: no barrier between loading the tiles and multiplying them
         ("        __syncthreads();\n        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, "
          "txn, tyn);", "        mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);",
@@ -118,13 +133,10 @@ MUTANTS = (
          "__syncthreads();\n", "mac_chunk<T, TR, 129, MAXTP + 1>(As, Bs, acc, tx, ty, txn, tyn);\n",
          0, "the trailing barrier is redundant: between it and the next write of As/Bs lies the "
          "loop's first barrier, and mac_chunk reads neither roff nor rpos"),
-        # the slice end clamped to the slice instead of P: a chunk never crosses a slice's
-        # end (pb is a multiple of the chunk TRW and every slice starts at a multiple of
-        # pb), and only the last slice ends at P
-        ("gbase[tid] = p < pend ? n * O * Lo + t : -1;",
-         "gbase[tid] = p < P ? n * O * Lo + t : -1;", None,
-         "pb is a multiple of TRW and slices start at multiples of pb, so no chunk crosses "
-         "a slice end other than P: p < pend and p < P agree on every p a chunk visits"),
+    ]),
+    edits("kernels/_gemm_cuda.py", "cuda_host", FUSED, [
+        # a transposed x read as if channels-first
+        ("(long long)i * sL] : T(0);", "(long long)i] : T(0);"),
     ]),
     edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
         # wrapper: the number of slices rounded down (the last partial slice dropped)
@@ -147,15 +159,26 @@ MUTANTS = (
         # forward: the pool padding dropped from the window's first position
         ("const int t = q * Sp - Pp + (pp - wi * Kp);", "const int t = q * Sp + (pp - wi * Kp);"),
     ]),
-    edits("kernels/conv1d/cuda_source.py", "cuda_host", FUSED, [
-        # the fused forward's tiles (gemm_tiles): a transposed x read as if channels-first
-        ("(long long)i * sL] : T(0);", "(long long)i] : T(0);", 0),
-    ]),
     edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
         # backward: the pool's size passed as its stride
-        ("*_i32(Lc, Lp, I, Kp, Sp, Pp)", "*_i32(Lc, Lp, I, Kp, Kp, Pp)"),
+        ("*i32(Lc, Lp, I, Kp, Sp, Pp)", "*i32(Lc, Lp, I, Kp, Kp, Pp)"),
         # backward: the pool's padding forgotten
-        ("*_i32(Lc, Lp, I, Kp, Sp, Pp)", "*_i32(Lc, Lp, I, Kp, Sp, 0)"),
+        ("*i32(Lc, Lp, I, Kp, Sp, Pp)", "*i32(Lc, Lp, I, Kp, Sp, 0)"),
+    ]),
+    # the windows containing a position (kernels/_pool_cuda.py): the gathers of
+    # maxpool1d_bwd, avgpool1d_bwd and relu_maxpool_bwd
+    edits("kernels/_pool_cuda.py", "cuda_host", POOLS, [
+        # the first window containing j rounded up once too often
+        ("t_lo = a > 0 ? (a + S - 1) / S : 0;", "t_lo = a > 0 ? (a + S) / S : 0;"),
+        # the first window rounded down (one window that does not contain j: max-pool's
+        # argmax test rejects it, average pooling adds its gradient)
+        ("t_lo = a > 0 ? (a + S - 1) / S : 0;", "t_lo = a > 0 ? a / S : 0;"),
+        # the last window cut one too early
+        ("if (t_hi > Lo - 1) t_hi = Lo - 1;", "if (t_hi > Lo - 2) t_hi = Lo - 2;"),
+        # the padding on the wrong side
+        ("const int a = j + P - K + 1;", "const int a = j - P - K + 1;"),
+        # the last window floor((j + P)/S) missed by one
+        ("t_hi = (j + P) / S;", "t_hi = (j + P - 1) / S;"),
     ]),
     edits("kernels/maxpool1d/cupy_cuda.py", "cuda_host", MAXPOOL, [
         # forward: the padding on the wrong side
@@ -166,15 +189,6 @@ MUTANTS = (
         ("j = j < 0 ? 0 : (j > L - 1 ? L - 1 : j);", "j = j < 0 ? 0 : (j > L ? L : j);"),
         # forward, channels-last: the row stride without the channel count
         ("const T* xr = x + r * L * I + c;", "const T* xr = x + r * L + c;"),
-        # backward: the first window containing j rounded up once too often
-        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? (a + S) / S : 0;"),
-        # backward: the last window cut one too early
-        ("if (t_hi > Lo - 1) t_hi = Lo - 1;", "if (t_hi > Lo - 2) t_hi = Lo - 2;"),
-        # backward: the first window rounded down: one more window visited, but the argmax
-        # check (ar[o] == j) rejects every window that does not contain j
-        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? a / S : 0;", None,
-         "the extra window t = floor(a/S) does not contain j, so its argmax is never j and "
-         "the ar[o] == j test adds nothing from it"),
         # backward, channels-last: the argmax row stride without the channel count
         ("const int* ar = argmax + r * Lo * I + c;", "const int* ar = argmax + r * Lo + c;"),
     ]),
@@ -188,12 +202,6 @@ MUTANTS = (
          None, "at start + K == L both branches give hi = L"),
         # forward: the window's first real position skipped
         ("for (int j = lo + 1; j < hi; ++j)", "for (int j = lo + 2; j < hi; ++j)"),
-        # backward: the first window rounded down (one window that does not contain j)
-        ("int t_lo = a > 0 ? (a + S - 1) / S : 0;", "int t_lo = a > 0 ? a / S : 0;"),
-        # backward: the padding on the wrong side
-        ("int a = j + P - K + 1;", "int a = j - P - K + 1;"),
-        # backward: the last window floor((j + P)/S) missed by one
-        ("int t_hi = (j + P) / S;", "int t_hi = (j + P - 1) / S;"),
         # backward, channels-last: the row stride of gy without the channel count
         ("const T* gyr = gy + r * Lo * I + c;", "const T* gyr = gy + r * Lo + c;"),
     ]),
