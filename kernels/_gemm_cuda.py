@@ -59,7 +59,8 @@ __device__ __forceinline__ void zero_tile(T (&acc)[RT][RT])
 // conv1d_relu_maxpool_fwd's, so both sum in one order): per chunk the row tables (roff: c*sC,
 // -1 past R; rpos: k*d), then the weight tile As and the column tile Bs (column pp reads x
 // at xbase[pp] + c*sC + i*sL, i = xpos[pp] + k*d; xbase -1: an idle column) filled by all
-// threads in turn, then multiplied into acc.
+// threads in turn, then multiplied into acc. The barrier after the last multiply is what
+// lets conv1d_relu_maxpool_fwd reuse Bs for its epilogue (Es) right after the call.
 template <typename T>
 __device__ __forceinline__ void gemm_tiles(
     const T* __restrict__ x, const T* __restrict__ w, T (&As)[TR][128 + 1],
