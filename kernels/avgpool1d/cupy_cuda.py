@@ -31,10 +31,9 @@ __global__ void avgpool1d_fwd(const T* __restrict__ x, T* __restrict__ y, long l
     // x[(r*L + j)*I + c] over the real positions j of window t, lo <= j < hi.
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
-    long long q = i / I;  // r*Lo + t
-    int c = (int)(i - q * I);
-    long long r = q / Lo;
-    int t = (int)(q - r * Lo);
+    long long r;
+    int t, c;
+    split_index(i, Lo, I, r, t, c);  // kernels/_pool_cuda.py
     const T* xr = x + r * L * I + c;  // position j of row r, channel c: xr[j*I]
     int start = t * S - P;
     int lo = start > 0 ? start : 0;
@@ -53,12 +52,11 @@ __global__ void avgpool1d_bwd(const T* __restrict__ gy, T* __restrict__ gx, long
     // thread i -> gx element (r, j, c) with i = (r*L + j)*I + c.
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
-    long long q = i / I;  // r*L + j
-    int c = (int)(i - q * I);
-    long long r = q / L;
-    int j = (int)(q - r * L);
+    long long r;
+    int j, c;
+    split_index(i, L, I, r, j, c);  // kernels/_pool_cuda.py
     int t_lo, t_hi;
-    windows_containing(j, K, S, P, Lo, t_lo, t_hi);  // kernels/_pool_cuda.py
+    windows_containing(j, K, S, P, Lo, t_lo, t_hi);
     const T* gyr = gy + r * Lo * I + c;  // window t of row r, channel c: gyr[t*I]
     T s = T(0);
     for (int t = t_lo; t <= t_hi; ++t) s += gyr[(long long)t * I];

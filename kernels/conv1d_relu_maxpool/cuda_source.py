@@ -112,12 +112,11 @@ __global__ void relu_maxpool_bwd(const T* __restrict__ gy, const T* __restrict__
 {
     long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
-    long long q = i / I;  // r*L + j
-    int c = (int)(i - q * I);
-    long long r = q / L;
-    int j = (int)(q - r * L);
+    long long r;
+    int j, c;
+    split_index(i, L, I, r, j, c);  // kernels/_pool_cuda.py
     int t_lo, t_hi;
-    windows_containing(j, K, S, P, Lo, t_lo, t_hi);  // kernels/_pool_cuda.py
+    windows_containing(j, K, S, P, Lo, t_lo, t_hi);
     const long long base = r * Lo * I + c;   // window t of row r, channel c: base + t*I
     T s = T(0);
     for (int t = t_lo; t <= t_hi; ++t) {

@@ -164,9 +164,13 @@ MUTANTS = (
         # backward: the pool's padding forgotten
         ("*i32(Lc, Lp, I, Kp, Sp, Pp)", "*i32(Lc, Lp, I, Kp, Sp, 0)"),
     ]),
-    # the windows containing a position (kernels/_pool_cuda.py): the gathers of
-    # maxpool1d_bwd, avgpool1d_bwd and relu_maxpool_bwd
+    # the pools' shared device functions (kernels/_pool_cuda.py): the (R, n, I) view of
+    # every pool kernel, and the windows containing a position of the backward gathers
     edits("kernels/_pool_cuda.py", "cuda_host", POOLS, [
+        # the (R, n, I) view: the channel index lost (shows only channels-last, I > 1)
+        ("c = (int)(i - q * I);", "c = (int)(i - q);"),
+        # ... or the position taken without the row's offset (shows from the second row)
+        ("p = (int)(q - r * n);", "p = (int)(q - r);"),
         # the first window containing j rounded up once too often
         ("t_lo = a > 0 ? (a + S - 1) / S : 0;", "t_lo = a > 0 ? (a + S) / S : 0;"),
         # the first window rounded down (one window that does not contain j: max-pool's
