@@ -311,9 +311,9 @@ def test_launches_per_row_add_up_to_the_steps_count_on_the_host_gpu(monkeypatch)
         opt.step()
 
     step()                                   # Adam's moments exist from here on
-    with launches.count() as whole:
-        step()
-    with mt.profile(sync=False) as prof:
+    # one step seen both ways: two steps may differ by the Adam pointer table's upload,
+    # which happens only when the gradients land at other addresses than the step before
+    with launches.count() as whole, mt.profile(sync=False) as prof:
         step()
     rows = prof.rows(roofline=False)
     assert sum(r["launches"] for r in rows) == whole.total > 0
