@@ -25,15 +25,14 @@ ROW_BLOCK = 64
 COL_BLOCK = 512
 
 _threads = 1                    # threads that run the pieces
-_helpers: list | None = None    # their T − 1 helper threads (``_Helper``), made on first use
+_helpers: list = []             # helper threads (``_Helper``), made as first needed, kept
 _busy = threading.Lock()        # held while the helpers work for one caller
 
 
 def set_threads(n: int) -> None:
-    """Run the pieces on ``n`` ≥ 1 threads (1: all on the caller)."""
-    global _threads, _helpers
-    if int(n) != _threads:
-        _helpers = None         # parked helpers of the old count stay parked (daemons)
+    """Run the pieces on ``n`` ≥ 1 threads (1: all on the caller). Helpers made for a larger
+    count stay parked and are reused."""
+    global _threads
     _threads = max(1, int(n))
 
 
@@ -60,7 +59,6 @@ def run_chunks(work, chunks) -> int:
     its own slot. Returns when every chunk is done (re-raising the first error of a helper
     after all have stopped); returns the number of slots used. A second Python thread that
     calls while the helpers work for a first runs its chunks on itself (the same bits)."""
-    global _helpers
     slots = _slots(chunks)
     if slots > 1 and not _busy.acquire(blocking=False):
         slots = 1
@@ -81,8 +79,8 @@ def run_chunks(work, chunks) -> int:
             work(slot, i, n0, n1)
 
     try:
-        if _helpers is None:
-            _helpers = [_Helper(s) for s in range(1, _threads)]
+        while len(_helpers) < slots - 1:
+            _helpers.append(_Helper(len(_helpers) + 1))
         helpers = _helpers[:slots - 1]
         for h in helpers:
             h.start(take)

@@ -45,6 +45,23 @@ def test_every_chunk_runs_once_on_at_most_t_threads(chunk_threads):
     assert _threads.run_chunks(work, chunks[:1]) == 1    # one chunk: the caller alone
 
 
+def test_changing_the_thread_count_reuses_the_parked_helpers(chunk_threads):
+    """``minimtl bench`` and ``train`` switch the chunk threads per batch (on, off, on): the
+    helpers made once are parked and reused, never started again."""
+    def helpers():
+        return sum(t.name.startswith("minimtl-chunks-") for t in threading.enumerate())
+
+    chunks = [(i, i + 1) for i in range(8)]
+    chunk_threads(3)
+    _threads.run_chunks(lambda *a: None, chunks)
+    started = helpers()
+    assert started >= 2
+    for n in (1, 2, 3, 1, 3):
+        chunk_threads(n)
+        assert _threads.run_chunks(lambda *a: None, chunks) == n
+    assert helpers() == started
+
+
 def test_an_error_in_a_helper_comes_back_after_every_chunk_stopped(chunk_threads):
     chunk_threads(2)
     done, lock = [], threading.Lock()
