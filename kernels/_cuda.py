@@ -2,13 +2,12 @@
 one place every launch of our kernels goes through (``launch_grid``, counted by
 ``kernels.launches``).
 
-Every ``kernels/<op>/cupy_cuda.py`` has its CUDA C as one module-level string ``SOURCE``
-of ``template <typename T> __global__`` kernels and their names in ``KERNELS`` (conv1d's
-and the fused block's are written in their ``cuda_source.py`` and re-exported; code that
-several sources share is a string they start with: ``kernels/_gemm_cuda.py``,
-``kernels/_pool_cuda.py``). This file compiles a source once per process (NVRTC through
-``cupy.RawModule``, both the float and the double instantiation in one module) and hands
-out the kernel for a dtype.
+Every ``kernels/<op>/cupy_cuda.py`` has its CUDA C as one module-level string ``SOURCE`` of
+``template <typename T> __global__`` kernels and their names in ``KERNELS``; code that
+several sources share is a string they start with (``kernels/_gemm_cuda.py``,
+``kernels/_splitk_cuda.py``, ``kernels/_pool_cuda.py``, ``kernels/_rows_cuda.py``). This
+file compiles a source once per process (NVRTC through ``cupy.RawModule``, both the float
+and the double instantiation in one module) and hands out the kernel for a dtype.
 
 cupy is imported on first use only, so the sources can be imported and compiled with nvcc
 (``nvcc_unit``) on machines without a GPU.

@@ -7,7 +7,8 @@ and ``gemm_tiles`` (the forward's whole reduction, weight tile and gathered inpu
 chunk, in one fixed order, so that conv1d_fwd and conv1d_relu_maxpool_fwd compute the same
 bits). On the host side: ``tile`` (the block shape for a GEMM's row count), ``x_strides``
 (how a kernel reads x: channels-first, or a channels-last buffer through its transposed
-view) and ``i32`` (a launch's int arguments).
+view), ``check_offsets`` (the kernels' int32 offsets) and ``i32`` (a launch's int
+arguments).
 math: see SPEC (kernels/conv1d/__init__.py).
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TILES", "tile", "x_strides", "i32"]
+__all__ = ["TILES", "tile", "x_strides", "check_offsets", "i32"]
 
 TILES = r"""
 // Xc[c*K + k, n*Lo + t] = xp[n, c, t*S + k*d] is SPEC's unfolded input (im2col); it is
@@ -118,6 +119,13 @@ def x_strides(cp, x):
             return xt, (L * C, 1, C)
         x = cp.ascontiguousarray(x)
     return x, (C * L, L, 1)
+
+
+def check_offsets(op, N, C, L, O, Lo):
+    """Refuse shapes whose element offsets overflow the kernels' int32 arithmetic."""
+    if N * max(L, Lo) * max(C, O) >= 2**31:
+        raise ValueError(f"{op} (cupy): N={N}, C={C}, L={L}, O={O} too large for int32 "
+                         "offsets")
 
 
 def i32(*values):

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import kernels
+from kernels import _splitk_cuda as splitk
 from tests._util import bound, rel_err
 from tests.conftest import HOST_CUDA
 from tests.cuda_host import HostModule, block_order, default_cache, patch_kernels, supports
@@ -223,9 +224,9 @@ def test_weight_gradient_bits_do_not_depend_on_which_block_finishes_last(host, c
 
 def test_ticket_buffer_is_reused_and_grows_keeping_the_old_one(host):
     mp, conv, launches = host
-    mp.setattr(conv, "_MIN_TICKETS", 1)
-    mp.setattr(conv, "_tickets", {})
-    mp.setattr(conv, "_retired", [])
+    mp.setattr(splitk, "_MIN_TICKETS", 1)
+    mp.setattr(splitk, "_tickets", {})
+    mp.setattr(splitk, "_retired", [])
     rng = np.random.default_rng(4)
     got = []
     for case in (CASES[0], CASES[0], CASES[2]):   # one tile twice, then four tiles
@@ -238,4 +239,4 @@ def test_ticket_buffer_is_reused_and_grows_keeping_the_old_one(host):
         got.append(launches[-1][1][6])
     assert got[0] is got[1] and got[0].size == 1
     assert got[2].size == 4 and not got[2].any()
-    assert conv._retired == [got[0]]
+    assert splitk._retired == [got[0]]

@@ -1,5 +1,6 @@
-"""The modules that several kernel families share (kernels/_shapes.py, kernels/_im2col.py):
-their small pure-Python pieces, checked against counting by hand. The kernels built on them
+"""The modules that several kernel families share (kernels/_shapes.py, kernels/_im2col.py,
+the host side of kernels/_gemm_cuda.py and kernels/_splitk_cuda.py): their small pure-Python
+pieces, checked against counting by hand. The kernels built on them
 are checked in the families' own tests."""
 
 from __future__ import annotations
@@ -7,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from kernels._gemm_cuda import check_offsets
 from kernels._im2col import batch_chunks
+from kernels._splitk_cuda import slices
 from kernels._shapes import conv_out_length, pool_out_length, swap_layout
 
 
@@ -59,3 +62,25 @@ def test_batch_chunks_cover_the_batch_once_in_order(N, Lo, per_chunk):
     covered = [n for n0, n1 in chunks for n in range(n0, n1)]
     assert covered == list(range(N))
     assert all(0 < n1 - n0 <= nb for n0, n1 in chunks)
+
+
+@pytest.mark.parametrize("length", [1, 127, 128, 129, 5000, 100_003])
+@pytest.mark.parametrize("tiles", [1, 3, 64, 2000])
+@pytest.mark.parametrize("chunk", [1, 16])
+def test_slices_cover_the_reduction_in_whole_chunks_near_the_block_target(length, tiles, chunk):
+    target = 1024
+    pb, splits = slices(length, tiles, chunk, target)
+    assert pb % chunk == 0 and pb >= 8 * chunk
+    assert (splits - 1) * pb < length <= splits * pb      # every term once, no empty slice
+    assert splits <= max(1, target // tiles)              # at most about target blocks
+    if pb > 8 * chunk and target // tiles > 1:            # not held up by the minimum slice
+        assert splits > (target // tiles) // 2, (pb, splits)
+
+
+def test_check_offsets_refuses_shapes_past_int32_and_names_the_op():
+    check_offsets("conv1d", 2**10, 2**10, 2**10, 2**10, 2**10 - 1)   # 2^30 offsets: fine
+    check_offsets("conv1d", 1, 2**15, 2**16 - 1, 1, 1)
+    with pytest.raises(ValueError, match=r"conv1d \(cupy\): N=1, C=32768, L=65536"):
+        check_offsets("conv1d", 1, 2**15, 2**16, 1, 1)
+    with pytest.raises(ValueError, match="conv1d_relu_maxpool .*too large for int32"):
+        check_offsets("conv1d_relu_maxpool", 2, 1, 2**10, 2**20, 2**10)

@@ -1,6 +1,6 @@
-"""Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py``, conv1d's
-and the fused block's in their ``cuda_source.py``, what they share in ``kernels/_gemm_cuda.py``
-and ``kernels/_pool_cuda.py``, and their Python wrappers, and Adam's kernel in
+"""Mutants of the CUDA kernels (the CUDA C of every ``kernels/<op>/cupy_cuda.py``, what they
+share in ``kernels/_gemm_cuda.py``, ``kernels/_splitk_cuda.py`` and ``kernels/_pool_cuda.py``,
+and their Python wrappers, and Adam's kernel in
 ``kernels/adam/cupy_cuda.py``), run on the host through the ``cuda_host`` backend param
 (tests/cuda_host.py). Each names the kernel tests of its family plus the host-only tests
 (tests/kernels/test_cuda_on_host.py and tests/kernels/test_cuda_host_paths.py);
@@ -43,7 +43,7 @@ ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.
 ADAM_MANY = ("tests/optim/test_adam_many.py",)
 
 MUTANTS = (
-    edits("kernels/conv1d/cuda_source.py", "cuda_host", CONV, [
+    edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
         # forward: the left padding added instead of subtracted (shows only with pl > 0)
         ("xpos[pp] = t * S - pl;", "xpos[pp] = t * S + pl;"),
         # forward: the stride dropped from the window start (shows only with S > 1)
@@ -60,11 +60,11 @@ MUTANTS = (
         # data gradient: the dilation dropped (shows only with d > 1)
         ("rpos[tid] = k * d;", "rpos[tid] = k;", 0),
         # data gradient: positions between two strided taps taken as taps (S > 1)
-        ("ok = ok && t * S == i;", "ok = ok && t * S <= i;"),
-        # data gradient: the divisibility check only for one stride
-        ("if (S != 1) {", "if (S == 3) {"),
+        ("&& t * S == i && t < Lo;", "&& t * S <= i && t < Lo;"),
+        # data gradient: the output position divided out only for one stride
+        ("const int t = S == 1 ? i : i / S;", "const int t = S == 3 ? i / S : i;"),
         # data gradient: the last output position t = Lo - 1 dropped
-        ("ok = ok && t < Lo;", "ok = ok && t < Lo - 1;"),
+        ("&& t * S == i && t < Lo;", "&& t * S == i && t < Lo - 1;"),
         # data gradient: the tap k dropped from the weight offset (every tap reads k = 0)
         ("woff[tid] = o * C * K + k;", "woff[tid] = o * C * K;"),
         # data gradient of conv1d_relu: the mask lets y = 0 (clipped outputs) through
@@ -83,22 +83,9 @@ MUTANTS = (
         # weight gradient split across blocks: the workspace stride of a slice without gb
         ("const long long stride = (long long)O * R + O;",
          "const long long stride = (long long)O * R;"),
-        # the last block's sum skips the last slice
-        ("if (z0 + l < splits) lane[l] += part", "if (z0 + l < splits - 1) lane[l] += part"),
-        # ... or the eight lane sums are added only in part
-        ("for (int l = 0; l < 8; ++l) total += lane[l];",
-         "for (int l = 0; l < 4; ++l) total += lane[l];"),
-        # ... or the slices are taken 16 at a time, 8 of them skipped (shows only with more
-        # than 8 slices, a GPU's case: about 1,024 blocks)
-        ("for (int z0 = 0; z0 < splits; z0 += 8) {", "for (int z0 = 0; z0 < splits; z0 += 16) {"),
-        # the last ticket off by one: no block sums the tile, the counter never resets
-        ("last = atomicAdd(ticket, 1) == (int)gridDim.z - 1;",
-         "last = atomicAdd(ticket, 1) == (int)gridDim.z;"),
-        # the counter is not put back to 0: the next launch's tickets are off
-        ("if (last) *ticket = 0;", "if (last) *ticket = 1;"),
         # one counter for all row tiles (shows only with O > 64)
-        ("int* ticket = tickets + blockIdx.y * gridDim.x + blockIdx.x;",
-         "int* ticket = tickets + blockIdx.x;"),
+        ("last_of_tile(tickets, blockIdx.y * gridDim.x + blockIdx.x)",
+         "last_of_tile(tickets, blockIdx.x)"),
         # the last block sums only its first 32 rows of gw
         ("for (int mm = 0; mm < 64 && m0 + mm < O; ++mm) {",
          "for (int mm = 0; mm < 32 && m0 + mm < O; ++mm) {"),
@@ -137,9 +124,24 @@ MUTANTS = (
         # a transposed x read as if channels-first
         ("(long long)i * sL] : T(0);", "(long long)i] : T(0);"),
     ]),
-    edits("kernels/conv1d/cupy_cuda.py", "cuda_host", CONV, [
-        # wrapper: the number of slices rounded down (the last partial slice dropped)
-        ("splits = -(-P // pb)", "splits = P // pb"),
+    # the split reduction's ticket and fixed-order sum (kernels/_splitk_cuda.py), run by
+    # conv1d_bwd_weight
+    edits("kernels/_splitk_cuda.py", "cuda_host", CONV, [
+        # the last block's sum skips the last slice
+        ("if (z0 + l < splits) lane[l] += part", "if (z0 + l < splits - 1) lane[l] += part"),
+        # ... or the eight lane sums are added only in part
+        ("for (int l = 0; l < 8; ++l) total += lane[l];",
+         "for (int l = 0; l < 4; ++l) total += lane[l];"),
+        # ... or the slices are taken 16 at a time, 8 of them skipped (shows only with more
+        # than 8 slices, a GPU's case: about 1,024 blocks)
+        ("for (int z0 = 0; z0 < splits; z0 += 8) {", "for (int z0 = 0; z0 < splits; z0 += 16) {"),
+        # the last ticket off by one: no block sums the tile, the counter never resets
+        ("last = atomicAdd(tickets + tile, 1) == (int)gridDim.z - 1;",
+         "last = atomicAdd(tickets + tile, 1) == (int)gridDim.z;"),
+        # the counter is not put back to 0: the next launch's tickets are off
+        ("if (last) tickets[tile] = 0;", "if (last) tickets[tile] = 1;"),
+        # host: the number of slices rounded down (the last partial slice dropped)
+        ("return pb, -(-length // pb)", "return pb, length // pb"),
     ]),
     edits("kernels/conv1d_relu/cupy_cuda.py", "cuda_host", CONV, [
         # channels-last backward: the ReLU mask in the wrong layout
@@ -148,7 +150,7 @@ MUTANTS = (
         # the channels-first forward without its ReLU
         ("    return forward(x, w, b, *p, True)", "    return forward(x, w, b, *p, False)"),
     ]),
-    edits("kernels/conv1d_relu_maxpool/cuda_source.py", "cuda_host", FUSED, [
+    edits("kernels/conv1d_relu_maxpool/cupy_cuda.py", "cuda_host", FUSED, [
         # the mask y > 0 of the pooled output lets clipped windows through
         ("if (argmax[o] == j && y[o] > T(0))", "if (argmax[o] == j && y[o] >= T(0))"),
         # forward: the last tap of each window skipped by the max
