@@ -19,8 +19,9 @@ from .backend import (
 )
 from .function import Function, enable_grad, is_grad_enabled, no_grad
 from .gradcheck import gradcheck
+from .gradients import grad
 from .profiler import profile
-from .tensor import Tensor, grad, tensor
+from .tensor import Tensor, tensor
 from .threads import set_num_threads
 
 __version__ = "0.1.0"

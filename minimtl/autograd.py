@@ -16,9 +16,8 @@ walked, while the rest of the walk is still to come. Data-parallel training star
 all-reducing the gradients of the layers near the output this way while the layers near
 the input are still being differentiated (``minimtl/distributed/overlap.py``).
 
-``grad`` walks the same way but returns the gradients of chosen tensors (leaves or
-intermediate results) instead of accumulating ``.grad``: one forward, then one ``grad`` per
-task loss with ``retain_graph=True``, gives every task's gradient on the shared parameters.
+``minimtl.grad`` (minimtl/gradients.py) walks the same graph node by node with
+``walk_node``, but returns the gradients of chosen tensors instead of accumulating ``.grad``.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import kernels
 from .backend import address
 from .function import Node
 
-__all__ = ["backward", "grad", "topological_order", "unbroadcast"]
+__all__ = ["backward", "seed_gradient", "walk_node", "topological_order", "unbroadcast"]
 
 
 def backward(root, gradient, xp, retain_graph: bool = False, on_leaf=None) -> None:
@@ -42,11 +41,11 @@ def backward(root, gradient, xp, retain_graph: bool = False, on_leaf=None) -> No
     gradient ``g`` (None if no gradient reached it), during the walk (read ``g``; it
     becomes ``.grad`` after the walk).
     """
-    gradient = _seed("backward", root, gradient, xp)
+    gradient = seed_gradient("backward", root, gradient, xp)
     if root._node is None:  # a leaf: d(root)/d(root) = gradient
         root.grad = gradient.copy() if root.grad is None else root.grad + gradient
         return
-    leaf_grads = _walk(root, gradient, retain_graph, {}, on_leaf=on_leaf)
+    leaf_grads = _walk(root, gradient, retain_graph, on_leaf)
     taken = [_span(gradient)]
     for t, g in leaf_grads.values():
         if t.grad is not None:
@@ -65,39 +64,6 @@ def backward(root, gradient, xp, retain_graph: bool = False, on_leaf=None) -> No
         t.grad = g
 
 
-def grad(root, tensors, gradient, xp, retain_graph: bool = False,
-         allow_unused: bool = False) -> list:
-    """d(root)/d(t) · gradient for each t in ``tensors`` (leaves or intermediate tensors),
-    as fresh arrays; no ``.grad`` changes. A tensor root does not depend on raises
-    ``ValueError`` unless ``allow_unused`` (then its entry is None)."""
-    gradient = _seed("grad", root, gradient, xp)
-    for i, t in enumerate(tensors):
-        if not t.requires_grad:
-            raise ValueError(f"grad: tensors[{i}] {t.shape} does not require grad")
-    wanted: dict[tuple[int, int], None] = {}
-    for t in tensors:
-        if t._node is not None and t is not root:
-            wanted[(id(t._node), t._index)] = None
-    leaf_grads = {}
-    if root._node is not None:
-        order = topological_order(root._node)
-        leaf_grads = _walk(root, gradient, retain_graph, wanted, order,
-                           _leading_to(order, tensors, wanted))
-    out = []
-    for i, t in enumerate(tensors):
-        if t is root:
-            g = gradient
-        elif t._node is None:
-            g = leaf_grads.get(id(t), (None, None))[1]
-        else:
-            g = wanted[(id(t._node), t._index)]
-        if g is None and not allow_unused:
-            raise ValueError(f"grad: tensors[{i}] {t.shape} is not used to compute the "
-                             f"output (pass allow_unused=True to get None for it)")
-        out.append(None if g is None else g.copy())
-    return out
-
-
 def _span(a) -> tuple[int, int]:
     """The bytes [lo, hi) that array ``a`` (NumPy or CuPy, any strides) can touch; none
     for a NumPy scalar (a value, not a view of anything)."""
@@ -111,7 +77,7 @@ def _span(a) -> tuple[int, int]:
     return lo, hi + a.itemsize
 
 
-def _seed(name: str, root, gradient, xp):
+def seed_gradient(name: str, root, gradient, xp):
     """The gradient the walk starts from: ``gradient`` checked, or 1 for a scalar root."""
     if not root.requires_grad:
         raise RuntimeError(f"{name}: this tensor does not require grad (no graph)")
@@ -127,40 +93,16 @@ def _seed(name: str, root, gradient, xp):
     return gradient.astype(root.data.dtype, copy=False)
 
 
-def _leading_to(order: list[Node], tensors, wanted: dict) -> set[int]:
-    """ids of the nodes in ``order`` with a path to one of ``tensors``: the only ones whose
-    ``backward`` ``grad`` needs (a gradient on the last shared layer skips everything
-    below it)."""
-    leaves = {id(t) for t in tensors if t._node is None}
-    needed: set[int] = set()
-    for node in reversed(order):                  # inputs before their consumers
-        if node.ctx is None:                      # freed: let the walk say so
-            needed.add(id(node))
-            continue
-        for t in node.inputs:
-            if t is None or not hasattr(t, "_node"):
-                continue
-            if id(t) in leaves or (t._node is not None and (
-                    id(t._node) in needed or (id(t._node), t._index) in wanted)):
-                needed.add(id(node))
-                break
-    return needed
-
-
-def _walk(root, gradient, retain_graph: bool, wanted: dict, order: list[Node] | None = None,
-          needed: set[int] | None = None, on_leaf=None) -> dict[int, tuple]:
-    """Walk the graph under ``root`` once (only the nodes in ``needed``, when given);
-    returns {id(leaf): (leaf, gradient)}. The complete gradient of each intermediate
-    output ``(id(node), index)`` in ``wanted`` is stored there when its node is reached
-    (every consumer has been walked by then); ``on_leaf`` as in ``backward``."""
-    if order is None:
-        order = topological_order(root._node)
+def _walk(root, gradient, retain_graph: bool, on_leaf=None) -> dict[int, tuple]:
+    """Walk the graph under ``root`` once; returns {id(leaf): (leaf, gradient)};
+    ``on_leaf`` as in ``backward``."""
+    order = topological_order(root._node)
     grads: dict[Node, list] = {root._node: [None] * root._node.n_outputs}
     grads[root._node][root._index] = gradient
     leaf_grads: dict[int, tuple] = {}
     complete = _last_uses(order) if on_leaf is not None else {}
     for k, node in enumerate(order):
-        _walk_node(node, grads, leaf_grads, wanted, needed, retain_graph)
+        walk_node(node, grads, leaf_grads, retain_graph)
         for t in complete.get(k, ()):       # leaves whose last user was this node
             g = leaf_grads.get(id(t))
             on_leaf(t, None if g is None else g[1])
@@ -185,10 +127,10 @@ def _last_uses(order: list[Node]) -> dict[int, list]:
     return complete
 
 
-def _walk_node(node: Node, grads: dict, leaf_grads: dict, wanted: dict,
-               needed: set[int] | None, retain_graph: bool) -> None:
-    """One node of the walk: its ``backward`` on the gradients that reached it, the
-    results accumulated into its inputs' slots (``grads``) or ``leaf_grads``."""
+def walk_node(node: Node, grads: dict, leaf_grads: dict, retain_graph: bool) -> None:
+    """One node of the walk: its ``backward`` on the gradients that reached it (popped from
+    ``grads``; none: nothing to do), the results accumulated into its inputs' slots
+    (``grads``) or ``leaf_grads``."""
     gys = grads.pop(node, None)
     if gys is None:
         return
@@ -200,12 +142,6 @@ def _walk_node(node: Node, grads: dict, leaf_grads: dict, wanted: dict,
     for i, g in enumerate(gys):
         if g is not None and not g.flags.c_contiguous and not node.fn.strided_gradients:
             gys[i] = ctx.xp.ascontiguousarray(g)
-        if wanted and (id(node), i) in wanted:
-            wanted[(id(node), i)] = g
-    if needed is not None and id(node) not in needed:
-        if not retain_graph:
-            node.ctx = None
-        return
     with kernels.guard(ctx.backend):
         gxs = node.fn.backward(ctx, *gys)
     if not isinstance(gxs, tuple):

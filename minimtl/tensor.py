@@ -14,7 +14,7 @@ from .backend import check_backend, default_backend, xp_of
 from .function import Node
 from .tensor_methods import TensorMethods
 
-__all__ = ["Tensor", "tensor", "grad"]
+__all__ = ["Tensor", "tensor"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -139,29 +139,3 @@ class Tensor(TensorMethods):
 def tensor(data, dtype=None, backend: str | None = None, requires_grad: bool = False) -> Tensor:
     """Make a Tensor (see ``Tensor``)."""
     return Tensor(data, backend=backend, requires_grad=requires_grad, dtype=dtype)
-
-
-def grad(output: Tensor, tensors, gradient=None, retain_graph: bool = False,
-         allow_unused: bool = False) -> tuple[Tensor | None, ...]:
-    """d(output)/d(t) · gradient for each t in ``tensors`` (a Tensor or a sequence of
-    them: parameters, inputs or intermediate results), as new Tensors that track no
-    gradient; no ``.grad`` is read or changed. ``gradient`` defaults to 1 for a
-    single-element output. The graph is freed unless ``retain_graph``: keep it to take a
-    second output's gradients from the same forward (one per task loss, the last call
-    may free it). A tensor the output does not depend on raises ``ValueError`` unless
-    ``allow_unused`` (its entry is then None)."""
-    if isinstance(tensors, Tensor):
-        tensors = (tensors,)
-    tensors = tuple(tensors)
-    for i, t in enumerate(tensors):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"grad: tensors[{i}] is a {type(t).__name__}, not a Tensor")
-        if t.backend != output.backend:
-            raise ValueError(f"grad: tensors[{i}] lives on {t.backend}, the output on "
-                             f"{output.backend}")
-    if isinstance(gradient, Tensor):
-        gradient = gradient.data
-    arrays = autograd.grad(output, tensors, gradient, xp_of(output.backend), retain_graph,
-                           allow_unused)
-    return tuple(None if a is None else Tensor._from_op(a, output.backend, None, 0)
-                 for a in arrays)

@@ -22,13 +22,14 @@ backward walk and its optimizer step: the Python around the ops (model code, los
 data); "autograd walk" is the walk's own bookkeeping (sorting the graph, accumulating).
 
 Zero cost when off: nothing in the engine checks for a profiler. While a profile is open,
-instrumented versions replace ``Function.apply``, each Function's ``backward``, the walk
-(``autograd._walk``), the kernel lookup (``kernel_module`` as function.py and optim.py
-hold it) and ``Optimizer.step``; leaving the block, normally or by an exception, puts the
-originals back (the same objects). One profile at a time in a process (opening a second
-raises ``RuntimeError``); it records the thread that opened it: other threads' ops run
-uninstrumented and are not recorded. On the cupy backend every op and kernel is
-synchronized so that its time is the device's (``sync=False`` times launches only).
+instrumented versions replace ``Function.apply``, each Function's ``backward``, the walks
+(``autograd._walk``, ``gradients._walk``), the kernel lookup (``kernel_module`` as
+function.py and optim.py hold it) and ``Optimizer.step``; leaving the block, normally or
+by an exception, puts the originals back (the same objects). One profile at a time in a
+process (opening a second raises ``RuntimeError``); it records the thread that opened it:
+other threads' ops run uninstrumented and are not recorded. On the cupy backend every op
+and kernel is synchronized so that its time is the device's (``sync=False`` times launches
+only).
 
 One job per file:
     recording.py   ``Profile``: the instrumented engine while the block is open, the events

@@ -15,7 +15,7 @@ from time import perf_counter_ns
 
 import kernels.launches as launches
 
-from .. import autograd, function, optim
+from .. import autograd, function, gradients, optim
 from ..backend import kernel_module as _kernel_module
 from ..function import Function
 from ..opcost import call_cost, measure_peaks
@@ -141,6 +141,7 @@ class Profile:
             stack.extend(cls.__subclasses__())
             self._patch_backward(cls)
         self._patch(autograd, "_walk", self._timed("walk", autograd._walk))
+        self._patch(gradients, "_walk", self._timed("walk", gradients._walk))
         lookup = self._timed_lookup()
         self._patch(function, "kernel_module", lookup)
         self._patch(optim, "kernel_module", lookup)

@@ -33,7 +33,7 @@ __all__ = ["Balancer", "find_shared"]
 def find_shared(model, losses: dict) -> list[tuple[str, object]]:
     """(name, parameter) of the parameters on which two tasks' gradients overlap, from
     this batch's ``losses`` (the graph is kept)."""
-    from ..tensor import grad
+    from ..gradients import grad
 
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     reached: list[list] = []
@@ -139,7 +139,7 @@ class Balancer:
         On a step that needs each task's gradient (PCGrad, a measured step) the tasks'
         walks cover every parameter and their weighted sum is the gradient: K walks in
         all, not K plus the plain backward."""
-        from ..tensor import grad
+        from ..gradients import grad
 
         self.step_count += 1
         w = self.weighting.weights()                     # the weights this total uses

@@ -40,8 +40,8 @@ def test_leaves_near_the_output_are_announced_before_the_walk_reaches_the_input(
     for w, b in layers:
         h = F.relu(h @ w + b)
     walked = []
-    real = autograd._walk_node
-    monkeypatch.setattr(autograd, "_walk_node", lambda node, *a: (walked.append(
+    real = autograd.walk_node
+    monkeypatch.setattr(autograd, "walk_node", lambda node, *a: (walked.append(
         node.fn.__name__), real(node, *a)))
     order, walked_then = [], {}
 

@@ -10,6 +10,7 @@ import importlib
 import inspect
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +27,15 @@ def _functions(op: str) -> tuple[str, ...]:
 def test_every_family_is_an_operator_or_an_update():
     assert kernels.FAMILIES == kernels.OPS + kernels.UPDATES
     assert not set(kernels.OPS) & set(kernels.UPDATES)
+
+
+@pytest.mark.parametrize("op", kernels.FAMILIES)
+def test_a_family_is_its_spec_and_its_three_backends_nothing_else(op):
+    # so a learner follows an op to its SPEC and kernels in four files of the family (what
+    # several families share lives in the named kernels/_*.py modules)
+    folder = Path(kernels.__file__).parent / op
+    assert sorted(p.name for p in folder.glob("*.py")) == sorted(
+        ("__init__.py", *(m + ".py" for m in MODULES))), op
 
 
 @pytest.mark.parametrize("op", kernels.FAMILIES)

@@ -10,8 +10,8 @@ import pytest
 
 from kernels._gemm_cuda import check_offsets
 from kernels._im2col import batch_chunks
-from kernels._splitk_cuda import slices
 from kernels._shapes import conv_out_length, pool_out_length, swap_layout
+from kernels._splitk_cuda import slices
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (2, 1, 5), (2, 4, 1), (0, 3, 4)])

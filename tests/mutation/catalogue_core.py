@@ -41,13 +41,6 @@ MUTANTS = (
         ("    order.reverse()\n    return order", "    return order"),
         ("return xp.ones(root.data.shape, dtype=root.data.dtype)",
          "return xp.full(root.data.shape, 2, dtype=root.data.dtype)"),
-        # grad: results alias the caller's gradient (or each other)
-        ("out.append(None if g is None else g.copy())", "out.append(g)"),
-        # grad: an unused tensor silently None, or a used one refused
-        ("if g is None and not allow_unused:", "if g is None and allow_unused:"),
-        # grad: an intermediate tensor's gradient never recorded
-        ("            wanted[(id(node), i)] = g",
-         "            wanted[(id(node), i)] = None"),
         # on_leaf: told after a leaf's first user, before its gradient is complete
         ("last[id(t)] = (k, t)", "last.setdefault(id(t), (k, t))"),
         # on_leaf: a leaf whose gradient never arrived is not announced at all
@@ -64,6 +57,19 @@ MUTANTS = (
         # un-broadcasting
         ("g = g.sum(axis=stretched, keepdims=True)", "g = g.mean(axis=stretched, keepdims=True)"),
         ("g = g.sum(axis=tuple(range(extra)))", "g = g.mean(axis=tuple(range(extra)))"),
+    ]),
+    edits("minimtl/gradients.py", "engine", ENGINE, [
+        # results alias the caller's gradient (or each other)
+        ("Tensor._from_op(g.copy(), output.backend, None, 0)",
+         "Tensor._from_op(g, output.backend, None, 0)"),
+        # an unused tensor silently None, or a used one refused
+        ("if g is None and not allow_unused:", "if g is None and allow_unused:"),
+        # an intermediate tensor's gradient never recorded
+        ("                    wanted[(id(node), i)] = g",
+         "                    wanted[(id(node), i)] = None"),
+        # the consumers of an intermediate tensor skipped (its gradient never arrives)
+        ("id(t._node) in needed or (id(t._node), t._index) in wanted)):",
+         "id(t._node) in needed)):"),
     ]),
     edits("minimtl/function.py", "engine", ENGINE, [
         ("record = _mode.enabled and any(needs_grad)", "record = any(needs_grad)"),

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import minimtl as mt
-from minimtl import autograd, backend, function, optim
+from minimtl import autograd, backend, function, gradients, optim
 from minimtl.cli import main
 from minimtl.function import Function
 from minimtl.opcost import call_cost
@@ -31,6 +31,7 @@ def _engine() -> dict:
         if "backward" in cls.__dict__:
             found[cls] = cls.__dict__["backward"]
     return {"apply": Function.__dict__["apply"], "walk": autograd._walk,
+            "grad_walk": gradients._walk,
             "fn_kernels": function.kernel_module, "optim_kernels": optim.kernel_module,
             "step": optim.Optimizer.__dict__["step"], "backwards": found}
 
