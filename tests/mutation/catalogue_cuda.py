@@ -124,6 +124,10 @@ MUTANTS = (
         # a transposed x read as if channels-first
         ("(long long)i * sL] : T(0);", "(long long)i] : T(0);"),
     ]),
+    edits("kernels/_gemm_cuda.py", "cuda_host", ("tests/kernels/test_shared_modules.py",), [
+        # the int32 limit off by one: offsets up to 2^31 - 1 fit, 2^31 does not
+        ("if N * max(L, Lo) * max(C, O) >= 2**31:", "if N * max(L, Lo) * max(C, O) > 2**31:"),
+    ]),
     # the split reduction's ticket and fixed-order sum (kernels/_splitk_cuda.py), run by
     # conv1d_bwd_weight
     edits("kernels/_splitk_cuda.py", "cuda_host", CONV, [
