@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend",
-           "patch_kernels", "default_cache", "lower_thresholds", "block_order"]
+           "patch_kernels", "default_cache", "lower_thresholds", "block_order", "thread_order"]
 
 PRELUDE = r"""
 #include <algorithm>
@@ -149,10 +149,19 @@ static void minimtl_fiber_main() {
     *minimtl_done_flag = true;
 }
 
+// An order of n items by code: 0 natural, 1 reversed, any other value a shuffle drawn
+// from rng (seeded with the code).
+static void minimtl_order(std::vector<size_t>& idx, unsigned code, std::mt19937& rng) {
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+    if (code == 1) std::reverse(idx.begin(), idx.end());
+    else if (code > 1) std::shuffle(idx.begin(), idx.end(), rng);
+}
+
 // Runs a launch of grid dims[0..2] x block dims[3..5], the blocks in turn (dims[6]: 0 in
 // their natural order, x fastest; 1 in reverse; any other value, shuffled with it as the
 // seed); in a block the threads one after another, or (together) as fibers that meet at
-// every barrier.
+// every barrier, in the order dims[7] gives (coded as dims[6]; a shuffle is drawn afresh
+// for every block and, for fibers, every round between two barriers).
 template <typename F>
 static void minimtl_run(const unsigned* dims, bool together, F kernel) {
     gridDim = {dims[0], dims[1], dims[2]};
@@ -171,10 +180,13 @@ static void minimtl_run(const unsigned* dims, bool together, F kernel) {
     for (unsigned bx = 0; bx < dims[0]; ++bx) order.push_back({bx, by, bz});
     if (dims[6] == 1) std::reverse(order.begin(), order.end());
     else if (dims[6] > 1) std::shuffle(order.begin(), order.end(), std::mt19937(dims[6]));
+    std::mt19937 thread_rng(dims[7]);
+    std::vector<size_t> turn(nt);
     for (const minimtl_dim& block : order) {
         blockIdx = block;
         if (!together) {
-            for (const auto& id : ids) { threadIdx = id; kernel(); }
+            minimtl_order(turn, dims[7], thread_rng);
+            for (size_t i : turn) { threadIdx = ids[i]; kernel(); }
             continue;
         }
         std::vector<char> done(nt, 0);
@@ -187,7 +199,8 @@ static void minimtl_run(const unsigned* dims, bool together, F kernel) {
         }
         minimtl_body = &body;
         for (size_t left = nt; left > 0;) {      // one round: every fiber to its next barrier
-            for (size_t i = 0; i < nt; ++i) {
+            minimtl_order(turn, dims[7], thread_rng);
+            for (size_t i : turn) {
                 if (done[i]) continue;
                 threadIdx = ids[i];
                 minimtl_current = &fibers[i];
@@ -231,14 +244,40 @@ def block_order(order: str | int):
     an int >= 2. A kernel's result must not depend on the order in which its blocks run
     or finish (a GPU promises none), so tests compare the bits of the orders."""
     global _block_order
-    code = {"forward": 0, "reverse": 1}.get(order, order)
-    if not isinstance(code, int) or code < 0:
-        raise ValueError(f"block_order: 'forward', 'reverse' or a seed >= 2, not {order!r}")
+    code = _order_code("block_order", order)
     saved, _block_order = _block_order, code
     try:
         yield
     finally:
         _block_order = saved
+
+
+#: how ``HostKernel`` orders the threads of a block (see ``thread_order``)
+_thread_order = 0
+
+
+@contextlib.contextmanager
+def thread_order(order: str | int):
+    """Run the threads of every block in the ``with`` body in another order: ``"forward"``
+    (threadIdx.x fastest, the default), ``"reverse"``, or shuffled with an int >= 2 as the
+    seed, a fresh shuffle for each block and each round between two barriers. In one
+    order a missing barrier goes unseen whenever the thread that writes shared memory runs
+    before the one that reads it; the other orders put the reader first. A kernel's bits
+    must not depend on the order of its threads, so tests compare the orders' bits."""
+    global _thread_order
+    code = _order_code("thread_order", order)
+    saved, _thread_order = _thread_order, code
+    try:
+        yield
+    finally:
+        _thread_order = saved
+
+
+def _order_code(name: str, order) -> int:
+    code = {"forward": 0, "reverse": 1}.get(order, order)
+    if not isinstance(code, int) or code < 0:
+        raise ValueError(f"{name}: 'forward', 'reverse' or a seed >= 2, not {order!r}")
+    return code
 
 
 #: bytes behind each ``extern __shared__`` array (the largest opt-in block size of an H200
@@ -358,7 +397,7 @@ class HostKernel:
                 conv.append(a.item() if hasattr(a, "item") else a)
         g = tuple(int(v) for v in grid) + (1,) * (3 - len(grid))
         b = tuple(int(v) for v in block) + (1,) * (3 - len(block))
-        dims = np.array(g + b + (_block_order,), dtype=np.uint32)
+        dims = np.array(g + b + (_block_order, _thread_order), dtype=np.uint32)
         from tests import cuda_host_graphs as graphs
 
         if graphs.capturing is None:

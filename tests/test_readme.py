@@ -46,3 +46,13 @@ def test_the_own_data_example_writes_a_file_the_command_trains_on(tmp_path, monk
     assert [t["outputs"] for t in metrics["tasks"]] == [1, 4, 1]
     assert {"click_auc", "genre_accuracy", "spend_rmse"} <= set(metrics["test"])
     assert metrics["gates"]
+
+
+def test_the_architecture_section_gives_the_cores_size_as_code_size_counts_it():
+    from benchmarks.code_size import CORE, ROOT, count
+
+    said = re.search(r"is (\d+) lines of code, (\d+) with its docstrings",
+                     _section("Architecture"))
+    lines = sum(count(ROOT / p)[0] for p in CORE)
+    code = sum(count(ROOT / p)[1] for p in CORE)
+    assert (int(said.group(1)), int(said.group(2))) == (code, lines)
