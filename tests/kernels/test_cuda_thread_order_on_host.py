@@ -19,8 +19,14 @@ import pytest
 import kernels
 from minimtl.bench import kernel_cases
 from tests.conftest import HOST_CUDA
-from tests.cuda_host import (SHARED_CUDA, HostModule, default_cache, patch_module, supports,
-                             thread_order)
+from tests.cuda_host import (
+    SHARED_CUDA,
+    HostModule,
+    default_cache,
+    patch_module,
+    supports,
+    thread_order,
+)
 
 pytestmark = pytest.mark.skipif(not HOST_CUDA, reason="needs g++ and no CUDA GPU")
 
