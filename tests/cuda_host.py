@@ -29,7 +29,10 @@ block (a spin lock, a grid-wide barrier) hangs here, and a result that depends o
 block finishes last (a float ``atomicAdd`` from several blocks, or the last block summing
 in ticket order) is reproducible here and not on a GPU. Tests guard the second with
 ``block_order``: the blocks of every launch run in reverse order, or in a shuffled order,
-and the results must be bitwise those of the natural order.
+and the results must be bitwise those of the natural order. Inside a block, ``thread_order``
+does the same for the threads (reversed, or shuffled afresh every round between two
+barriers): in the natural order a missing ``__syncthreads()`` goes unseen whenever the
+thread that writes shared memory happens to run before the one that reads it.
 
 Floating point: the host compiler runs without FMA contraction; the ``__f*_rn``
 intrinsics map to the plain operations, ``#pragma unroll`` is ignored.
@@ -49,7 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "patch_cupy_backend",
+__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "poison",
+           "patch_cupy_backend",
            "patch_kernels", "default_cache", "lower_thresholds", "block_order", "thread_order"]
 
 PRELUDE = r"""
@@ -292,11 +296,35 @@ def _host_source(source: str) -> str:
                             f"[{DYNAMIC_SHARED}];", source)
 
 
+def poison(a: np.ndarray) -> np.ndarray:
+    """Fill ``a`` (fresh from ``empty``) with what no kernel would write: NaN for floats,
+    the most negative value for signed ints, the largest for unsigned ones; returns it.
+    On a GPU, as here, ``empty`` hands out old memory; NumPy's often holds the bits of an
+    array just freed, so an output element a kernel forgot to write could read as right
+    in a test that compares two runs of the same call."""
+    kind = a.dtype.kind
+    if kind in "fc":
+        a.fill(np.nan)
+    elif kind in "iu":
+        a.fill(np.iinfo(a.dtype).min if kind == "i" else np.iinfo(a.dtype).max)
+    return a
+
+
 class FakeCupy:
-    """NumPy under cupy's name, plus the device queries the wrappers make."""
+    """NumPy under cupy's name (``empty`` and ``empty_like`` filled by ``poison``), plus
+    the device queries the wrappers make."""
 
     def __getattr__(self, name):
         return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, order="C"):
+        return poison(np.empty(shape, dtype, order=order))
+
+    @staticmethod
+    def empty_like(a, dtype=None, order="K", shape=None):
+        return poison(np.empty(a.shape if shape is None else shape,
+                               a.dtype if dtype is None else dtype))
 
     class cuda:  # noqa: N801 - cupy's spelling
         class Device:

@@ -35,6 +35,7 @@ import numpy as np
 
 from kernels import launches
 from tests import cuda_host_graphs as graphs
+from tests.cuda_host import poison
 
 __all__ = ["DeviceArray", "CountingFakeCupy", "to_host"]
 
@@ -182,6 +183,8 @@ class DeviceArray(np.ndarray):
             _write(run, args[0])
             return None
         result = run()
+        if name == "empty_like":
+            poison(result)
         n = cost(args, kwargs, result) if callable(cost) else cost
         _record(f"cupy.{name}" + (" (memset)" if name in _MEMSET else ""), n)
         if n:
@@ -368,7 +371,7 @@ class CountingFakeCupy:
         return result.view(DeviceArray)
 
     def empty(self, shape, dtype=float, **kwargs):
-        return self._made(None, lambda: np.empty(shape, dtype, **kwargs))
+        return self._made(None, lambda: poison(np.empty(shape, dtype, **kwargs)))
 
     def zeros(self, shape, dtype=float, **kwargs):
         return self._made("cupy.zeros (memset)", lambda: np.zeros(shape, dtype, **kwargs))

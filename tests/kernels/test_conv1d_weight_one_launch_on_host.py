@@ -21,7 +21,14 @@ import kernels
 from kernels import _splitk_cuda as splitk
 from tests._util import bound, rel_err
 from tests.conftest import HOST_CUDA
-from tests.cuda_host import HostModule, block_order, default_cache, patch_kernels, supports
+from tests.cuda_host import (
+    HostModule,
+    block_order,
+    default_cache,
+    patch_kernels,
+    supports,
+    thread_order,
+)
 
 pytestmark = pytest.mark.skipif(not HOST_CUDA, reason="needs g++ and no CUDA GPU")
 
@@ -207,19 +214,24 @@ def test_one_launch_weight_gradient_is_bitwise_the_two_kernel_sum(host, case, dt
 
 
 @pytest.mark.parametrize("case", CASES[1:])
-def test_weight_gradient_bits_do_not_depend_on_which_block_finishes_last(host, case):
+def test_weight_gradient_bits_do_not_depend_on_block_or_thread_order(host, case):
     mp, conv, launches = host
     mp.setattr(conv, "_TARGET_BLOCKS", case[9])
     x, w, gy, p = _inputs(case, np.float32, np.random.default_rng(3))
     results = {}
-    for order in ("forward", "reverse", 2, 9):
-        with block_order(order):
+    # (block order, thread order): the blocks' order decides which one draws the last
+    # ticket; the threads' order whether a thread reads the block's ticket before thread 0
+    # wrote it (a missing barrier)
+    for order in (("forward", "forward"), ("reverse", "forward"), (2, "forward"),
+                  (9, "forward"), ("forward", "reverse"), ("reverse", 5)):
+        with block_order(order[0]), thread_order(order[1]):
             _, gw, gb = conv.backward(gy, x, w, None, *p, need_gx=False)
         assert not launches[-1][1][6].any(), order
         results[order] = (_bits(gw), _bits(gb))
+    first = results[("forward", "forward")]
     for order, (gw, gb) in results.items():
-        np.testing.assert_array_equal(gw, results["forward"][0], err_msg=str(order))
-        np.testing.assert_array_equal(gb, results["forward"][1], err_msg=str(order))
+        np.testing.assert_array_equal(gw, first[0], err_msg=str(order))
+        np.testing.assert_array_equal(gb, first[1], err_msg=str(order))
 
 
 def test_ticket_buffer_is_reused_and_grows_keeping_the_old_one(host):

@@ -2,9 +2,10 @@
 wrappers and kernels against the reference, at the benchmark's shapes (both layouts for
 conv, pools and the fused block) and batch sizes 1 and 5, float32 and float64. This checks
 the index arithmetic, the tiling, the barriers and shuffles, and the wrappers of every
-kernel family without a GPU. It does not check what only a GPU shows: races the
-round-by-round scheduling hides, the real shared-memory limits, speed, and CuPy itself
-(the gpu-marked tests run on a GPU for that)."""
+kernel family without a GPU. It does not check what only a GPU shows: races between
+threads that run at once (missing fences, ``volatile``; a missing barrier shows in
+tests/kernels/test_cuda_thread_order_on_host.py), the real shared-memory limits, speed,
+and CuPy itself (the gpu-marked tests run on a GPU for that)."""
 
 from __future__ import annotations
 

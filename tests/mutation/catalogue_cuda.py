@@ -8,7 +8,11 @@ and their Python wrappers, and Adam's kernel in
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tests.mutation.mutant import edits
+
+_ROOT = Path(__file__).resolve().parent.parent.parent
 
 _PATHS = "tests/kernels/test_cuda_host_paths.py"   # first: cheap, and it forces the paths
 _ON_HOST = "tests/kernels/test_cuda_on_host.py"     # (W_hh in global memory) at small sizes
@@ -38,6 +42,7 @@ GRU = _sel("tests/kernels/test_gru.py")
 SOFTMAX = _sel("tests/kernels/test_softmax.py", "tests/kernels/test_losses.py", _NAN)
 LOG_SOFTMAX = _sel("tests/kernels/test_softmax.py", _NAN)
 LOSSES = _sel("tests/kernels/test_losses.py")
+HEAD_LOSSES = _sel("tests/kernels/test_head_losses.py")
 ADAM = ("tests/optim/test_adam_kernels.py", "tests/train/test_cupy_path_on_host.py",
         "-k", "host")
 ADAM_MANY = ("tests/optim/test_adam_many.py",)
@@ -441,4 +446,85 @@ MUTANTS = (
         ("_tables.move_to_end(key)", "pass"),
     ]),
 )
+
+# Every __syncthreads() of the CUDA sources, removed one at a time (occurrence k of the
+# file; _gemm_cuda.py's two inside the chunk loop are named above). The natural thread
+# order of the emulator sees a missing barrier when a reader runs before the writer;
+# thread_order (tests/cuda_host.py) and poisoned empty arrays show the rest. The ones the
+# tests cannot kill are redundant, for the reason given; one more, the barrier before
+# last_of_tile's ticket in kernels/_splitk_cuda.py, only orders this block's partial sums
+# before another block reads them, which only concurrent blocks show: it is left out.
+_BARRIERS = {
+    "kernels/conv1d/cupy_cuda.py": CONV,
+    "kernels/conv1d_relu_maxpool/cupy_cuda.py": FUSED,
+    "kernels/rnn/cupy_cuda.py": RNN,
+    "kernels/lstm/cupy_cuda.py": LSTM,
+    "kernels/gru/cupy_cuda.py": GRU,
+    "kernels/_recurrent_cuda.py": RECURRENT,
+    "kernels/head_losses/cupy_cuda.py": HEAD_LOSSES,
+    "kernels/_splitk_cuda.py": CONV,
+}
+_CHUNK_END = ("the barrier at the end of a chunk: the next chunk's first writes are the small "
+              "index tables, which the multiply does not read, and its tiles are written only "
+              "after the next chunk's first barrier, which every thread reaches after its "
+              "multiply")
+_REDUNDANT = {
+    ("kernels/conv1d/cupy_cuda.py", 2): "conv1d_bwd_data: " + _CHUNK_END,
+    ("kernels/conv1d/cupy_cuda.py", 5): "conv1d_bwd_weight: " + _CHUNK_END,
+    ("kernels/rnn/cupy_cuda.py", 2): (
+        "the barrier before the backward's time loop: each thread zeroed the g_next entries "
+        "it alone reads in the loop's first phase (same q), and W (in shared memory) is "
+        "read only after that phase's barrier"),
+    ("kernels/lstm/cupy_cuda.py", 3): (
+        "the barrier before the backward's time loop: each thread zeroed the gh_next and "
+        "gc_next entries it alone reads in the loop's first phase (same q), and W is read "
+        "only after that phase's barrier"),
+    ("kernels/head_losses/cupy_cuda.py", 1): (
+        "the barrier between the fixed-order sums and part[t] = sum: thread t < n_tasks "
+        "reads part[r] only for r = t (mod n_tasks), so no other summing thread reads the "
+        "entry t < n_tasks that thread t then writes"),
+}
+_LEFT_OUT = {("kernels/_splitk_cuda.py", 0)}
+
+
+def _barrier_mutants():
+    out = []
+    for file, tests in _BARRIERS.items():
+        n = (_ROOT / file).read_text().count("__syncthreads();")
+        out += edits(file, "cuda_host", tests, [
+            ("__syncthreads();", "/* no barrier */;", k, _REDUNDANT.get((file, k)))
+            for k in range(n) if (file, k) not in _LEFT_OUT])
+    return out
+
+
+MUTANTS = (*MUTANTS, _barrier_mutants(), edits("kernels/_gemm_cuda.py", "cuda_host", CONV, [
+    # the barrier between the row tables and the tiles that read them
+    ("            rpos[tid] = k * d;\n        }\n        __syncthreads();",
+     "            rpos[tid] = k * d;\n        }\n", 0),
+]), edits("kernels/head_losses/cupy_cuda.py", "cuda_host", HEAD_LOSSES, [
+    # binary cross-entropy's log(1 + e^-|z|) without the absolute value (wrong for z < 0)
+    ("log1p(exp(-fabs(v)));", "log1p(exp(-v));"),
+    # the elementwise losses averaged over rows only, not over the row's K entries
+    ("(double)N : (double)N * (double)spec[4 * t + 2];", "(double)N : (double)N;"),
+    # the total ignores the task weights
+    ("total += weights[t] * mean;", "total += mean;"),
+    # the block's fixed-order sum drops the last group of threads
+    ("for (int r = q; r < P; r += n_tasks) s += part[r];",
+     "for (int r = q; r < P - n_tasks; r += n_tasks) s += part[r];"),
+    # a thread's rows step by the threads, not by the rows they cover together
+    ("i < hi; i += P / n_tasks)", "i < hi; i += P)"),
+    # several blocks: the second kernel skips the last block's partial sums
+    ("for (int b = 0; b < blocks; ++b) s += partial", "for (int b = 0; b < blocks - 1; ++b) "
+     "s += partial"),
+    # backward: each task's own gradient g[1 + t] read one task early
+    ("(G > 1 ? (double)g[1 + t] : 0.0)", "(G > 1 ? (double)g[t] : 0.0)"),
+    # backward: softmax cross-entropy's label entry with the wrong sign
+    ("gz[y] = (T)(-b * off_label);", "gz[y] = (T)(b * off_label);"),
+    # backward: binary cross-entropy's negative-logit branch taken for every logit
+    ("(v >= 0.0 ? (1.0 - y) - r : r - y)", "((1.0 - y) - r)"),
+    # backward: the factor 2 of the squared error dropped
+    ("gz[k] = (T)(b * 2.0 * (v - y));", "gz[k] = (T)(b * (v - y));"),
+    # backward: a label equal to K read as a class (one past the row)
+    ("if (y < 0 || y >= K) {", "if (y < 0 || y > K) {", 1),
+]))
 MUTANTS = [m for group in MUTANTS for m in group]
