@@ -360,6 +360,15 @@ def _ctype(ctype: str, t: str):
             ctypes.c_double, "unsigned": ctypes.c_uint}[base]
 
 
+def _sanitize_flags() -> list[str]:
+    """``MINIMTL_CUDA_HOST_ASAN=1``: build the kernels with AddressSanitizer, so a read or
+    write past an array (global or shared) stops the run with a report naming the kernel's
+    line (tests/asan_check.sh runs the host kernel tests so)."""
+    if os.environ.get("MINIMTL_CUDA_HOST_ASAN") != "1":
+        return []
+    return ["-g", "-fsanitize=address", "-fno-omit-frame-pointer"]
+
+
 class HostModule:
     """The kernels of ``source`` compiled for the host (cached per source in ``cache``)."""
 
@@ -377,7 +386,8 @@ class HostModule:
                     f'extern "C" void run_{name}_{t}(const unsigned* minimtl_dims, {decl}) '
                     f"{{ minimtl_run(minimtl_dims, {together}, [=] {{ {name}<{t}>({args}); }}); }}")
         text = PRELUDE + _host_source(source) + "\n" + "\n".join(runners)
-        digest = hashlib.sha1(text.encode()).hexdigest()[:16]
+        flags = _sanitize_flags()
+        digest = hashlib.sha1((text + " ".join(flags)).encode()).hexdigest()[:16]
         lib = cache / f"host_{digest}.so"
         if not lib.exists():       # compiled under a private name, then renamed: another
             cache.mkdir(parents=True, exist_ok=True)     # process never sees half a library
@@ -386,13 +396,15 @@ class HostModule:
             src.write_text(text)
             try:
                 res = subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off",
-                                      "-shared", "-fPIC", "-Wno-unknown-pragmas", str(src),
-                                      "-o", str(tmp)], capture_output=True, text=True,
-                                     timeout=300)
+                                      "-shared", "-fPIC", "-Wno-unknown-pragmas", *flags,
+                                      str(src), "-o", str(tmp)], capture_output=True,
+                                     text=True, timeout=300)
                 if res.returncode != 0:
                     raise RuntimeError(res.stderr[-3000:])
                 os.replace(tmp, lib)
             finally:
+                if flags:                # a sanitizer's report names lines of this file
+                    src.replace(cache / f"host_{digest}.cpp")
                 src.unlink(missing_ok=True)
                 tmp.unlink(missing_ok=True)
         self.lib = ctypes.CDLL(str(lib))
