@@ -52,8 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "poison",
-           "patch_cupy_backend",
+__all__ = ["supports", "HostModule", "patch_module", "FakeCupy", "poison", "patch_cupy_backend",
            "patch_kernels", "default_cache", "lower_thresholds", "block_order", "thread_order"]
 
 PRELUDE = r"""
