@@ -101,11 +101,11 @@ def _bits(outputs) -> list[bytes]:
 
 @pytest.mark.parametrize("op", OPS)
 def test_every_family_gives_the_same_bits_whatever_order_a_blocks_threads_run_in(
-        monkeypatch, tmp_path, op):
+        monkeypatch, op):
     for other in OPS:
-        patch_module(monkeypatch, _module(other), tmp_path)
+        patch_module(monkeypatch, _module(other), default_cache())
     for name in SHARED_CUDA:
-        patch_module(monkeypatch, importlib.import_module(name), tmp_path)
+        patch_module(monkeypatch, importlib.import_module(name), default_cache())
     monkeypatch.setattr(_module("conv1d"), "_TARGET_BLOCKS", 8)   # a few blocks, still > 1
     mod = _module(op)
     for case in kernel_cases(op, 5, seq_len=12, features=3):
