@@ -7,15 +7,21 @@
 #
 #     bash tests/asan_check.sh [pytest arguments]
 #
-# Needs g++ with libasan. Exits non-zero on a failed test or on any report.
+# Needs g++ with libasan (skips, saying so, without). Exits non-zero on a failed test or on
+# any report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
+libasan=$(g++ -print-file-name=libasan.so 2>/dev/null || true)
+if [ ! -f "$libasan" ]; then
+    echo "asan_check: skipped: no g++ with libasan here"
+    exit 0
+fi
 reports=$(mktemp -d)
 export MINIMTL_CUDA_HOST_ASAN=1
 export MINIMTL_CUDA_HOST_CACHE=${MINIMTL_CUDA_HOST_CACHE:-build/cuda_host_asan}
 export ASAN_OPTIONS=detect_leaks=0:log_path=$reports/asan
-LD_PRELOAD=$(g++ -print-file-name=libasan.so) "$py" -m pytest -q -p no:cacheprovider \
+LD_PRELOAD=$libasan "$py" -m pytest -q -p no:cacheprovider \
     tests/kernels tests/train/test_cupy_path_on_host.py -k "cuda_host or host" "$@"
 status=$?
 # (ASan also logs a warning that it does not fully follow swapcontext, which the
