@@ -10,7 +10,8 @@ Two ways of running a block:
   is a fiber (``ucontext``) with its own stack; ``__syncthreads()`` hands control back to
   a scheduler that runs each fiber to its next barrier in turn, so no thread passes a
   barrier before all have reached it. Shared arrays are static (one copy, used by one
-  block at a time). Every thread of a block must reach every barrier, as CUDA requires.
+  block at a time) and poisoned at each block's start (NaN floats, extreme ints), since a
+  GPU block's shared memory starts as garbage, not as the previous block's values. Every thread of a block must reach every barrier, as CUDA requires.
 ``__shfl_xor_sync`` is two barrier rounds of the block (post, then read the partner's
 value); other warp operations are not emulated (``supports``).
 
@@ -63,6 +64,8 @@ PRELUDE = r"""
 #include <memory>
 #include <random>
 #include <ucontext.h>
+#include <limits>
+#include <type_traits>
 #include <vector>
 #define __global__
 #define __device__
@@ -73,6 +76,26 @@ PRELUDE = r"""
 #define __align__(n) alignas(n)
 struct minimtl_dim { unsigned x, y, z; };
 static minimtl_dim blockIdx, blockDim, gridDim, threadIdx;
+// shared memory starts each block as garbage, as on a GPU: the first thread of a block to
+// pass a __shared__ declaration fills the variable with NaN (floats), the most negative
+// int, or 0xFF bytes (raw buffers, read as NaN floats), so a read before this block wrote
+// the value cannot pass for the previous block's value
+static unsigned minimtl_block_epoch = 0;
+template <typename V> static void minimtl_poison(V& v) {
+    using E = typename std::remove_all_extents<V>::type;
+    E* p = reinterpret_cast<E*>(&v);
+    const size_t n = sizeof(V) / sizeof(E);
+    if constexpr (std::is_floating_point<E>::value) {
+        for (size_t i = 0; i < n; ++i) p[i] = std::numeric_limits<E>::quiet_NaN();
+    } else if constexpr (sizeof(E) == 1) {
+        std::memset(p, 0xFF, sizeof(V));
+    } else {
+        for (size_t i = 0; i < n; ++i) p[i] = std::numeric_limits<E>::min();
+    }
+}
+#define MINIMTL_POISON(var) do { static unsigned minimtl_seen = ~0u; \
+    if (minimtl_seen != minimtl_block_epoch) { \
+        minimtl_seen = minimtl_block_epoch; minimtl_poison(var); } } while (0)
 // cooperative blocks: every CUDA thread is a fiber; __syncthreads() returns to the
 // scheduler, which runs each fiber to its next barrier in turn
 static ucontext_t minimtl_scheduler;
@@ -187,6 +210,7 @@ static void minimtl_run(const unsigned* dims, bool together, F kernel) {
     std::vector<size_t> turn(nt);
     for (const minimtl_dim& block : order) {
         blockIdx = block;
+        ++minimtl_block_epoch;
         if (!together) {
             minimtl_order(turn, dims[7], thread_rng);
             for (size_t i : turn) { threadIdx = ids[i]; kernel(); }
@@ -289,10 +313,21 @@ DYNAMIC_SHARED = 232448
 
 
 def _host_source(source: str) -> str:
-    """``extern __shared__ T name[];`` (dynamic shared memory) as a static array."""
-    return re.sub(r"extern\s+__shared__\s+(__align__\(\d+\)\s+)?([\w ]+?)\s+(\w+)\[\];",
-                  lambda m: f"{m.group(1) or ''}static {m.group(2)} {m.group(3)}"
-                            f"[{DYNAMIC_SHARED}];", source)
+    """``extern __shared__ T name[];`` (dynamic shared memory) as a static array, and
+    every ``__shared__`` declaration followed by the poisoning of its variables
+    (``MINIMTL_POISON``, once per block)."""
+    def dynamic(m):
+        return (f"{m.group(1) or ''}static {m.group(2)} {m.group(3)}[{DYNAMIC_SHARED}]; "
+                f"MINIMTL_POISON({m.group(3)});")
+
+    source = re.sub(r"extern\s+__shared__\s+(__align__\(\d+\)\s+)?([\w ]+?)\s+(\w+)\[\];",
+                    dynamic, source)
+
+    def static(m):
+        names = [re.match(r"\s*(\w+)", d).group(1) for d in m.group(2).split(",")]
+        return m.group(0) + " " + " ".join(f"MINIMTL_POISON({n});" for n in names)
+
+    return re.sub(r"__shared__\s+(\w+(?: \w+)*?)\s+([^;()]+);", static, source)
 
 
 def poison(a: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ turn. In the natural order a missing ``__syncthreads()`` between a write to shar
 and another thread's read of it goes unseen whenever the writer runs first; reversed and
 shuffled orders put the reader first. A kernel free of such races gives the same bits in
 every order (none of these kernels adds floats in an order the threads' timing decides),
-so the families' forward and backward are compared bit for bit across orders.
+so the families' forward and backward are compared bit for bit across orders. (Shared
+memory also starts every block poisoned, as garbage does on a GPU: a test below.)
 """
 
 from __future__ import annotations
@@ -74,6 +75,30 @@ def test_a_missing_barrier_hides_in_the_natural_order_and_shows_in_the_others():
     assert (reverse[1:] == -1).all() and reverse[0] == x[-1]   # every other thread too early
     _, shuffled = _neighbour(5, sync=0)
     assert 1 < (shuffled != want).sum() < x.size - 1
+
+
+# Block 0 fills shared memory and every block reads it: on a GPU block 1 reads garbage (its
+# own, unwritten shared memory); the emulator's shared arrays are one static copy, so
+# without poisoning block 1 would read block 0's values and look right.
+STALE_DEMO = r"""
+template <typename T>
+__global__ void stale(const T* in, T* out)
+{
+    __shared__ T s[32];
+    const int i = threadIdx.x;
+    if (blockIdx.x == 0) s[i] = in[i];
+    __syncthreads();
+    out[blockIdx.x * 32 + i] = s[i];
+}
+"""
+
+
+def test_shared_memory_starts_every_block_as_garbage_not_as_the_last_blocks_values():
+    fn = HostModule(STALE_DEMO, default_cache()).function("stale", np.float32)
+    x, out = np.arange(1.0, 33.0, dtype=np.float32), np.zeros(64, np.float32)
+    fn((2,), (32,), (x, out))
+    np.testing.assert_array_equal(out[:32], x)
+    assert np.isnan(out[32:]).all()
 
 
 def test_thread_order_takes_the_orders_block_order_takes():
