@@ -8,8 +8,8 @@ the bias, applies the ReLU and pools each block's tile through shared memory, wr
 argmax only. The full-length activation is never written or re-read, and the backward needs
 only y and argmax (SPEC). With Sp = Kp (the network's pool) every conv position is computed
 once; with overlapping windows (Sp < Kp) the shared positions are computed once per window,
-and positions in no window (Sp > Kp) not at all. A pool wider than a block's column tile (Kp
-> 128) falls back to conv1d_relu followed by maxpool1d.
+and positions in no window (Sp > Kp) not at all. A pool wider than a block's column tile
+(Kp > 128) falls back to conv1d_relu followed by maxpool1d.
 
 Backward, ``relu_maxpool_bwd``: maxpool1d_bwd's gather (one thread per element of the
 convolution's output, no atomics, terms in increasing window order) keeping only the
