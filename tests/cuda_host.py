@@ -11,7 +11,8 @@ Two ways of running a block:
   a scheduler that runs each fiber to its next barrier in turn, so no thread passes a
   barrier before all have reached it. Shared arrays are static (one copy, used by one
   block at a time) and poisoned at each block's start (NaN floats, extreme ints), since a
-  GPU block's shared memory starts as garbage, not as the previous block's values. Every thread of a block must reach every barrier, as CUDA requires.
+  GPU block's shared memory starts as garbage, not as the previous block's values.
+  Every thread of a block must reach every barrier, as CUDA requires.
 ``__shfl_xor_sync`` is two barrier rounds of the block (post, then read the partner's
 value); other warp operations are not emulated (``supports``).
 
@@ -77,9 +78,10 @@ PRELUDE = r"""
 struct minimtl_dim { unsigned x, y, z; };
 static minimtl_dim blockIdx, blockDim, gridDim, threadIdx;
 // shared memory starts each block as garbage, as on a GPU: the first thread of a block to
-// pass a __shared__ declaration fills the variable with NaN (floats), the most negative
-// int, or 0xFF bytes (raw buffers, read as NaN floats), so a read before this block wrote
-// the value cannot pass for the previous block's value
+// pass a __shared__ declaration fills the variable as ``poison`` fills arrays (NaN floats,
+// the most negative signed int, the largest unsigned one), raw byte buffers with 0xFF
+// (read as NaN floats), so a read before this block wrote the value cannot pass for the
+// previous block's value
 static unsigned minimtl_block_epoch = 0;
 template <typename V> static void minimtl_poison(V& v) {
     using E = typename std::remove_all_extents<V>::type;
@@ -90,7 +92,9 @@ template <typename V> static void minimtl_poison(V& v) {
     } else if constexpr (sizeof(E) == 1) {
         std::memset(p, 0xFF, sizeof(V));
     } else {
-        for (size_t i = 0; i < n; ++i) p[i] = std::numeric_limits<E>::min();
+        const E v = std::is_signed<E>::value ? std::numeric_limits<E>::min()
+                                             : std::numeric_limits<E>::max();
+        for (size_t i = 0; i < n; ++i) p[i] = v;
     }
 }
 #define MINIMTL_POISON(var) do { static unsigned minimtl_seen = ~0u; \
