@@ -31,6 +31,18 @@ from .trainrun import MODELS, build_model, cmd_profile, cmd_summary, cmd_train
 __all__ = ["main", "build_parser"]
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    """``--correlations``: comma-separated numbers in [-1, 1]."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"want comma-separated numbers, got {text!r}") from None
+    bad = [v for v in values if not -1 <= v <= 1]
+    if bad:
+        raise argparse.ArgumentTypeError(f"each p must lie in [-1, 1], got {bad[0]:g}")
+    return values
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seq-len", type=int, default=64, help="time steps per sequence (64)")
     p.add_argument("--features", type=int, default=32, help="features per step (32)")
@@ -148,8 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("bench", help="kernel and training-step benchmarks (minimtl bench --help)")
 
-    e = sub.add_parser("experiment", help="the MMoE paper's experiments: mmoe-synthetic, "
-                       "census (tables, JSON, pictures)")
+    e = sub.add_parser("experiment", help="the MMoE paper's experiments and the task "
+                       "balancing ones: " + ", ".join(EXPERIMENTS) + " (tables, JSON, "
+                       "pictures)")
     e.add_argument("name", choices=EXPERIMENTS)
     e.add_argument("--seeds", type=int, default=3, help="seeds per setting (3)")
     e.add_argument("--epochs", type=int, default=None,
@@ -158,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--rows", type=int, default=None,
                    help="census: each file's first rows only (quick runs)")
     e.add_argument("--models", default=None, help="census: comma-separated architectures")
+    e.add_argument("--correlations", default=None, type=_floats,
+                   help="balancing-conflict: comma-separated values of p "
+                        "(-1,-0.9,-0.5,0,0.5,0.9,1)")
     e.add_argument("--backend", choices=("auto", "numpy", "numba"), default="auto")
     e.add_argument("--out", default=None, help="output folder (runs/experiment-NAME)")
     e.set_defaults(parser=e)

@@ -28,8 +28,9 @@ def run(a) -> int:
         from . import balancing
 
         if a.name == "balancing-conflict":
-            results = balancing.run_conflict(out, seeds=a.seeds, epochs=a.epochs or 10,
-                                             backend=backend)
+            results = balancing.run_conflict(
+                out, seeds=a.seeds, epochs=a.epochs or 10, backend=backend,
+                correlations=a.correlations or balancing.CORRELATIONS)
             print(balancing.conflict_table(results))
         else:
             results = balancing.run_methods(out, a.name.split("-", 1)[1], seeds=a.seeds,

@@ -102,3 +102,16 @@ def test_delta_m_is_the_mean_relative_change():
     from minimtl.experiments.balancing import delta_m
 
     assert delta_m({"a": 0.9, "b": 0.5}, {"a": 1.0, "b": 0.5}) == pytest.approx(-5.0)
+
+
+def test_the_conflict_experiment_takes_its_correlations_from_the_command_line(capsys):
+    from minimtl.cli import build_parser
+
+    a = build_parser().parse_args(["experiment", "balancing-conflict",
+                                   "--correlations=-0.5,0"])
+    assert a.correlations == (-0.5, 0.0)
+    for bad, why in (("0.5,x", "comma-separated numbers"), ("0,1.5", "[-1, 1], got 1.5")):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["experiment", "balancing-conflict",
+                                       "--correlations", bad])
+        assert why in capsys.readouterr().err
