@@ -10,12 +10,24 @@ from ..function import no_grad
 from ..targets import pack_targets
 from ..tensor import Tensor
 
-__all__ = ["to_tensors", "evaluate"]
+__all__ = ["to_tensors", "evaluate", "check_names"]
 
 
 def _model_place(model) -> tuple[str, np.dtype]:
     p = next(iter(model.parameters()))
     return p.backend, p.dtype
+
+
+def check_names(model, ds: Dataset, where: str) -> None:
+    """One line naming the first input the model reads, or task it trains, that ``ds``
+    lacks (``where``: "fit: the training data", ...), with the names ``ds`` has."""
+    for kind, want, have in (("input", model.input_names, ds.inputs),
+                             ("target", model.task_names, ds.targets)):
+        missing = [n for n in want if n not in have]
+        if missing:
+            role = "the model reads" if kind == "input" else "the model's tasks are"
+            raise ValueError(f"{where} has no {kind} {missing[0]!r} ({role} "
+                             f"{', '.join(want)}; the data has {', '.join(have) or 'none'})")
 
 
 def to_tensors(model, inputs: dict, targets: dict) -> tuple[dict, dict]:
@@ -40,6 +52,7 @@ def evaluate(model, ds: Dataset, batch_size: int = 256, *, dist=None) -> dict[st
     every rank returns the metrics of the whole set, as one process would."""
     if len(ds) == 0:
         raise ValueError("evaluate: the data set is empty (no losses or metrics to compute)")
+    check_names(model, ds, "evaluate: the data")
     whole = ds
     if dist is not None and dist.size > 1:
         from ..distributed import shard_bounds

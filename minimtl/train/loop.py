@@ -17,7 +17,7 @@ import numpy as np
 from ..backend import xp_of
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..data import Dataset, iterate_batches
-from .evaluate import evaluate, to_tensors
+from .evaluate import check_names, evaluate, to_tensors
 from .progress import History, Progress
 
 __all__ = ["fit", "TrainingError"]
@@ -154,10 +154,11 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                     balancer); where the step cannot be captured it says why once and
                     trains eagerly
 
-    Raises ``DistributedError`` when another rank fails or stops answering, and
-    ``TrainingError`` when a loss, a parameter or the optimizer state becomes
-    NaN/inf (the last good checkpoint is kept) and ``KeyboardInterrupt`` after saving, on
-    Ctrl-C.
+    Raises ``ValueError`` in one line for bad arguments and for data that lacks an input
+    the model reads or a target of one of its tasks, ``DistributedError`` when another
+    rank fails or stops answering, ``TrainingError`` when a loss, a parameter or the
+    optimizer state becomes NaN/inf (the last good checkpoint is kept) and
+    ``KeyboardInterrupt`` after saving, on Ctrl-C.
 
     Returns
     -------
@@ -170,6 +171,9 @@ def fit(model, train: Dataset, val: Dataset | None = None, *, optimizer=None,
                          f"{epochs}")
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
+    check_names(model, train, "fit: the training data")
+    if val is not None:
+        check_names(model, val, "fit: the validation data")
     extra_params = balancer.parameters() if balancer is not None else []
     if optimizer is None:
         optimizer = Adam(list(model.parameters()) + extra_params, lr=1e-3,

@@ -8,6 +8,8 @@ data, and a model with its own inputs and tasks trained by ``fit``.
 - ``Binary`` metrics on a hand-worked case; log-loss against its formula.
 - A ``MultiTaskNet`` with two inputs and tasks of every kind, of widths read from the
   data, trains: the loss falls and ``evaluate`` reports each task's metrics.
+- Data without one of the model's inputs or targets is refused by ``fit`` and ``evaluate``
+  in one line naming it.
 """
 
 from __future__ import annotations
@@ -156,3 +158,27 @@ def test_tasks_and_article_heads_together_are_refused():
     with pytest.raises(ValueError, match="either tasks"):
         MultiTaskNet(12, 3, tasks=[Task("a", "binary")], heads={"goods": "linear"},
                      backend="numpy")
+
+
+@pytest.mark.parametrize("drop, match", [
+    (("inputs", "views"), r"training data has no input 'views' \(the model reads clicks, "
+                          r"views; the data has clicks\)"),
+    (("targets", "tags"), r"training data has no target 'tags' \(the model's tasks are "
+                          r"click, genre, tags, rating; the data has click, genre, rating\)"),
+])
+def test_data_without_a_models_input_or_target_is_refused_naming_it(drop, match):
+    ds = _own_data()
+    tasks = [Task.from_data(t, k, ds.targets[t]) for t, k in
+             {"click": "binary", "genre": "multiclass", "tags": "multilabel",
+              "rating": "regression"}.items()]
+    model = MultiTaskNet(12, 3, tasks=tasks, inputs=("clicks", "views"), backend="numpy")
+    field, name = drop
+    parts = {"inputs": dict(ds.inputs), "targets": dict(ds.targets)}
+    del parts[field][name]
+    short = D.Dataset(parts["inputs"], parts["targets"])
+    with pytest.raises(ValueError, match="fit: the " + match):
+        fit(model, short, stream=None)
+    with pytest.raises(ValueError, match="fit: the validation" + match[len("training"):]):
+        fit(model, ds, short, stream=None)
+    with pytest.raises(ValueError, match="evaluate: the data" + match[len("training data"):]):
+        evaluate(model, short)
