@@ -9,7 +9,9 @@ tensors maps it with ``tests._util.tensor_backend``.
 
 Profiles (``HYPOTHESIS_PROFILE``; default ``ci`` when ``CI`` is set, else ``dev``):
 ``ci`` 25 derandomized examples, ``dev`` 10 examples, ``thorough`` 300 examples (by hand).
-``MINIMTL_REQUIRE_GPU=1`` turns the skip of ``gpu`` tests into a failure.
+``MINIMTL_REQUIRE_GPU=1`` turns the skip of ``gpu`` tests into a failure;
+``MINIMTL_NUMBA_BOUNDSCHECK=1`` compiles every Numba kernel serial and bounds-checked
+(tests/numba_check.py, tests/numba_boundscheck.sh).
 """
 
 from __future__ import annotations
