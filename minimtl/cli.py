@@ -112,6 +112,10 @@ def _train_args(t: argparse.ArgumentParser, run: bool = True) -> None:
                    help="measure on every shared parameter (shared: about K backward "
                    "passes a measured step) or on the last shared layer only (last: K "
                    "short walks to it)")
+    t.add_argument("--output-bias", choices=("zero", "prior"), default="zero",
+                   help="the heads' initial biases: zero (Keras's default) or prior, from "
+                   "the training targets (each label's log-odds, the log class frequencies, "
+                   "the mean), so that no first step pushes a rare label's tower to zero")
     t.add_argument("--preprocess", default="denoise,standardize",
                    help="comma-separated steps: denoise, standardize, minmax ('' for none)")
     t.add_argument("--seed", type=int, default=0)
@@ -174,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--correlations", default=None, type=_floats,
                    help="balancing-conflict: comma-separated values of p "
                         "(-1,-0.9,-0.5,0,0.5,0.9,1)")
+    e.add_argument("--output-bias", choices=("zero", "prior"), default="zero",
+                   help="balancing-census, balancing-article: the heads' initial biases "
+                   "(as minimtl train --output-bias)")
     e.add_argument("--backend", choices=("auto", "numpy", "numba"), default="auto")
     e.add_argument("--out", default=None, help="output folder (runs/experiment-NAME)")
     e.set_defaults(parser=e)

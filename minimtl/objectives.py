@@ -93,8 +93,24 @@ class Objective:
         """Metrics of the head over a data set, from ``predict``'s outputs (N, K)."""
         raise NotImplementedError
 
+    def prior_bias(self, target: np.ndarray, outputs: int) -> np.ndarray:
+        """The output bias (outputs,) float64 with which a head whose weights are zero
+        predicts these targets' marginal: each label's rate, the class frequencies, the
+        mean. For ``MultiTaskModel.init_output_bias``."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"<objective {self.kind}>"
+
+
+#: rates are clipped to [PRIOR_EPS, 1 − PRIOR_EPS] before their log-odds or log (a label
+#: or class the targets never show gets a large finite bias, not an infinite one)
+PRIOR_EPS = 1e-6
+
+
+def _log_odds(rate: np.ndarray) -> np.ndarray:
+    rate = np.clip(np.asarray(rate, dtype=np.float64), PRIOR_EPS, 1 - PRIOR_EPS)
+    return np.log(rate) - np.log1p(-rate)
 
 
 def classes(target) -> np.ndarray:
@@ -177,6 +193,15 @@ class Multiclass(Objective):
         return {"accuracy": acc, "auc": macro_auc(output, target[:, None] == np.arange(
             output.shape[1]))}
 
+    def prior_bias(self, target: np.ndarray, outputs: int) -> np.ndarray:
+        # log class frequencies (labels counted, or probability rows averaged), centred:
+        # softmax ignores a shift
+        target = np.asarray(target)
+        freq = np.bincount(target.astype(np.int64), minlength=outputs) / len(target) \
+            if target.ndim == 1 else target.astype(np.float64).mean(axis=0)
+        b = np.log(np.maximum(freq, PRIOR_EPS))
+        return b - b.mean()
+
 
 class Multilabel(Objective):
     """K independent yes/no labels per sample (multi-hot targets (N, K) in [0, 1]); a label
@@ -206,6 +231,9 @@ class Multilabel(Objective):
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
         acc = float(np.mean((output > 0.5) == (target > 0.5)))
         return {"accuracy": acc, "auc": macro_auc(output, target > 0.5)}
+
+    def prior_bias(self, target: np.ndarray, outputs: int) -> np.ndarray:
+        return _log_odds(np.asarray(target, dtype=np.float64).mean(axis=0))   # per label
 
 
 #: probabilities are clipped to [ε, 1 − ε] in the log-loss, so that one confident mistake
@@ -250,6 +278,9 @@ class Binary(Objective):
                 "auc": macro_auc(p[:, None], y[:, None]),
                 "logloss": float(-np.mean(np.where(y, np.log(q), np.log1p(-q))))}
 
+    def prior_bias(self, target: np.ndarray, outputs: int) -> np.ndarray:
+        return _log_odds([np.mean(np.asarray(target, dtype=np.float64))])
+
 
 class Regression(Objective):
     """Real-valued outputs (N, K) (or (N,) for one output), learned with the mean squared
@@ -281,6 +312,10 @@ class Regression(Objective):
     def metrics(self, output: np.ndarray, target: np.ndarray) -> dict[str, float]:
         err = output - np.reshape(target, output.shape)
         return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err)))}
+
+    def prior_bias(self, target: np.ndarray, outputs: int) -> np.ndarray:
+        target = np.asarray(target, dtype=np.float64)
+        return target.reshape(len(target), -1).mean(axis=0)
 
 
 OBJECTIVES: dict[str, Objective] = {

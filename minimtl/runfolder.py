@@ -21,7 +21,8 @@ RUN_SETTINGS = ("seq_len", "features", "extractor", "rnn", "rnn_hidden", "sharin
                 "goods_head", "batch_size", "lr", "samples", "noise", "relatedness", "data",
                 "preprocess", "seed", "model", "census_group", "census_rows", "correlation",
                 "experts", "expert_units", "tower_units", "bottom_units", "levels",
-                "categorical", "weighting", "gradnorm_alpha", "pcgrad", "conflict")
+                "categorical", "weighting", "gradnorm_alpha", "pcgrad", "conflict",
+                "output_bias")
 
 #: the files a run writes into --out
 RUN_FILES = ("run.json", "checkpoint.npz", "history.json", "test_metrics.json", "curves.png",

@@ -278,10 +278,15 @@ def _train(a) -> int:
     prep = D.Preprocessor(steps=steps).fit(src.train)
     train, val, test = (prep.transform(d) for d in (src.train, src.val, src.test))
     model = build_model(a, backend, src)
+    priors = model.init_output_bias(train.targets) if a.output_bias == "prior" and \
+        not a.resume else None
     ckpt = os.path.join(a.out, "checkpoint.npz")
     out = None if a.quiet else sys.stdout
     if out:
         print(model.summary())
+        if priors:
+            print("output biases from the training targets: " + "; ".join(
+                f"{t} " + " ".join(f"{v:+.3f}" for v in b) for t, b in priors.items()))
         applied = ", ".join(steps) if steps and prep.fitted else "none"
         print(f"backend {backend}; {len(train)} train / {len(val)} val / {len(test)} test "
               f"samples; preprocessing: {applied} (fitted on train)")

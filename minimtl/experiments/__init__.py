@@ -34,7 +34,8 @@ def run(a) -> int:
             print(balancing.conflict_table(results))
         else:
             results = balancing.run_methods(out, a.name.split("-", 1)[1], seeds=a.seeds,
-                                            epochs=a.epochs, backend=backend, rows=a.rows)
+                                            epochs=a.epochs, backend=backend, rows=a.rows,
+                                            output_bias=a.output_bias)
             print(balancing.methods_table(results))
         print(f"wrote {out}: its .json (every run) and .md (the table)")
         return 0

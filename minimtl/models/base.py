@@ -175,6 +175,44 @@ class MultiTaskModel(nn.Module):
             logits = self.forward(inputs)
             return {t.name: t.objective.predict(logits[t.name]).numpy() for t in self.tasks}
 
+    def output_layers(self) -> dict:
+        """Task name -> the ``Linear`` layer that gives the task's logits."""
+        raise NotImplementedError
+
+    def init_output_bias(self, targets: dict) -> dict[str, np.ndarray]:
+        """Set each task's output bias from its training targets (task name -> array):
+        the bias with which the head, before it has learned anything from its input,
+        predicts the targets' marginal (the objective's ``prior_bias``: a binary or
+        multilabel head's log-odds of its rates, a softmax head's log class frequencies,
+        a regression head's mean). Returns the biases set.
+
+        Layers start with zero biases, as Keras's do, so a binary head predicts 0.5 at
+        first. For a rare label the first steps then drive the logit down hard, through
+        every hidden unit with a positive weight into the head, and a ReLU unit pushed
+        below zero on every row stops learning. On census-income (income > 50K for 6 % of
+        the rows) MMoE's income tower lost all but 1-2 % of its activity within 20 steps
+        at one seed in ten and learned little more than its bias for ten epochs
+        (benchmarks/NOTES.md, item 41). Starting from the prior removes that first push;
+        Lin et al. ("Focal Loss for Dense Object Detection", ICCV 2017) start their
+        classifier's bias from a prior probability for the same reason. The targets are
+        checked first (one line naming the task)."""
+        from ..backend import xp_of
+
+        layers, set_ = self.output_layers(), {}
+        for t in self.tasks:
+            if t.name not in targets:
+                raise ValueError(f"init_output_bias: no targets for task {t.name!r} (given: "
+                                 f"{', '.join(targets) or 'none'})")
+            target = np.asarray(targets[t.name])
+            t.objective.check_targets(t.name, target, t.outputs)
+            bias = layers[t.name].bias
+            if bias is None:
+                raise ValueError(f"init_output_bias: the {t.name} head has no bias")
+            value = t.objective.prior_bias(target, t.outputs)
+            bias.data[...] = xp_of(bias.backend).asarray(value, dtype=bias.dtype)
+            set_[t.name] = value
+        return set_
+
     def summary_rows(self, batch: str = "None") -> list[tuple[str, str, int, str, str]]:
         raise NotImplementedError
 

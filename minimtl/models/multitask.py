@@ -256,6 +256,9 @@ class MultiTaskNet(MultiTaskModel):
             out[t] = head((stacked * w).sum(axis=1))      # (N, D) -> (N, outputs_t)
         return out
 
+    def output_layers(self) -> dict:
+        return dict(zip(self.task_names, self.heads))
+
     def fusion_weights(self) -> dict[str, dict[str, float]] | None:
         """For ``fusion='weighted'``: per task, the learned weight of each input's features."""
         if self.config["fusion"] != "weighted":

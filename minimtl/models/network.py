@@ -70,6 +70,9 @@ class MultiTaskNetwork(MultiTaskModel):
     def forward(self, inputs) -> dict:
         return self.body(self.encoder(inputs))
 
+    def output_layers(self) -> dict:
+        return {t: tower.out for t, tower in zip(self.task_names, self.body.towers)}
+
     def gate_weights(self) -> dict[str, dict[str, float]]:
         """Mean gate weight per gate per expert over the eval forwards since the last
         ``reset_gate_stats`` ({} for ungated architectures)."""
