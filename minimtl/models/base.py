@@ -204,6 +204,8 @@ class MultiTaskModel(nn.Module):
                 raise ValueError(f"init_output_bias: no targets for task {t.name!r} (given: "
                                  f"{', '.join(targets) or 'none'})")
             target = np.asarray(targets[t.name])
+            if len(target) == 0:
+                raise ValueError(f"init_output_bias: the {t.name} targets are empty")
             t.objective.check_targets(t.name, target, t.outputs)
             bias = layers[t.name].bias
             if bias is None:

@@ -86,6 +86,8 @@ def test_bad_or_missing_targets_are_refused_naming_the_task():
     targets = _targets(50, np.random.default_rng(0))
     with pytest.raises(ValueError, match="no targets for task 'l'"):
         model.init_output_bias({k: v for k, v in targets.items() if k != "l"})
+    with pytest.raises(ValueError, match="the r targets are empty"):
+        model.init_output_bias(dict(targets, r=np.zeros((0, 2))))
     with pytest.raises(ValueError, match="the m task has 4 classes, but its labels range 7..7"):
         model.init_output_bias(dict(targets, m=np.full(50, 7)))
 
