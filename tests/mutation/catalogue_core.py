@@ -12,6 +12,8 @@ BALANCING = ("tests/train/test_balancing.py", "tests/train/test_balancer.py")
 DISTRIBUTED = ("tests/distributed",)
 LAUNCHES = ("tests/kernels/test_launches.py",)
 GRAPH = ("tests/train/test_cuda_graph_on_host.py",)
+PRIORS = ("tests/train/test_output_bias.py",)
+NAMES = ("tests/train/test_tasks.py",)
 
 MUTANTS = (
     edits("minimtl/autograd.py", "engine", ENGINE, [
@@ -360,6 +362,45 @@ MUTANTS = (
         ("    if at != address(base) + base.nbytes:\n        return None\n", ""),
         # rows out of order joined as a view
         ("        if address(x) != at:\n            return None\n", ""),
+    ]),
+    edits("minimtl/objectives.py", "metrics", PRIORS, [
+        # the rate, not its log-odds; the log-odds of the rate's complement
+        ("return np.log(rate) - np.log1p(-rate)", "return rate"),
+        ("return np.log(rate) - np.log1p(-rate)", "return np.log1p(-rate) - np.log(rate)"),
+        # rates not clipped (a label never seen gets an infinite bias)
+        ("rate = np.clip(np.asarray(rate, dtype=np.float64), PRIOR_EPS, 1 - PRIOR_EPS)",
+         "rate = np.asarray(rate, dtype=np.float64)"),
+        # class counts without minlength (a class absent from the targets drops out)
+        ("np.bincount(target.astype(np.int64), minlength=outputs)",
+         "np.bincount(target.astype(np.int64))"),
+        # probability rows' frequencies from their first row only
+        ("target.astype(np.float64).mean(axis=0)", "target.astype(np.float64)[0]"),
+        # not centred
+        ("        return b - b.mean()\n", "        return b\n"),
+        # a regression head's bias from the targets' overall mean, not per column
+        ("return target.reshape(len(target), -1).mean(axis=0)",
+         "return np.full(target.reshape(len(target), -1).shape[1], target.mean())"),
+    ]),
+    edits("minimtl/models/base.py", "metrics", PRIORS, [
+        # the prior computed but not written
+        ("            bias.data[...] = xp_of(bias.backend).asarray(value, dtype=bias.dtype)\n",
+         ""),
+        # targets not checked
+        ("            t.objective.check_targets(t.name, target, t.outputs)\n", ""),
+    ]),
+    edits("minimtl/models/network.py", "metrics", PRIORS, [
+        # the towers' hidden layers taken for the output layers
+        ("return {t: tower.out for t, tower", "return {t: tower.hidden for t, tower"),
+    ]),
+    edits("minimtl/train/evaluate.py", "metrics", NAMES, [
+        # a missing input or target not caught before the batches (a bare KeyError)
+        ("        if missing:\n", "        if missing and kind == \"input\":\n"),
+        ("        if missing:\n", "        if missing and kind == \"target\":\n"),
+    ]),
+    edits("minimtl/train/loop.py", "metrics", NAMES, [
+        # the validation data not checked up front
+        ("    if val is not None:\n        check_names(model, val, \"fit: the validation data\")\n",
+         ""),
     ]),
 )
 MUTANTS = [m for group in MUTANTS for m in group]
