@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, settings
 
 from tests.numba_check import install as _install_numba_check
 
-#: ``MINIMTL_NUMBA_BOUNDSCHECK=1``: every Numba kernel compiled serial and bounds-checked
-#: (tests/numba_check.py); installed here, before any test module imports a kernel
-NUMBA_CHECKED = _install_numba_check()
+# ``MINIMTL_NUMBA_BOUNDSCHECK=1``: every Numba kernel compiled serial and bounds-checked
+# (tests/numba_check.py); installed here, before any test module imports a kernel
+_install_numba_check()
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True, **_common)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Numba kernels compiled serial and bounds-checked (tests/numba_check.py): an index past
-# an array's end raises IndexError naming nothing but failing the test that reached it,
-# even where the stray value never reaches a result. Not part of the default suite (every
+# an array's end raises IndexError at the kernel's line in the test that reached it, even
+# where the stray value never reaches a result. Not part of the default suite (every
 # kernel is compiled afresh, without the cache); run it after changing a numba_cpu.py:
 #
 #     bash tests/numba_boundscheck.sh [pytest arguments]

@@ -28,11 +28,8 @@ ENV = "MINIMTL_NUMBA_BOUNDSCHECK"
 def checked_njit(njit):
     """``njit`` (numba's) wrapped: every function it compiles is serial and bounds-checked."""
 
-    def wrapper(*args, **kwargs):
-        kwargs.update(parallel=False, boundscheck=True, cache=False)
-        if len(args) == 1 and callable(args[0]):
-            return njit(**kwargs)(args[0])            # bare @njit
-        return njit(*args, **kwargs)                   # @njit(...) or njit(signature, ...)
+    def wrapper(*args, **kwargs):       # @njit, @njit(...) and njit(signature, ...) alike
+        return njit(*args, **dict(kwargs, parallel=False, boundscheck=True, cache=False))
 
     wrapper.checked, wrapper.original = True, njit
     return wrapper

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import nn, ops
+from ..backend import xp_of
 from ..objectives import Objective, Task
 from ..targets import TaskTargets
 from ..tensor import Tensor
@@ -195,10 +196,9 @@ class MultiTaskModel(nn.Module):
         (benchmarks/NOTES.md, item 41). Starting from the prior removes that first push;
         Lin et al. ("Focal Loss for Dense Object Detection", ICCV 2017) start their
         classifier's bias from a prior probability for the same reason. The targets are
-        checked first (one line naming the task)."""
-        from ..backend import xp_of
-
-        layers, set_ = self.output_layers(), {}
+        checked first (one line naming the task), and every bias is computed before any
+        is written, so a refused target changes nothing."""
+        layers, biases = self.output_layers(), {}
         for t in self.tasks:
             if t.name not in targets:
                 raise ValueError(f"init_output_bias: no targets for task {t.name!r} (given: "
@@ -210,10 +210,11 @@ class MultiTaskModel(nn.Module):
             bias = layers[t.name].bias
             if bias is None:
                 raise ValueError(f"init_output_bias: the {t.name} head has no bias")
-            value = t.objective.prior_bias(target, t.outputs)
+            biases[t.name] = t.objective.prior_bias(target, t.outputs)
+        for name, value in biases.items():
+            bias = layers[name].bias
             bias.data[...] = xp_of(bias.backend).asarray(value, dtype=bias.dtype)
-            set_[t.name] = value
-        return set_
+        return biases
 
     def summary_rows(self, batch: str = "None") -> list[tuple[str, str, int, str, str]]:
         raise NotImplementedError

@@ -90,6 +90,8 @@ def test_bad_or_missing_targets_are_refused_naming_the_task():
         model.init_output_bias(dict(targets, r=np.zeros((0, 2))))
     with pytest.raises(ValueError, match="the m task has 4 classes, but its labels range 7..7"):
         model.init_output_bias(dict(targets, m=np.full(50, 7)))
+    # "b" comes before "m": refused targets leave every bias as it was
+    assert all(np.all(layer.bias.data == 0) for layer in model.output_layers().values())
 
 
 def test_the_cli_starts_from_the_priors_and_records_it(tmp_path, capsys):
